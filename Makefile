@@ -1,0 +1,54 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+NPM_STAMP := tests/js/node_modules/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+DATA_DIR ?= ./data
+
+.PHONY: install run test lint fmt typecheck pytest bench clean js
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Reinstall only when the project metadata changed.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev,embedded]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# The JavaScript socket.io-client used by the interop tests; skipped where Node is absent.
+js:
+	@if command -v npm >/dev/null 2>&1; then \
+		if [ ! -f $(NPM_STAMP) ] || [ tests/js/package-lock.json -nt $(NPM_STAMP) ]; then \
+			(cd tests/js && npm ci --no-audit --no-fund --loglevel=error) && touch $(NPM_STAMP); \
+		fi; \
+	else echo "npm not found: JavaScript interop tests will be skipped"; fi
+
+run: install
+	$(BIN)/chatcore serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+fmt: install
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+pytest: install js
+	$(BIN)/pytest --cov=chatcore --cov-report=term:skip-covered $(PYTEST_ARGS)
+
+test: lint pytest
+
+bench: install js
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,105 @@
+"""Input rules of the domain, checked before anything is stored.
+
+The edges validate types and shapes; these functions hold the rules that any
+caller (HTTP, Socket.IO, an embedding service) must meet.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from chatcore.errors import ValidationFailed
+
+MAX_BODY_CHARS: Final = 4000
+MAX_CLIENT_MSG_ID_CHARS: Final = 64
+USERNAME_MIN: Final = 3
+USERNAME_MAX: Final = 32
+PASSWORD_MIN: Final = 8
+PASSWORD_MAX: Final = 256
+DISPLAY_NAME_MAX: Final = 64
+GROUP_NAME_MAX: Final = 100
+GROUP_MAX_MEMBERS: Final = 256
+PAGE_LIMIT_MAX: Final = 100
+DEFAULT_PAGE_LIMIT: Final = 50
+SEARCH_MAX_CHARS: Final = 64
+SYNC_MAX_CONVERSATIONS: Final = 500
+SYNC_MAX_MESSAGES_PER_CONVERSATION: Final = 500
+MAX_ID_CHARS: Final = 64
+
+_USERNAME_RE: Final = re.compile(r"[A-Za-z0-9_.\-]+")
+
+
+def _fail(field: str, message: str) -> ValidationFailed:
+    return ValidationFailed(message, details={"field": field})
+
+
+def message_body(body: str) -> str:
+    """Trim and check a message body: 1..4000 characters after trimming."""
+    trimmed = body.strip()
+    if not trimmed:
+        raise _fail("body", "body must not be empty")
+    if len(trimmed) > MAX_BODY_CHARS:
+        raise _fail("body", f"body must be at most {MAX_BODY_CHARS} characters")
+    return trimmed
+
+
+def client_msg_id(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not 1 <= len(value) <= MAX_CLIENT_MSG_ID_CHARS:
+        raise _fail("clientMsgId", f"clientMsgId must be 1..{MAX_CLIENT_MSG_ID_CHARS} characters")
+    return value
+
+
+def username(value: str) -> str:
+    if not USERNAME_MIN <= len(value) <= USERNAME_MAX or not _USERNAME_RE.fullmatch(value):
+        raise _fail(
+            "username",
+            f"username must be {USERNAME_MIN}..{USERNAME_MAX} characters of letters, digits, "
+            "'_', '.' or '-'",
+        )
+    return value
+
+
+def password(value: str) -> str:
+    if not PASSWORD_MIN <= len(value) <= PASSWORD_MAX:
+        raise _fail("password", f"password must be {PASSWORD_MIN}..{PASSWORD_MAX} characters")
+    return value
+
+
+def display_name(value: str) -> str:
+    trimmed = value.strip()
+    if not 1 <= len(trimmed) <= DISPLAY_NAME_MAX:
+        raise _fail("displayName", f"displayName must be 1..{DISPLAY_NAME_MAX} characters")
+    return trimmed
+
+
+def group_name(value: str) -> str:
+    trimmed = value.strip()
+    if not 1 <= len(trimmed) <= GROUP_NAME_MAX:
+        raise _fail("name", f"name must be 1..{GROUP_NAME_MAX} characters")
+    return trimmed
+
+
+def page_limit(value: int | None, *, default: int = DEFAULT_PAGE_LIMIT) -> int:
+    if value is None:
+        return default
+    if not 1 <= value <= PAGE_LIMIT_MAX:
+        raise _fail("limit", f"limit must be 1..{PAGE_LIMIT_MAX}")
+    return value
+
+
+def seq(value: int, field: str) -> int:
+    if value < 0:
+        raise _fail(field, f"{field} must be a non-negative integer")
+    return value
+
+
+def search(value: str | None) -> str | None:
+    if value is None:
+        return None
+    trimmed = value.strip().lower()
+    if len(trimmed) > SEARCH_MAX_CHARS:
+        raise _fail("search", f"search must be at most {SEARCH_MAX_CHARS} characters")
+    return trimmed or None

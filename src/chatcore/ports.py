@@ -1,0 +1,231 @@
+"""Ports: what the domain needs from the outside world, as ``typing.Protocol`` classes.
+
+Adapters subclass these explicitly so mypy checks their signatures. Every
+repository method that does I/O is async. Repositories raise
+:class:`chatcore.errors.Unavailable` when storage cannot be reached and never
+let driver exceptions escape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from chatcore.models import (
+    AppendResult,
+    Conversation,
+    ConversationCursor,
+    ConversationView,
+    Credentials,
+    IssuedAccessToken,
+    Message,
+    NewMessage,
+    ReadReceipt,
+    RefreshToken,
+    User,
+)
+
+
+class Clock(Protocol):
+    """Current time, UTC, millisecond precision (what every store keeps)."""
+
+    def now(self) -> datetime: ...
+
+
+class IdGenerator(Protocol):
+    """Opaque, unique, string ids."""
+
+    def new_id(self) -> str: ...
+
+
+class UserRepository(Protocol):
+    async def add(self, user: User, password_hash: str) -> None:
+        """Store a new user. Raises Conflict if the username is taken (case-insensitively)."""
+        ...
+
+    async def get(self, user_id: str) -> User | None: ...
+
+    async def get_many(self, user_ids: Iterable[str]) -> list[User]:
+        """The users that exist among ``user_ids``, in no particular order."""
+        ...
+
+    async def find_credentials(self, username: str) -> Credentials | None:
+        """Look a user up by username, case-insensitively, with the password hash."""
+        ...
+
+    async def search(
+        self, query: str | None, *, limit: int, after_username: str | None, exclude_id: str | None
+    ) -> list[User]:
+        """Users whose username or display name starts with ``query`` (case-insensitive),
+        ordered by lower-cased username, starting after ``after_username``."""
+        ...
+
+    async def set_last_seen(self, user_id: str, at: datetime) -> None: ...
+
+
+class ConversationRepository(Protocol):
+    async def create(self, conversation: Conversation) -> None:
+        """Store a new group conversation."""
+        ...
+
+    async def get_or_create_direct(self, conversation: Conversation) -> tuple[Conversation, bool]:
+        """Return the direct conversation between the two members of ``conversation``,
+        storing ``conversation`` if there is none yet; the flag says whether it was created.
+        Concurrent calls for the same pair (in either order) end with one conversation."""
+        ...
+
+    async def find_direct(self, user_a: str, user_b: str) -> Conversation | None: ...
+
+    async def get(self, conversation_id: str) -> Conversation | None: ...
+
+    async def get_for_member(self, conversation_id: str, user_id: str) -> Conversation | None:
+        """The conversation, if it exists and ``user_id`` is a member (one round trip)."""
+        ...
+
+    async def list_for_member(
+        self, user_id: str, *, limit: int, after: ConversationCursor | None
+    ) -> list[Conversation]:
+        """The member's conversations, most recent activity first (ties: id descending)."""
+        ...
+
+    async def list_by_ids_for_member(
+        self, user_id: str, conversation_ids: Iterable[str]
+    ) -> list[Conversation]:
+        """Those of ``conversation_ids`` that exist and have ``user_id`` as a member."""
+        ...
+
+    async def add_member(self, conversation_id: str, user_id: str) -> Conversation | None:
+        """Add a member (no-op if present); None if the conversation does not exist."""
+        ...
+
+    async def remove_member(self, conversation_id: str, user_id: str) -> Conversation | None:
+        """Remove a member (no-op if absent); None if the conversation does not exist."""
+        ...
+
+    async def contact_ids(self, user_id: str) -> set[str]:
+        """Everyone who shares at least one conversation with ``user_id`` (not themselves)."""
+        ...
+
+
+class MessageRepository(Protocol):
+    async def append(self, new: NewMessage) -> AppendResult:
+        """Atomically give ``new`` the next seq of its conversation and store it.
+
+        Raises NotFound if the conversation does not exist or the sender is not a
+        member. With a ``client_msg_id`` already used by the same sender in the same
+        conversation, stores nothing and returns the first message (``created`` False).
+        Seqs stay gapless and unique under concurrent appends from any number of
+        processes; a failure leaves neither a seq without its message nor the reverse.
+        """
+        ...
+
+    async def get(self, conversation_id: str, message_id: str) -> Message | None: ...
+
+    async def range(self, conversation_id: str, first_seq: int, last_seq: int) -> list[Message]:
+        """Messages with ``first_seq <= seq <= last_seq``, ascending by seq."""
+        ...
+
+    async def edit(self, message: Message, body: str, at: datetime) -> Message:
+        """Replace the body and set ``edited_at``; keeps the conversation's lastMessage in step."""
+        ...
+
+    async def delete(self, message: Message, at: datetime) -> Message:
+        """Empty the body and set ``deleted_at``; id and seq stay."""
+        ...
+
+    async def count_unread(self, user_id: str, after_seq: Mapping[str, int]) -> dict[str, int]:
+        """For each conversation id, how many messages from others have ``seq > after_seq``."""
+        ...
+
+
+class ReceiptRepository(Protocol):
+    async def advance(
+        self, conversation_id: str, user_id: str, up_to_seq: int, at: datetime
+    ) -> tuple[ReadReceipt, bool]:
+        """Move the read pointer forward to ``up_to_seq`` (``read_at`` = ``at``) unless it is
+        already there or beyond. Returns the pointer as stored and whether it moved.
+        Never moves it back; with no pointer yet, one is stored even for seq 0."""
+        ...
+
+    async def list_for_conversation(self, conversation_id: str) -> list[ReadReceipt]: ...
+
+    async def for_user(self, user_id: str, conversation_ids: Iterable[str]) -> dict[str, int]:
+        """The user's last read seq per conversation (absent: nothing read)."""
+        ...
+
+
+class RefreshTokenRepository(Protocol):
+    async def add(self, token: RefreshToken) -> None: ...
+
+    async def consume(self, token_hash: str, now: datetime) -> RefreshToken | None:
+        """Atomically remove the token and return it if it existed and had not expired.
+        Of two concurrent consumes of the same token at most one gets it."""
+        ...
+
+    async def revoke(self, token_hash: str) -> None: ...
+
+    async def revoke_all_for_user(self, user_id: str) -> None: ...
+
+
+class PasswordHasher(Protocol):
+    """Slow, salted password hashing (CPU work kept off the event loop by the adapter)."""
+
+    async def hash(self, password: str) -> str: ...
+
+    async def verify(self, password_hash: str, password: str) -> bool: ...
+
+
+class AccessTokens(Protocol):
+    """Issues and checks short-lived access tokens (JWT lives in an adapter)."""
+
+    def issue(self, user_id: str) -> IssuedAccessToken: ...
+
+    def verify(self, token: str) -> str:
+        """The user id the token was issued for. Raises Unauthorized otherwise."""
+        ...
+
+
+class PresenceTracker(Protocol):
+    """Counts live connections per user across tabs, devices (and nodes, if shared)."""
+
+    async def connect(self, user_id: str, connection_id: str) -> bool:
+        """Record a connection; True if it is the user's first (they just came online)."""
+        ...
+
+    async def disconnect(self, user_id: str, connection_id: str) -> bool:
+        """Forget a connection; True if it was the user's last (they just went offline)."""
+        ...
+
+    async def online(self, user_ids: Iterable[str]) -> set[str]:
+        """Which of ``user_ids`` have at least one live connection."""
+        ...
+
+
+class Notifier(Protocol):
+    """Outbound real-time events. Called only after the change is stored.
+
+    ``recipient_ids`` are user ids; the adapter reaches every connection of each.
+    """
+
+    async def message_created(self, message: Message, recipient_ids: Sequence[str]) -> None: ...
+
+    async def message_updated(self, message: Message, recipient_ids: Sequence[str]) -> None: ...
+
+    async def message_deleted(self, message: Message, recipient_ids: Sequence[str]) -> None: ...
+
+    async def message_read(self, receipt: ReadReceipt, recipient_ids: Sequence[str]) -> None: ...
+
+    async def typing(
+        self, conversation_id: str, user_id: str, is_typing: bool, recipient_ids: Sequence[str]
+    ) -> None: ...
+
+    async def user_online(self, user_id: str, recipient_ids: Sequence[str]) -> None: ...
+
+    async def user_offline(
+        self, user_id: str, last_seen_at: datetime, recipient_ids: Sequence[str]
+    ) -> None: ...
+
+    async def conversation_updated(self, views: Sequence[ConversationView]) -> None:
+        """Each view goes to its own viewer."""
+        ...

@@ -1,0 +1,211 @@
+"""Sending, reading history, editing, deleting and catching up on messages."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from attrs import define
+
+from chatcore import limits
+from chatcore.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from chatcore.models import AppendResult, Conversation, History, Message, NewMessage
+from chatcore.ports import (
+    Clock,
+    ConversationRepository,
+    IdGenerator,
+    MessageRepository,
+    Notifier,
+    UserRepository,
+)
+from chatcore.services.access import require_membership
+from chatcore.services.conversations import ConversationService
+
+
+@define(kw_only=True)
+class SyncResult:
+    """What a client missed: messages ascending per conversation, and whether some
+    conversation had more than the per-call cap (ask again from the last seq)."""
+
+    messages: list[Message]
+    has_more: bool
+
+
+@define
+class MessageService:
+    """Every path that creates or changes messages; notifies only after storing."""
+
+    messages: MessageRepository
+    conversations: ConversationRepository
+    users: UserRepository
+    conversation_service: ConversationService
+    notifier: Notifier
+    clock: Clock
+    ids: IdGenerator
+
+    async def send(
+        self,
+        sender_id: str,
+        conversation_id: str,
+        body: str,
+        client_msg_id: str | None = None,
+    ) -> AppendResult:
+        """Store a message with the next seq and deliver it to every member.
+
+        Replaying a ``client_msg_id`` returns the stored message with ``created``
+        False and delivers nothing again. Non-members get NotFound.
+        """
+        new = NewMessage(
+            id=self.ids.new_id(),
+            conversation_id=conversation_id,
+            sender_id=sender_id,
+            body=limits.message_body(body),
+            client_msg_id=limits.client_msg_id(client_msg_id),
+            created_at=self.clock.now(),
+        )
+        # One atomic store call checks membership, allocates the seq and inserts.
+        result = await self.messages.append(new)
+        if result.created:
+            await self.notifier.message_created(result.message, result.conversation.member_ids)
+        return result
+
+    async def send_direct(
+        self, sender_id: str, receiver_id: str, body: str, client_msg_id: str | None = None
+    ) -> AppendResult:
+        """Seed-compatible send: to the direct conversation with ``receiver_id``."""
+        # Validate before a conversation may be created, so bad input changes nothing.
+        limits.message_body(body)
+        limits.client_msg_id(client_msg_id)
+        conversation, created = await self.conversation_service.direct_conversation(
+            sender_id, receiver_id
+        )
+        if created:
+            views = await self.conversation_service.views.for_members(
+                conversation, conversation.member_ids
+            )
+            await self.notifier.conversation_updated(views)
+        return await self.send(sender_id, conversation.id, body, client_msg_id)
+
+    async def history(
+        self,
+        user_id: str,
+        conversation_id: str,
+        *,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+    ) -> History:
+        """A window of up to ``limit`` messages, ascending by seq: the newest ones, those
+        just before seq ``before``, or those just after seq ``after``."""
+        size, before, after = self._window_args(before, after, limit)
+        conversation = await require_membership(self.conversations, conversation_id, user_id)
+        return await self._window(conversation, size, before, after)
+
+    async def history_direct(
+        self,
+        user_id: str,
+        other_id: str,
+        *,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+    ) -> History:
+        """Seed-compatible history of the direct conversation with ``other_id``
+        (empty, and nothing created, if they never talked)."""
+        size, before, after = self._window_args(before, after, limit)
+        if other_id == user_id:
+            raise ValidationFailed(
+                "a direct conversation needs another user", details={"field": "receiverId"}
+            )
+        conversation = await self.conversations.find_direct(user_id, other_id)
+        if conversation is None:
+            if await self.users.get(other_id) is None:
+                raise NotFound("user not found")
+            return History(messages=[], has_more=False)
+        return await self._window(conversation, size, before, after)
+
+    async def edit(self, user_id: str, conversation_id: str, message_id: str, body: str) -> Message:
+        """Change a message's body (its sender only; deleted messages can't be edited)."""
+        body = limits.message_body(body)
+        conversation, message = await self._own_message(user_id, conversation_id, message_id)
+        if message.is_deleted:
+            raise Conflict("a deleted message cannot be edited")
+        updated = await self.messages.edit(message, body, self.clock.now())
+        await self.notifier.message_updated(updated, conversation.member_ids)
+        return updated
+
+    async def delete(self, user_id: str, conversation_id: str, message_id: str) -> Message:
+        """Delete a message (its sender only): the body empties, id and seq stay.
+        Deleting it again returns it unchanged."""
+        conversation, message = await self._own_message(user_id, conversation_id, message_id)
+        if message.is_deleted:
+            return message
+        deleted = await self.messages.delete(message, self.clock.now())
+        await self.notifier.message_deleted(deleted, conversation.member_ids)
+        return deleted
+
+    async def sync(self, user_id: str, since: Mapping[str, int]) -> SyncResult:
+        """Messages after each given seq, for the conversations the user belongs to;
+        ids of other conversations are skipped (to them they don't exist)."""
+        if len(since) > limits.SYNC_MAX_CONVERSATIONS:
+            raise ValidationFailed(
+                f"since names at most {limits.SYNC_MAX_CONVERSATIONS} conversations",
+                details={"field": "since"},
+            )
+        for seq in since.values():
+            limits.seq(seq, "since")
+        found = await self.conversations.list_by_ids_for_member(user_id, since)
+        by_id = {c.id: c for c in found}
+        messages: list[Message] = []
+        has_more = False
+        cap = limits.SYNC_MAX_MESSAGES_PER_CONVERSATION
+        for conversation_id, seq in since.items():
+            conversation = by_id.get(conversation_id)
+            if conversation is None or conversation.last_seq <= seq:
+                continue
+            last = min(conversation.last_seq, seq + cap)
+            has_more = has_more or last < conversation.last_seq
+            messages.extend(await self.messages.range(conversation_id, seq + 1, last))
+        return SyncResult(messages=messages, has_more=has_more)
+
+    @staticmethod
+    def _window_args(
+        before: int | None, after: int | None, limit: int | None
+    ) -> tuple[int, int | None, int | None]:
+        if before is not None and after is not None:
+            raise ValidationFailed(
+                "give either before or after, not both", details={"field": "before"}
+            )
+        size = limits.page_limit(limit)
+        if before is not None:
+            limits.seq(before, "before")
+        if after is not None:
+            limits.seq(after, "after")
+        return size, before, after
+
+    async def _window(
+        self, conversation: Conversation, size: int, before: int | None, after: int | None
+    ) -> History:
+        # Seqs are gapless, so every window is a range query on (conversationId, seq).
+        top = conversation.last_seq
+        if after is not None:
+            first, last = after + 1, min(after + size, top)
+            has_more = last < top
+        else:
+            last = top if before is None else min(before - 1, top)
+            first = max(last - size + 1, 1)
+            has_more = first > 1
+        if last < first:
+            return History(messages=[], has_more=False)
+        messages = await self.messages.range(conversation.id, first, last)
+        return History(messages=messages, has_more=has_more)
+
+    async def _own_message(
+        self, user_id: str, conversation_id: str, message_id: str
+    ) -> tuple[Conversation, Message]:
+        conversation = await require_membership(self.conversations, conversation_id, user_id)
+        message = await self.messages.get(conversation_id, message_id)
+        if message is None:
+            raise NotFound("message not found")
+        if message.sender_id != user_id:
+            raise Forbidden("only the sender can change a message")
+        return conversation, message

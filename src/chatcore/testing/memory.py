@@ -1,0 +1,310 @@
+"""In-memory repositories: the reference implementation of every repository port.
+
+They pass the same contract suites as the MongoDB adapters. No method awaits
+in the middle of a change, so each one is atomic under asyncio.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+
+import attrs
+
+from chatcore.chat import Storage
+from chatcore.errors import Conflict, NotFound
+from chatcore.models import (
+    AppendResult,
+    Conversation,
+    ConversationCursor,
+    Credentials,
+    Message,
+    NewMessage,
+    ReadReceipt,
+    RefreshToken,
+    User,
+)
+from chatcore.ports import (
+    ConversationRepository,
+    MessageRepository,
+    ReceiptRepository,
+    RefreshTokenRepository,
+    UserRepository,
+)
+
+
+def _direct_key(a: str, b: str) -> tuple[str, str]:
+    first, second = sorted((a, b))
+    return first, second
+
+
+class InMemoryUserRepository(UserRepository):
+    def __init__(self) -> None:
+        self._users: dict[str, User] = {}
+        self._hashes: dict[str, str] = {}
+        self._by_username: dict[str, str] = {}
+
+    async def add(self, user: User, password_hash: str) -> None:
+        key = user.username.lower()
+        if key in self._by_username:
+            raise Conflict("username is taken", details={"field": "username"})
+        self._users[user.id] = user
+        self._hashes[user.id] = password_hash
+        self._by_username[key] = user.id
+
+    async def get(self, user_id: str) -> User | None:
+        return self._users.get(user_id)
+
+    async def get_many(self, user_ids: Iterable[str]) -> list[User]:
+        return [self._users[u] for u in set(user_ids) if u in self._users]
+
+    async def find_credentials(self, username: str) -> Credentials | None:
+        user_id = self._by_username.get(username.lower())
+        if user_id is None:
+            return None
+        return Credentials(user=self._users[user_id], password_hash=self._hashes[user_id])
+
+    async def search(
+        self, query: str | None, *, limit: int, after_username: str | None, exclude_id: str | None
+    ) -> list[User]:
+        q = (query or "").lower()
+        found = [
+            u
+            for u in self._users.values()
+            if u.id != exclude_id
+            and (u.username.lower().startswith(q) or u.display_name.lower().startswith(q))
+            and (after_username is None or u.username.lower() > after_username)
+        ]
+        found.sort(key=lambda u: u.username.lower())
+        return found[:limit]
+
+    async def set_last_seen(self, user_id: str, at: datetime) -> None:
+        user = self._users.get(user_id)
+        if user is not None:
+            self._users[user_id] = attrs.evolve(user, last_seen_at=at)
+
+
+class InMemoryConversationRepository(ConversationRepository):
+    def __init__(self) -> None:
+        self.items: dict[str, Conversation] = {}
+        self._direct: dict[tuple[str, str], str] = {}
+
+    async def create(self, conversation: Conversation) -> None:
+        if conversation.id in self.items:
+            raise Conflict("conversation exists")
+        self.items[conversation.id] = conversation
+
+    async def get_or_create_direct(self, conversation: Conversation) -> tuple[Conversation, bool]:
+        a, b = conversation.member_ids
+        key = _direct_key(a, b)
+        existing = self._direct.get(key)
+        if existing is not None:
+            return self.items[existing], False
+        self.items[conversation.id] = conversation
+        self._direct[key] = conversation.id
+        return conversation, True
+
+    async def find_direct(self, user_a: str, user_b: str) -> Conversation | None:
+        existing = self._direct.get(_direct_key(user_a, user_b))
+        return self.items[existing] if existing is not None else None
+
+    async def get(self, conversation_id: str) -> Conversation | None:
+        return self.items.get(conversation_id)
+
+    async def get_for_member(self, conversation_id: str, user_id: str) -> Conversation | None:
+        conversation = self.items.get(conversation_id)
+        if conversation is None or not conversation.has_member(user_id):
+            return None
+        return conversation
+
+    async def list_for_member(
+        self, user_id: str, *, limit: int, after: ConversationCursor | None
+    ) -> list[Conversation]:
+        mine = [c for c in self.items.values() if c.has_member(user_id)]
+        if after is not None:
+            position = (after.activity_at, after.conversation_id)
+            mine = [c for c in mine if (c.activity_at, c.id) < position]
+        mine.sort(key=lambda c: (c.activity_at, c.id), reverse=True)
+        return mine[:limit]
+
+    async def list_by_ids_for_member(
+        self, user_id: str, conversation_ids: Iterable[str]
+    ) -> list[Conversation]:
+        found = (self.items.get(cid) for cid in set(conversation_ids))
+        return [c for c in found if c is not None and c.has_member(user_id)]
+
+    async def add_member(self, conversation_id: str, user_id: str) -> Conversation | None:
+        conversation = self.items.get(conversation_id)
+        if conversation is None:
+            return None
+        if not conversation.has_member(user_id):
+            conversation = attrs.evolve(
+                conversation, member_ids=(*conversation.member_ids, user_id)
+            )
+            self.items[conversation_id] = conversation
+        return conversation
+
+    async def remove_member(self, conversation_id: str, user_id: str) -> Conversation | None:
+        conversation = self.items.get(conversation_id)
+        if conversation is None:
+            return None
+        members = tuple(m for m in conversation.member_ids if m != user_id)
+        conversation = attrs.evolve(conversation, member_ids=members)
+        self.items[conversation_id] = conversation
+        return conversation
+
+    async def contact_ids(self, user_id: str) -> set[str]:
+        contacts: set[str] = set()
+        for conversation in self.items.values():
+            if conversation.has_member(user_id):
+                contacts.update(conversation.member_ids)
+        contacts.discard(user_id)
+        return contacts
+
+
+class InMemoryMessageRepository(MessageRepository):
+    def __init__(self, conversations: InMemoryConversationRepository) -> None:
+        self._conversations = conversations
+        self._by_conversation: dict[str, list[Message]] = {}
+        self._by_client_id: dict[tuple[str, str, str], Message] = {}
+
+    async def append(self, new: NewMessage) -> AppendResult:
+        conversation = self._conversations.items.get(new.conversation_id)
+        if conversation is None or not conversation.has_member(new.sender_id):
+            raise NotFound("conversation not found")
+        if new.client_msg_id is not None:
+            key = (new.conversation_id, new.sender_id, new.client_msg_id)
+            replay = self._by_client_id.get(key)
+            if replay is not None:
+                return AppendResult(message=replay, conversation=conversation, created=False)
+        message = Message(
+            id=new.id,
+            conversation_id=new.conversation_id,
+            seq=conversation.last_seq + 1,
+            sender_id=new.sender_id,
+            body=new.body,
+            client_msg_id=new.client_msg_id,
+            created_at=new.created_at,
+        )
+        self._by_conversation.setdefault(new.conversation_id, []).append(message)
+        if new.client_msg_id is not None:
+            self._by_client_id[(new.conversation_id, new.sender_id, new.client_msg_id)] = message
+        conversation = attrs.evolve(
+            conversation,
+            last_seq=message.seq,
+            last_message=message,
+            last_activity_at=message.created_at,
+        )
+        self._conversations.items[conversation.id] = conversation
+        return AppendResult(message=message, conversation=conversation, created=True)
+
+    async def get(self, conversation_id: str, message_id: str) -> Message | None:
+        for message in self._by_conversation.get(conversation_id, ()):
+            if message.id == message_id:
+                return message
+        return None
+
+    async def range(self, conversation_id: str, first_seq: int, last_seq: int) -> list[Message]:
+        stored = self._by_conversation.get(conversation_id, [])
+        # Seqs are gapless from 1, so message seq s sits at index s - 1.
+        return stored[max(first_seq, 1) - 1 : max(last_seq, 0)]
+
+    async def edit(self, message: Message, body: str, at: datetime) -> Message:
+        return self._replace(attrs.evolve(message, body=body, edited_at=at))
+
+    async def delete(self, message: Message, at: datetime) -> Message:
+        return self._replace(attrs.evolve(message, body="", deleted_at=at))
+
+    async def count_unread(self, user_id: str, after_seq: Mapping[str, int]) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for conversation_id, seq in after_seq.items():
+            stored = self._by_conversation.get(conversation_id, [])
+            n = sum(1 for m in stored[max(seq, 0) :] if m.sender_id != user_id)
+            if n:
+                counts[conversation_id] = n
+        return counts
+
+    def _replace(self, message: Message) -> Message:
+        stored = self._by_conversation.get(message.conversation_id)
+        if stored is None or len(stored) < message.seq:
+            raise NotFound("message not found")
+        stored[message.seq - 1] = message
+        conversation = self._conversations.items.get(message.conversation_id)
+        if conversation is not None and conversation.last_seq == message.seq:
+            self._conversations.items[conversation.id] = attrs.evolve(
+                conversation, last_message=message
+            )
+        return message
+
+
+class InMemoryReceiptRepository(ReceiptRepository):
+    def __init__(self) -> None:
+        self._receipts: dict[tuple[str, str], ReadReceipt] = {}
+
+    async def advance(
+        self, conversation_id: str, user_id: str, up_to_seq: int, at: datetime
+    ) -> tuple[ReadReceipt, bool]:
+        key = (conversation_id, user_id)
+        current = self._receipts.get(key)
+        if current is not None and current.last_read_seq >= up_to_seq:
+            return current, False
+        receipt = ReadReceipt(
+            conversation_id=conversation_id, user_id=user_id, last_read_seq=up_to_seq, read_at=at
+        )
+        self._receipts[key] = receipt
+        return receipt, True
+
+    async def list_for_conversation(self, conversation_id: str) -> list[ReadReceipt]:
+        found = [r for (cid, _), r in self._receipts.items() if cid == conversation_id]
+        return sorted(found, key=lambda r: r.user_id)
+
+    async def for_user(self, user_id: str, conversation_ids: Iterable[str]) -> dict[str, int]:
+        found = {}
+        for cid in conversation_ids:
+            receipt = self._receipts.get((cid, user_id))
+            if receipt is not None:
+                found[cid] = receipt.last_read_seq
+        return found
+
+
+class InMemoryRefreshTokenRepository(RefreshTokenRepository):
+    def __init__(self) -> None:
+        self._tokens: dict[str, RefreshToken] = {}
+
+    async def add(self, token: RefreshToken) -> None:
+        self._tokens[token.token_hash] = token
+
+    async def consume(self, token_hash: str, now: datetime) -> RefreshToken | None:
+        token = self._tokens.pop(token_hash, None)
+        if token is None or token.expires_at <= now:
+            return None
+        return token
+
+    async def revoke(self, token_hash: str) -> None:
+        self._tokens.pop(token_hash, None)
+
+    async def revoke_all_for_user(self, user_id: str) -> None:
+        for key in [k for k, t in self._tokens.items() if t.user_id == user_id]:
+            del self._tokens[key]
+
+
+def in_memory_storage() -> Storage:
+    """A fresh, empty in-memory storage."""
+    conversations = InMemoryConversationRepository()
+    return Storage(
+        users=InMemoryUserRepository(),
+        conversations=conversations,
+        messages=InMemoryMessageRepository(conversations),
+        receipts=InMemoryReceiptRepository(),
+        refresh_tokens=InMemoryRefreshTokenRepository(),
+    )
+
+
+__all__ = [
+    "InMemoryConversationRepository",
+    "InMemoryMessageRepository",
+    "InMemoryReceiptRepository",
+    "InMemoryRefreshTokenRepository",
+    "InMemoryUserRepository",
+    "in_memory_storage",
+]
