@@ -1,0 +1,87 @@
+"""Domain models as JSON-ready dicts in the public contract's shapes (camelCase keys).
+
+Shared by both edges that speak JSON: the HTTP routes and the Socket.IO
+notifier/handlers. Times are ISO 8601 UTC with milliseconds and a ``Z``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from chatcore.models import ConversationView, Message, Presence, ReadReceipt, User
+
+JsonDict = dict[str, Any]
+
+
+def iso(at: datetime | None) -> str | None:
+    """``2026-01-01T12:00:00.000Z``; None stays None."""
+    if at is None:
+        return None
+    at = at.astimezone(UTC) if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
+
+
+def user_json(user: User) -> JsonDict:
+    return {
+        "id": user.id,
+        "username": user.username,
+        "displayName": user.display_name,
+        "createdAt": iso(user.created_at),
+        "lastSeenAt": iso(user.last_seen_at),
+    }
+
+
+def message_json(message: Message) -> JsonDict:
+    return {
+        "id": message.id,
+        "conversationId": message.conversation_id,
+        "seq": message.seq,
+        "senderId": message.sender_id,
+        "body": message.body,
+        "clientMsgId": message.client_msg_id,
+        "createdAt": iso(message.created_at),
+        "editedAt": iso(message.edited_at),
+        "deletedAt": iso(message.deleted_at),
+    }
+
+
+def conversation_json(view: ConversationView) -> JsonDict:
+    conversation = view.conversation
+    last = conversation.last_message
+    return {
+        "id": conversation.id,
+        "type": conversation.type.value,
+        "name": conversation.name,
+        "memberIds": list(conversation.member_ids),
+        "createdAt": iso(conversation.created_at),
+        "lastMessage": message_json(last) if last is not None else None,
+        "lastSeq": conversation.last_seq,
+        "lastReadSeq": view.last_read_seq,
+        "unreadCount": view.unread_count,
+    }
+
+
+def receipt_json(receipt: ReadReceipt) -> JsonDict:
+    return {
+        "conversationId": receipt.conversation_id,
+        "userId": receipt.user_id,
+        "lastReadSeq": receipt.last_read_seq,
+        "readAt": iso(receipt.read_at),
+    }
+
+
+def presence_json(presence: Presence) -> JsonDict:
+    return {
+        "userId": presence.user_id,
+        "online": presence.online,
+        "lastSeenAt": iso(presence.last_seen_at),
+    }
+
+
+def error_json(code: str, message: str, details: Any = None) -> JsonDict:
+    """The error envelope: ``{"error": {"code", "message", "details"?}}``."""
+    error: JsonDict = {"code": code, "message": message}
+    if details is not None:
+        error["details"] = details
+    return {"error": error}
