@@ -25,7 +25,7 @@ def _decode(cursor: str) -> dict[str, Any]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         payload = json.loads(raw)
-    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ValidationFailed("invalid cursor", details={"field": "cursor"}) from exc
     if not isinstance(payload, dict):
         raise ValidationFailed("invalid cursor", details={"field": "cursor"})
@@ -56,4 +56,7 @@ def decode_conversation_cursor(cursor: str) -> ConversationCursor:
         activity_at = datetime.fromisoformat(at)
     except ValueError as exc:
         raise ValidationFailed("invalid cursor", details={"field": "cursor"}) from exc
+    if activity_at.tzinfo is None:
+        # Every cursor we hand out is timezone-aware; a naive one can't be compared.
+        raise ValidationFailed("invalid cursor", details={"field": "cursor"})
     return ConversationCursor(activity_at=activity_at, conversation_id=conversation_id)
