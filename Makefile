@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DATA_DIR ?= ./data
 
-.PHONY: install run test lint fmt typecheck pytest bench clean js
+.PHONY: install run test lint fmt typecheck pytest bench clean js bench-js
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,8 +47,14 @@ pytest: install js
 
 test: lint pytest
 
-bench: install js
-	$(BIN)/python -m bench
+# The bare Node.js socket.io server and the load generator of `make bench`.
+bench-js:
+	@if [ ! -f bench/node/node_modules/.installed ] || [ bench/node/package-lock.json -nt bench/node/node_modules/.installed ]; then \
+		(cd bench/node && npm ci --no-audit --no-fund --loglevel=error) && touch bench/node/node_modules/.installed; \
+	fi
+
+bench: install bench-js
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
