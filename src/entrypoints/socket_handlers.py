@@ -1,13 +1,180 @@
-"""Socket.IO inbound event handlers (an entrypoint, like the HTTP routes)."""
+"""Socket.IO inbound event handlers (an entrypoint, like the HTTP routes).
+
+Each handler is thin: check the payload's shape, call one service, return the
+acknowledgement. python-socketio sends a handler's return value as the ack, so
+every handler returns ``{"ok": True, ...}`` or ``{"ok": False, "error": {code,
+message}}`` and never raises: the socket stays connected whatever a client sends.
+Domain errors map to acks in one place, :func:`error_ack`.
+
+The user id of each connection is kept in a plain dict keyed by sid rather than
+python-socketio's session store: it is read on every event of the hot path and
+a dict lookup needs no await and no copy.
+"""
 
 from __future__ import annotations
 
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
 import socketio
 
+from adapters.socketio_notifier import user_room
+from adapters.wire import message_json, receipt_json
+from chatcore.errors import ChatError
+from entrypoints import socket_payloads
 from entrypoints.runtime import Runtime
 
+logger = logging.getLogger(__name__)
 
-def register_socket_handlers(sio: socketio.AsyncServer, runtime: Runtime) -> None:
+Ack = dict[str, Any]
+Handler = Callable[..., Awaitable[Ack]]
+# (sid, user id, the event's arguments) -> ack
+EventHandler = Callable[[str, str, tuple[Any, ...]], Awaitable[Ack]]
+
+
+def error_ack(code: str, message: str) -> Ack:
+    """The failure acknowledgement: ``{"ok": false, "error": {"code", "message"}}``."""
+    return {"ok": False, "error": {"code": code, "message": message}}
+
+
+def _chat_error_ack(exc: ChatError) -> Ack:
+    return error_ack(exc.code, exc.message)
+
+
+def bearer_token(auth: Any, environ: Mapping[str, Any]) -> str | None:
+    """The access token of a handshake: ``auth.token``, else ``Authorization: Bearer``."""
+    if isinstance(auth, dict):
+        token = auth.get("token")
+        if token is not None:
+            # Present but not a string is a malformed token, not a missing one.
+            return token if isinstance(token, str) else ""
+    header = environ.get("HTTP_AUTHORIZATION")
+    if isinstance(header, str):
+        scheme, _, credentials = header.strip().partition(" ")
+        if scheme.lower() == "bearer" and credentials.strip():
+            return credentials.strip()
+    return None
+
+
+def _refuse(code: str, message: str) -> socketio.exceptions.ConnectionRefusedError:
+    # python-socketio sends {"message": args[0], "data": args[1]} in the CONNECT_ERROR
+    # packet; socket.io-client turns it into an Error with err.message and err.data.
+    return socketio.exceptions.ConnectionRefusedError(code, {"code": code, "message": message})
+
+
+class SocketHandlers:
+    """The connection registry (sid -> user id) and the handlers bound to one server."""
+
+    def __init__(self, sio: socketio.AsyncServer, runtime: Runtime) -> None:
+        self._sio = sio
+        self._runtime = runtime
+        self.users_by_sid: dict[str, str] = {}
+
+    def register(self) -> None:
+        on = self._sio.on
+        on("connect", handler=self.connect)
+        on("disconnect", handler=self.disconnect)
+        on("sendMessage", handler=self._guarded("sendMessage", self.send_message))
+        on("readMessage", handler=self._guarded("readMessage", self.read_message))
+        on("typing", handler=self._guarded("typing", self.typing))
+        on("sync", handler=self._guarded("sync", self.sync))
+
+    # -- connection lifecycle -------------------------------------------------
+
+    async def connect(self, sid: str, environ: Mapping[str, Any], auth: Any = None) -> None:
+        """Authenticate the handshake, join ``user:<id>``, mark the user online."""
+        token = bearer_token(auth, environ)
+        if token is None:
+            raise _refuse("unauthorized", "an access token is required")
+        try:
+            chat = self._runtime.chat
+            user_id = chat.auth.authenticate(token)
+        except ChatError as exc:
+            raise _refuse(exc.code, exc.message) from None
+        except Exception:
+            # python-socketio would leave the client waiting on an unexpected error.
+            logger.exception("socket authentication failed unexpectedly")
+            raise _refuse("internal_error", "internal error") from None
+        self.users_by_sid[sid] = user_id
+        await self._sio.enter_room(sid, user_room(user_id))
+        try:
+            await chat.presence.connected(user_id, sid)
+        except Exception:
+            # Presence is a courtesy to contacts; a storage hiccup while announcing it
+            # must not cost the user a working connection.
+            logger.warning("presence update on connect failed for %s", sid, exc_info=True)
+
+    async def disconnect(self, sid: str, reason: Any = None) -> None:
+        """Forget the connection; on the user's last one, mark them offline."""
+        user_id = self.users_by_sid.pop(sid, None)
+        if user_id is None:
+            return
+        try:
+            await self._runtime.chat.presence.disconnected(user_id, sid)
+        except Exception:
+            logger.warning("presence update on disconnect failed for %s", sid, exc_info=True)
+
+    # -- events -----------------------------------------------------------------
+
+    def _guarded(self, event: str, handler: EventHandler) -> Handler:
+        users = self.users_by_sid
+
+        async def guarded(sid: str, *args: Any) -> Ack:
+            user_id = users.get(sid)
+            if user_id is None:
+                # Only possible in the instant between a disconnect and a late event.
+                return error_ack("unauthorized", "not connected")
+            try:
+                return await handler(sid, user_id, args)
+            except ChatError as exc:
+                return _chat_error_ack(exc)
+            except Exception:
+                request_id = secrets.token_hex(6)
+                logger.exception("socket event %s failed (request %s)", event, request_id)
+                return error_ack("internal_error", f"internal error (request {request_id})")
+
+        guarded.__name__ = handler.__name__
+        return guarded
+
+    async def send_message(self, sid: str, user_id: str, args: tuple[Any, ...]) -> Ack:
+        """``sendMessage``: acked with the stored message (also on an idempotent replay)."""
+        cmd = socket_payloads.send_message(args)
+        messages = self._runtime.chat.messages
+        if cmd.direct:
+            result = await messages.send_direct(user_id, cmd.to, cmd.body, cmd.client_msg_id)
+        else:
+            result = await messages.send(user_id, cmd.to, cmd.body, cmd.client_msg_id)
+        return {"ok": True, "message": message_json(result.message)}
+
+    async def read_message(self, sid: str, user_id: str, args: tuple[Any, ...]) -> Ack:
+        """``readMessage``: acked with the read pointer as stored."""
+        cmd = socket_payloads.read_message(args)
+        receipt = await self._runtime.chat.receipts.mark_read(
+            user_id, cmd.conversation_id, cmd.up_to_seq
+        )
+        return {"ok": True, "receipt": receipt_json(receipt)}
+
+    async def typing(self, sid: str, user_id: str, args: tuple[Any, ...]) -> Ack:
+        """``typing``: relayed to the other members, never stored."""
+        cmd = socket_payloads.typing(args)
+        await self._runtime.chat.typing.set_typing(user_id, cmd.conversation_id, cmd.is_typing)
+        return {"ok": True}
+
+    async def sync(self, sid: str, user_id: str, args: tuple[Any, ...]) -> Ack:
+        """``sync``: what was missed since the given seqs; ``hasMore`` says ask again."""
+        cmd = socket_payloads.sync(args)
+        result = await self._runtime.chat.messages.sync(user_id, cmd.since)
+        return {
+            "ok": True,
+            "messages": [message_json(m) for m in result.messages],
+            "hasMore": result.has_more,
+        }
+
+
+def register_socket_handlers(sio: socketio.AsyncServer, runtime: Runtime) -> SocketHandlers:
     """Attach connect/disconnect and every client-to-server event of the contract."""
-    # Filled in by the real-time work (issue 6).
-    del sio, runtime
+    handlers = SocketHandlers(sio, runtime)
+    handlers.register()
+    return handlers
