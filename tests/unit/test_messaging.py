@@ -234,6 +234,24 @@ async def test_replaying_a_client_msg_id_returns_the_stored_message(
     assert (await kit.chat.messages.send(alice.id, dm, "next")).message.seq == 2
 
 
+async def test_a_replay_returns_the_message_as_stored_now(
+    kit: ChatKit, alice: User, dm: str
+) -> None:
+    sent = (await kit.chat.messages.send(alice.id, dm, "helo", "c-1")).message
+    kit.clock.advance(seconds=1)
+    edited = await kit.chat.messages.edit(alice.id, dm, sent.id, "hello")
+
+    assert (await kit.chat.messages.send(alice.id, dm, "helo", "c-1")).message == edited
+
+    deleted = await kit.chat.messages.delete(alice.id, dm, sent.id)
+    replay = await kit.chat.messages.send(alice.id, dm, "helo", "c-1")
+
+    # A retry must not bring a deleted body back.
+    assert replay.message == deleted
+    assert replay.message.body == ""
+    assert replay.created is False
+
+
 async def test_client_msg_id_is_scoped_to_sender_and_conversation(
     kit: ChatKit, alice: User, bob: User, dm: str, group: str
 ) -> None:

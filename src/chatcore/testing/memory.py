@@ -176,7 +176,9 @@ class InMemoryMessageRepository(MessageRepository):
             key = (new.conversation_id, new.sender_id, new.client_msg_id)
             replay = self._by_client_id.get(key)
             if replay is not None:
-                return AppendResult(message=replay, conversation=conversation, created=False)
+                # The message as stored now (it may have been edited or deleted since).
+                current = self._by_conversation[new.conversation_id][replay.seq - 1]
+                return AppendResult(message=current, conversation=conversation, created=False)
         message = Message(
             id=new.id,
             conversation_id=new.conversation_id,
