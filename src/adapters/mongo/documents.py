@@ -1,0 +1,199 @@
+"""Mapping between domain models and MongoDB documents (camelCase fields).
+
+Kept out of the models on purpose: the domain knows nothing of storage. Our
+string ids are the documents' ``_id``. Datetimes are stored as BSON dates
+(millisecond precision, which is what the domain's clock hands out) and come
+back as aware UTC datetimes whatever the client's codec options.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from chatcore.models import (
+    Conversation,
+    ConversationType,
+    Credentials,
+    Message,
+    NewMessage,
+    ReadReceipt,
+    RefreshToken,
+    User,
+)
+
+Document = dict[str, Any]
+
+USERS: Final = "users"
+CONVERSATIONS: Final = "conversations"
+MESSAGES: Final = "messages"
+RECEIPTS: Final = "receipts"
+REFRESH_TOKENS: Final = "refreshTokens"
+
+# Reads of users never fetch the password hash unless asked for credentials.
+USER_PROJECTION: Final = {"passwordHash": 0}
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _optional_utc(value: datetime | None) -> datetime | None:
+    return None if value is None else _utc(value)
+
+
+def direct_key(user_a: str, user_b: str) -> str:
+    """The key that makes a direct conversation unique per pair, in either order.
+
+    Length-prefixed so that no two different pairs can produce the same key,
+    whatever characters the ids contain.
+    """
+    first, second = sorted((user_a, user_b))
+    return f"{len(first)}:{first}|{second}"
+
+
+# -- users -------------------------------------------------------------------
+
+
+def user_to_document(user: User, password_hash: str) -> Document:
+    return {
+        "_id": user.id,
+        "username": user.username,
+        "usernameLower": user.username.lower(),
+        "displayName": user.display_name,
+        "displayNameLower": user.display_name.lower(),
+        "passwordHash": password_hash,
+        "createdAt": user.created_at,
+        "lastSeenAt": user.last_seen_at,
+    }
+
+
+def document_to_user(doc: Document) -> User:
+    return User(
+        id=doc["_id"],
+        username=doc["username"],
+        display_name=doc["displayName"],
+        created_at=_utc(doc["createdAt"]),
+        last_seen_at=_optional_utc(doc.get("lastSeenAt")),
+    )
+
+
+def document_to_credentials(doc: Document) -> Credentials:
+    return Credentials(user=document_to_user(doc), password_hash=doc["passwordHash"])
+
+
+# -- messages ----------------------------------------------------------------
+
+
+def message_to_document(message: Message) -> Document:
+    return {
+        "_id": message.id,
+        "conversationId": message.conversation_id,
+        "seq": message.seq,
+        "senderId": message.sender_id,
+        "body": message.body,
+        # Stored as null when absent: the unique index on it is partial
+        # ({clientMsgId: {$type: "string"}}), so nulls never clash.
+        "clientMsgId": message.client_msg_id,
+        "createdAt": message.created_at,
+        "editedAt": message.edited_at,
+        "deletedAt": message.deleted_at,
+    }
+
+
+def new_message(new: NewMessage, seq: int) -> Message:
+    """The message that ``new`` becomes once the store gave it ``seq``."""
+    return Message(
+        id=new.id,
+        conversation_id=new.conversation_id,
+        seq=seq,
+        sender_id=new.sender_id,
+        body=new.body,
+        client_msg_id=new.client_msg_id,
+        created_at=new.created_at,
+    )
+
+
+def document_to_message(doc: Document) -> Message:
+    return Message(
+        id=doc["_id"],
+        conversation_id=doc["conversationId"],
+        seq=doc["seq"],
+        sender_id=doc["senderId"],
+        body=doc["body"],
+        client_msg_id=doc.get("clientMsgId"),
+        created_at=_utc(doc["createdAt"]),
+        edited_at=_optional_utc(doc.get("editedAt")),
+        deleted_at=_optional_utc(doc.get("deletedAt")),
+    )
+
+
+# -- conversations -----------------------------------------------------------
+
+
+def conversation_to_document(conversation: Conversation) -> Document:
+    doc: Document = {
+        "_id": conversation.id,
+        "type": conversation.type.value,
+        "name": conversation.name,
+        "memberIds": list(conversation.member_ids),
+        "createdBy": conversation.created_by,
+        "createdAt": conversation.created_at,
+        "lastSeq": conversation.last_seq,
+        "lastMessage": (
+            None
+            if conversation.last_message is None
+            else message_to_document(conversation.last_message)
+        ),
+        # Always set, so that one index sorts every conversation list.
+        "lastActivityAt": conversation.activity_at,
+    }
+    if conversation.type is ConversationType.DIRECT:
+        # Only direct conversations carry the key; its unique index is partial.
+        doc["directKey"] = direct_key(*conversation.member_ids)
+    return doc
+
+
+def document_to_conversation(doc: Document) -> Conversation:
+    last_message = doc.get("lastMessage")
+    return Conversation(
+        id=doc["_id"],
+        type=ConversationType(doc["type"]),
+        name=doc.get("name"),
+        member_ids=tuple(doc["memberIds"]),
+        created_by=doc.get("createdBy"),
+        created_at=_utc(doc["createdAt"]),
+        last_seq=doc.get("lastSeq", 0),
+        last_message=None if last_message is None else document_to_message(last_message),
+        last_activity_at=_optional_utc(doc.get("lastActivityAt")),
+    )
+
+
+# -- receipts and refresh tokens ---------------------------------------------
+
+
+def document_to_receipt(doc: Document) -> ReadReceipt:
+    return ReadReceipt(
+        conversation_id=doc["conversationId"],
+        user_id=doc["userId"],
+        last_read_seq=doc["lastReadSeq"],
+        read_at=_utc(doc["readAt"]),
+    )
+
+
+def refresh_token_to_document(token: RefreshToken) -> Document:
+    return {
+        "_id": token.token_hash,
+        "userId": token.user_id,
+        "createdAt": token.created_at,
+        "expiresAt": token.expires_at,
+    }
+
+
+def document_to_refresh_token(doc: Document) -> RefreshToken:
+    return RefreshToken(
+        token_hash=doc["_id"],
+        user_id=doc["userId"],
+        created_at=_utc(doc["createdAt"]),
+        expires_at=_utc(doc["expiresAt"]),
+    )

@@ -1,0 +1,77 @@
+"""The indexes every query of the adapter relies on, created at start (idempotent)."""
+
+from __future__ import annotations
+
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+
+from adapters.mongo.documents import (
+    CONVERSATIONS,
+    MESSAGES,
+    RECEIPTS,
+    REFRESH_TOKENS,
+    USERS,
+    Document,
+)
+from adapters.mongo.errors import translate_errors
+
+INDEXES: dict[str, list[IndexModel]] = {
+    USERS: [
+        # Usernames are unique case-insensitively: the lower-cased copy carries it.
+        IndexModel([("usernameLower", ASCENDING)], name="usernameLower_unique", unique=True),
+        IndexModel([("displayNameLower", ASCENDING)], name="displayNameLower"),
+    ],
+    CONVERSATIONS: [
+        # One direct conversation per pair; groups have no directKey, so the index
+        # is partial and they never collide.
+        IndexModel(
+            [("directKey", ASCENDING)],
+            name="directKey_unique",
+            unique=True,
+            partialFilterExpression={"directKey": {"$type": "string"}},
+        ),
+        # A member's conversation list: most recent activity first, ties by id.
+        IndexModel(
+            [("memberIds", ASCENDING), ("lastActivityAt", DESCENDING), ("_id", DESCENDING)],
+            name="memberIds_activity",
+        ),
+    ],
+    MESSAGES: [
+        # History pages are ranges on seq; the unique index also makes a seq
+        # impossible to hand out twice.
+        IndexModel(
+            [("conversationId", ASCENDING), ("seq", ASCENDING)],
+            name="conversationId_seq_unique",
+            unique=True,
+        ),
+        # Idempotent sends: one message per (conversation, sender, clientMsgId);
+        # messages without a clientMsgId (stored as null) are not indexed.
+        IndexModel(
+            [("conversationId", ASCENDING), ("senderId", ASCENDING), ("clientMsgId", ASCENDING)],
+            name="clientMsgId_unique",
+            unique=True,
+            partialFilterExpression={"clientMsgId": {"$type": "string"}},
+        ),
+    ],
+    RECEIPTS: [
+        IndexModel(
+            [("conversationId", ASCENDING), ("userId", ASCENDING)],
+            name="conversationId_userId_unique",
+            unique=True,
+        ),
+        IndexModel([("userId", ASCENDING), ("conversationId", ASCENDING)], name="userId"),
+    ],
+    REFRESH_TOKENS: [
+        IndexModel([("userId", ASCENDING)], name="userId"),
+        # The server removes expired tokens by itself (consume also checks expiry,
+        # since the TTL monitor runs only every minute or so).
+        IndexModel([("expiresAt", ASCENDING)], name="expiresAt_ttl", expireAfterSeconds=0),
+    ],
+}
+
+
+async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
+    """Create the adapter's indexes if they are missing (one command per collection)."""
+    with translate_errors():
+        for collection, models in INDEXES.items():
+            await db[collection].create_indexes(models)

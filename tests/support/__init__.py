@@ -1,0 +1,1 @@
+"""Helpers shared by test packages: database servers and fresh databases."""

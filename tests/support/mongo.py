@@ -1,0 +1,92 @@
+"""Fresh databases on a MongoDB-wire server, and counting the commands a client sends."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+from pymongo.monitoring import (
+    CommandFailedEvent,
+    CommandListener,
+    CommandStartedEvent,
+    CommandSucceededEvent,
+)
+
+from adapters.mongo import create_client, ensure_indexes
+from adapters.mongo.documents import Document
+
+# Set it to run the Mongo tests against a real mongod as well (a replica set
+# member for the transactional paths), e.g. mongodb://localhost:27017/?replicaSet=rs0
+MONGODB_URI_ENV = "CHATCORE_TEST_MONGODB_URI"
+
+
+def real_mongodb_uri() -> str | None:
+    return os.environ.get(MONGODB_URI_ENV) or None
+
+
+def backend_uri(request: pytest.FixtureRequest, backend: str) -> str:
+    """The URI of ``backend``: "secantus" (the session's SecantusDB) or "mongod" (the
+    real server of ``CHATCORE_TEST_MONGODB_URI``; the test is skipped if unset)."""
+    if backend == "secantus":
+        return str(request.getfixturevalue("secantus_uri"))
+    uri = real_mongodb_uri()
+    if uri is None:
+        pytest.skip(f"no real mongod: set {MONGODB_URI_ENV} to run this")
+    return uri
+
+
+def unique_database_name(prefix: str = "test") -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:16]}"
+
+
+class CommandCounter(CommandListener):
+    """Counts the commands a client sends (round trips), by name."""
+
+    def __init__(self) -> None:
+        self.commands: list[str] = []
+
+    def started(self, event: CommandStartedEvent) -> None:
+        self.commands.append(event.command_name)
+
+    def succeeded(self, event: CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: CommandFailedEvent) -> None:
+        pass
+
+    def clear(self) -> None:
+        self.commands.clear()
+
+    @property
+    def count(self) -> int:
+        return len(self.commands)
+
+    def by_name(self) -> Counter[str]:
+        return Counter(self.commands)
+
+
+@asynccontextmanager
+async def fresh_database(
+    uri: str, *, indexes: bool = True, command_listeners: Sequence[CommandListener] = ()
+) -> AsyncIterator[AsyncDatabase[Document]]:
+    """A new, uniquely named database on ``uri`` (with the adapter's indexes),
+    dropped afterwards; its client is closed on exit."""
+    client = create_client(uri, command_listeners=command_listeners)
+    db = client[unique_database_name()]
+    try:
+        if indexes:
+            await ensure_indexes(db)
+        yield db
+    finally:
+        try:
+            await client.drop_database(db.name)
+        except PyMongoError:
+            pass  # the server is gone (an outage test): nothing left to clean
+        finally:
+            await client.close()
