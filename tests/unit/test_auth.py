@@ -298,3 +298,8 @@ async def test_authenticate_refuses_revoked_access_tokens(kit: ChatKit) -> None:
 
     with pytest.raises(Unauthorized):
         kit.chat.auth.authenticate(session.access_token)
+
+
+async def test_login_with_an_oversized_password_is_refused_without_hashing(kit, alice):
+    with pytest.raises(Unauthorized):
+        await kit.chat.auth.login("alice", "x" * 10_000)

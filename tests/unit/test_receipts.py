@@ -153,3 +153,11 @@ async def test_message_read_goes_to_current_members(
 
     [event] = kit.notifier.named("messageRead")
     assert set(event.recipient_ids) == {alice.id, bob.id}
+
+
+async def test_first_pointer_at_zero_is_stored_without_an_event(kit, alice, bob):
+    dm = await kit.chat.conversations.open_direct(alice.id, bob.id)
+    kit.notifier.clear()
+    receipt = await kit.chat.receipts.mark_read(bob.id, dm.conversation.id, 0)
+    assert receipt.last_read_seq == 0
+    assert kit.notifier.named("messageRead") == []

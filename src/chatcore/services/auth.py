@@ -59,6 +59,9 @@ class AuthService:
 
     async def login(self, username: str, password: str) -> AuthSession:
         """Raises Unauthorized, with the same message whether the user exists or not."""
+        if len(password) > limits.PASSWORD_MAX or len(username) > limits.USERNAME_MAX:
+            # No such account can exist; don't feed huge inputs to the hasher.
+            raise Unauthorized(_BAD_LOGIN)
         credentials = await self.users.find_credentials(username)
         if credentials is None:
             # Spend the same time as a real check so response times don't reveal usernames.

@@ -30,7 +30,8 @@ class ReceiptService:
         receipt, moved = await self.receipts.advance(
             conversation_id, user_id, target, self.clock.now()
         )
-        if moved:
+        # A first pointer at seq 0 is stored but is no news to anyone.
+        if moved and receipt.last_read_seq > 0:
             await self.notifier.message_read(receipt, conversation.member_ids)
         return receipt
 
