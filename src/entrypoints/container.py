@@ -1,21 +1,31 @@
 """The dependency-injector container: the only place that knows every piece.
 
-Nothing here does I/O when constructed; resources (the MongoDB client, the
-embedded database) are opened in the Starlette lifespan through
-``init_resources()`` and closed with ``shutdown_resources()``.
-Tests override providers (``container.storage.override(...)``) with the in-memory kit.
+Nothing here does I/O when constructed; resources (the MongoDB client) are
+opened in the Starlette lifespan through ``init_resources()`` and closed with
+``shutdown_resources()``. Tests override providers, e.g.
+``container.storage.override(providers.Object(in_memory_storage()))``.
+
+The embedded SecantusDB is not started here but by ``chatcore serve``, which
+then passes its URI in the settings: the container only ever sees a MongoDB URI.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import socketio
 from dependency_injector import containers, providers
 
 from adapters import socketio_json
-from chatcore.chat import build_chat
+from adapters.jwt_tokens import JwtAccessTokens
+from adapters.mongo import MongoStore, MongoTimeouts
+from adapters.passwords import Argon2PasswordHasher
+from adapters.socketio_notifier import SocketIONotifier
+from chatcore.chat import Storage, build_chat
 from chatcore.presence import LocalPresenceTracker
+from entrypoints.metrics import CountingNotifier, Metrics
+from entrypoints.runtime import ReadinessProbe
 from entrypoints.settings import Settings
 
 
@@ -30,19 +40,68 @@ def _socketio_server(settings: Settings) -> socketio.AsyncServer:
     )
 
 
+async def _mongo_store(settings: Settings) -> AsyncIterator[MongoStore | None]:
+    """The open MongoDB store, or None when no URI is configured (storage overridden)."""
+    if settings.mongodb_uri is None:
+        yield None
+        return
+    timeout = settings.mongodb_timeout_ms
+    store = MongoStore(
+        settings.mongodb_uri,
+        database=settings.mongodb_database,
+        timeouts=MongoTimeouts(server_selection_ms=timeout, connect_ms=timeout, socket_ms=timeout),
+    )
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def _storage_of(store: MongoStore | None) -> Storage:
+    if store is None:
+        raise RuntimeError(
+            "no storage configured: set CHATCORE_MONGODB_URI, or run `chatcore serve` "
+            "(which starts the embedded database)"
+        )
+    return store.storage
+
+
+def _readiness_of(store: MongoStore | None) -> ReadinessProbe | None:
+    return store.ping if store is not None else None
+
+
+def _access_tokens(settings: Settings) -> JwtAccessTokens:
+    # Reads or creates data_dir/jwt-secret when no secret is configured: only
+    # resolved in the lifespan, never when the app is built.
+    return JwtAccessTokens(
+        settings.resolved_jwt_secret(),
+        ttl=timedelta(seconds=settings.access_token_ttl_seconds),
+        algorithm=settings.jwt_algorithm,
+    )
+
+
+def _refresh_ttl(settings: Settings) -> timedelta:
+    return timedelta(seconds=settings.refresh_token_ttl_seconds)
+
+
 class Container(containers.DeclarativeContainer):
     """Settings, storage, Socket.IO server, adapters and the assembled Chat."""
 
     settings = providers.Dependency(instance_of=Settings)
 
-    # Filled in by the storage wiring (Mongo Resource); tests override it.
-    storage = providers.Dependency()
+    mongo_store = providers.Resource(_mongo_store, settings)
+    storage = providers.Callable(_storage_of, mongo_store)
+    readiness_probe = providers.Callable(_readiness_of, mongo_store)
 
     sio = providers.Singleton(_socketio_server, settings)
+    metrics = providers.Singleton(Metrics)
     presence = providers.Singleton(LocalPresenceTracker)
-    notifier = providers.Dependency()
-    passwords = providers.Dependency()
-    access_tokens = providers.Dependency()
+    notifier = providers.Singleton(
+        CountingNotifier, providers.Singleton(SocketIONotifier, sio), metrics
+    )
+    passwords = providers.Singleton(Argon2PasswordHasher)
+    access_tokens = providers.Singleton(_access_tokens, settings)
 
     chat = providers.Singleton(
         build_chat,
@@ -51,7 +110,5 @@ class Container(containers.DeclarativeContainer):
         presence=presence,
         passwords=passwords,
         access_tokens=access_tokens,
-        refresh_ttl=providers.Callable(
-            lambda s: timedelta(seconds=s.refresh_token_ttl_seconds), settings
-        ),
+        refresh_ttl=providers.Callable(_refresh_ttl, settings),
     )

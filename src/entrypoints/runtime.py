@@ -6,15 +6,24 @@ call is only assembled in the lifespan, once storage is open.
 
 from __future__ import annotations
 
-from attrs import define
+from collections.abc import Awaitable, Callable
+
+from attrs import define, field
 
 from chatcore.chat import Chat
 from chatcore.errors import Unavailable
+from entrypoints.metrics import Metrics
+
+# Raises chatcore.errors.Unavailable when the store does not answer.
+ReadinessProbe = Callable[[], Awaitable[None]]
 
 
 @define
 class Runtime:
     chat_instance: Chat | None = None
+    metrics: Metrics = field(factory=Metrics)
+    # None: nothing external to check (in-memory storage).
+    readiness_probe: ReadinessProbe | None = None
 
     @property
     def chat(self) -> Chat:

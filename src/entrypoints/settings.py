@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
+import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from adapters.jwt_tokens import MIN_SECRET_BYTES
+
+JWT_SECRET_FILE = "jwt-secret"
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
 class Settings(BaseSettings):
@@ -20,9 +29,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     data_dir: Path = Path("./data")
-    # Unset: the server starts the embedded SecantusDB under data_dir.
+    # Unset: `chatcore serve` starts the embedded SecantusDB under data_dir/db.
     mongodb_uri: str | None = None
-    mongodb_database: str = "chatcore"
+    # Unset: the database named in the URI, else "chatcore".
+    mongodb_database: str | None = None
     mongodb_timeout_ms: int = Field(default=2000, ge=100)
     # Unset: generated once into data_dir/jwt-secret and reused.
     jwt_secret: SecretStr | None = None
@@ -31,7 +41,7 @@ class Settings(BaseSettings):
     refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     redis_url: str | None = None
-    log_level: str = "INFO"
+    log_level: LogLevel = "INFO"
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
 
     @field_validator("cors_origins", mode="before")
@@ -42,16 +52,65 @@ class Settings(BaseSettings):
             return [o.strip() for o in value.split(",") if o.strip()]
         return value
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("mongodb_uri", "redis_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # `CHATCORE_MONGODB_URI=` in a .env file means "not set", not "connect to ''".
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @model_validator(mode="after")
+    def _check_secret_strength(self) -> Settings:
+        if self.jwt_secret is not None:
+            wanted = MIN_SECRET_BYTES[self.jwt_algorithm]
+            if len(self.jwt_secret.get_secret_value().encode()) < wanted:
+                raise ValueError(
+                    f"CHATCORE_JWT_SECRET must be at least {wanted} bytes for {self.jwt_algorithm}"
+                )
+        return self
+
     def resolved_jwt_secret(self) -> str:
         """The configured secret, or the one kept in the data dir (created on first use)."""
         if self.jwt_secret is not None:
             return self.jwt_secret.get_secret_value()
-        path = self.data_dir / "jwt-secret"
-        if path.exists():
-            return path.read_text().strip()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        secret = secrets.token_urlsafe(48)
-        # Created with owner-only permissions; never logged.
-        path.touch(mode=0o600)
-        path.write_text(secret)
+        return read_or_create_secret(self.data_dir / JWT_SECRET_FILE)
+
+
+def read_or_create_secret(path: Path) -> str:
+    """Read the secret at ``path``, or create it: owner-only (0600), never logged.
+
+    Race-safe: the secret is written to a private temporary file which is then
+    hard-linked into place. Linking fails if the name exists, so of several
+    processes starting at once exactly one secret wins, and nobody can read a
+    half-written file.
+    """
+    with contextlib.suppress(FileNotFoundError):
+        return _read_secret(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(64)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as file:
+            file.write(secret)
+            file.flush()
+            os.fsync(file.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return _read_secret(path)
         return secret
+    finally:
+        os.unlink(tmp)
+
+
+def _read_secret(path: Path) -> str:
+    secret = path.read_text().strip()
+    if not secret:
+        raise RuntimeError(f"{path} is empty: delete it to generate a new JWT secret")
+    return secret

@@ -1,0 +1,80 @@
+"""JWT access tokens (PyJWT): the AccessTokens port.
+
+Tokens are short-lived and stateless: HMAC-signed with one server secret,
+claims ``sub`` (user id), ``iat``, ``exp``, ``jti`` and ``typ: "access"``. The
+algorithm is pinned on decode, so ``alg: none`` or a token signed with another
+algorithm is refused like a tampered one.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from typing import Final, Literal
+
+import jwt
+
+from chatcore.errors import Unauthorized
+from chatcore.models import IssuedAccessToken
+from chatcore.ports import AccessTokens, Clock
+from chatcore.system import SystemClock
+
+HmacAlgorithm = Literal["HS256", "HS384", "HS512"]
+
+ACCESS_TOKEN_TYPE: Final = "access"
+# RFC 7518 section 3.2: an HMAC key at least as long as the hash output.
+MIN_SECRET_BYTES: Final = {"HS256": 32, "HS384": 48, "HS512": 64}
+_REQUIRED_CLAIMS: Final = ["exp", "iat", "sub", "jti"]
+
+
+class JwtAccessTokens(AccessTokens):
+    """Issues and verifies HMAC-signed JWT access tokens."""
+
+    def __init__(
+        self,
+        secret: str,
+        *,
+        ttl: timedelta = timedelta(minutes=15),
+        algorithm: HmacAlgorithm = "HS256",
+        clock: Clock | None = None,
+    ) -> None:
+        if len(secret.encode()) < MIN_SECRET_BYTES[algorithm]:
+            raise ValueError(
+                f"the JWT secret must be at least {MIN_SECRET_BYTES[algorithm]} bytes "
+                f"for {algorithm}"
+            )
+        self._secret = secret
+        self._ttl = ttl
+        self._algorithm = algorithm
+        self._clock = clock or SystemClock()
+
+    def issue(self, user_id: str) -> IssuedAccessToken:
+        now = self._clock.now()
+        expires_at = now + self._ttl
+        claims = {
+            "sub": user_id,
+            "iat": int(now.timestamp()),
+            "exp": int(expires_at.timestamp()),
+            "jti": secrets.token_urlsafe(12),
+            "typ": ACCESS_TOKEN_TYPE,
+        }
+        token = jwt.encode(claims, self._secret, algorithm=self._algorithm)
+        return IssuedAccessToken(token=token, expires_in=int(self._ttl.total_seconds()))
+
+    def verify(self, token: str) -> str:
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[self._algorithm],
+                options={"require": _REQUIRED_CLAIMS},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthorized("access token expired") from exc
+        except jwt.PyJWTError as exc:
+            # Tampered, wrong algorithm, alg "none", malformed: one answer for all.
+            raise Unauthorized("invalid access token") from exc
+        subject = claims.get("sub")
+        if claims.get("typ") != ACCESS_TOKEN_TYPE or not isinstance(subject, str) or not subject:
+            raise Unauthorized("invalid access token")
+        return subject

@@ -1,0 +1,118 @@
+"""``create_app(settings)``: the bundled server as one ASGI app (HTTP API + Socket.IO).
+
+Building the app does no I/O: storage is opened, and the Chat assembled, in
+the Starlette lifespan. Socket.IO is mounted in front with
+``socketio.ASGIApp(sio, other_asgi_app=...)``, without ``on_startup``/
+``on_shutdown`` (passing them would silently disable Starlette's lifespan).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+from collections.abc import AsyncIterator
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import socketio
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+
+from chatcore.chat import Chat
+from entrypoints.container import Container
+from entrypoints.http.docs import docs_endpoints
+from entrypoints.http.endpoints import starlette_routes
+from entrypoints.http.errors import EXCEPTION_HANDLERS
+from entrypoints.http.middleware import BodySizeLimit, RequestLog
+from entrypoints.http.openapi import openapi_document
+from entrypoints.http.routes import all_endpoints
+from entrypoints.runtime import ReadinessProbe, Runtime
+from entrypoints.settings import Settings
+from entrypoints.socket_handlers import register_socket_handlers
+
+log = logging.getLogger("chatcore")
+
+
+class ChatcoreApp(socketio.ASGIApp):  # type: ignore[misc]  # socketio ships no types
+    """The ASGI app, with handles for tests and embedding: the DI ``container``,
+    the ``runtime`` (the Chat once started, metrics), the Socket.IO server ``sio``
+    and the inner Starlette ``http_app``."""
+
+    container: Container
+    runtime: Runtime
+    sio: socketio.AsyncServer
+    http_app: Starlette
+
+
+def create_app(settings: Settings, *, container: Container | None = None) -> ChatcoreApp:
+    """Build the server. Pass a ``container`` to override providers (tests do)."""
+    if container is None:
+        container = Container(settings=settings)
+    else:
+        container.settings.override(settings)
+    sio: socketio.AsyncServer = container.sio()
+    runtime = Runtime(metrics=container.metrics())
+
+    endpoints = all_endpoints()
+    endpoints += docs_endpoints(
+        lambda: openapi_document(endpoints, title="chatcore", version=_version())
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await _resolved(container.init_resources())
+        try:
+            chat: Chat = await _resolved(container.chat())
+            probe: ReadinessProbe | None = await _resolved(container.readiness_probe())
+            runtime.chat_instance = chat
+            runtime.readiness_probe = probe
+            log.info("chatcore started")
+            yield
+        finally:
+            runtime.chat_instance = None
+            runtime.readiness_probe = None
+            await _resolved(container.shutdown_resources())
+            log.info("chatcore stopped")
+
+    http_app = Starlette(
+        routes=starlette_routes(endpoints, runtime),
+        middleware=[
+            Middleware(RequestLog, metrics=runtime.metrics),
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.cors_origins),
+                allow_methods=["GET", "POST", "PATCH", "DELETE"],
+                allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+                expose_headers=["X-Request-ID", "Retry-After"],
+                max_age=600,
+            ),
+            Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
+        ],
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )
+    register_socket_handlers(sio, runtime)
+
+    app = ChatcoreApp(sio, other_asgi_app=http_app)
+    app.container = container
+    app.runtime = runtime
+    app.sio = sio
+    app.http_app = http_app
+    return app
+
+
+async def _resolved(value: Any) -> Any:
+    # dependency-injector returns awaitables once an async Resource is involved,
+    # plain values otherwise (e.g. when tests override storage).
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+def _version() -> str:
+    try:
+        return version("chatcore")
+    except PackageNotFoundError:
+        return "0.0.0"

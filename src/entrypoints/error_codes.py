@@ -1,0 +1,42 @@
+"""The one map from error codes of the public contract to HTTP statuses.
+
+The HTTP error handler and the Socket.IO acks both use it, so a domain error
+means the same thing on every edge.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Final
+
+from chatcore.errors import ChatError, RateLimited
+
+INTERNAL_ERROR: Final = "internal_error"
+# Routing-level codes the domain never raises (unknown path, wrong method).
+NOT_FOUND: Final = "not_found"
+METHOD_NOT_ALLOWED: Final = "method_not_allowed"
+
+STATUS_BY_CODE: Final[dict[str, int]] = {
+    "validation_error": 422,
+    "unauthorized": 401,
+    "forbidden": 403,
+    NOT_FOUND: 404,
+    METHOD_NOT_ALLOWED: 405,
+    "conflict": 409,
+    "payload_too_large": 413,
+    "rate_limited": 429,
+    INTERNAL_ERROR: 500,
+    "unavailable": 503,
+}
+
+
+def status_for(code: str) -> int:
+    """The HTTP status of an error code (500 for a code this map doesn't know)."""
+    return STATUS_BY_CODE.get(code, 500)
+
+
+def error_headers(error: ChatError) -> dict[str, str]:
+    """Extra response headers an error calls for (``Retry-After`` on rate_limited)."""
+    if isinstance(error, RateLimited):
+        return {"Retry-After": str(max(1, math.ceil(error.retry_after)))}
+    return {}

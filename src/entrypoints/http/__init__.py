@@ -1,0 +1,1 @@
+"""The HTTP API: routes, request/response schemas, errors, middleware and docs."""

@@ -1,0 +1,185 @@
+"""Declared endpoints: one table drives both the Starlette routes and the OpenAPI document.
+
+An endpoint declares its body and query models; the dispatcher authenticates,
+validates the query, then the body, and only then calls the handler with a
+:class:`Call` holding the parsed values. So whatever the OpenAPI document says
+a route accepts is exactly what it validates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+from attrs import frozen
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from chatcore.chat import Chat
+from chatcore.errors import Unauthorized
+from entrypoints.http.schemas import QueryParams, RequestBody
+from entrypoints.http.validation import parse_json_body, parse_query
+from entrypoints.runtime import Runtime
+
+M = TypeVar("M", bound=BaseModel)
+Handler = Callable[["Call"], Awaitable[Response]]
+
+JSON = "application/json"
+
+
+class Call:
+    """One request to a declared endpoint, authenticated and validated."""
+
+    def __init__(
+        self,
+        request: Request,
+        runtime: Runtime,
+        user_id: str | None,
+        body: BaseModel | None,
+        query: BaseModel | None,
+    ) -> None:
+        self.request = request
+        self.runtime = runtime
+        self._user_id = user_id
+        self._body = body
+        self._query = query
+
+    @property
+    def chat(self) -> Chat:
+        return self.runtime.chat
+
+    @property
+    def user_id(self) -> str:
+        """The authenticated caller (only on endpoints declared with ``auth=True``)."""
+        if self._user_id is None:
+            raise RuntimeError("this endpoint is declared without authentication")
+        return self._user_id
+
+    def path(self, name: str) -> str:
+        value: Any = self.request.path_params[name]
+        return str(value)
+
+    def body(self, model: type[M]) -> M:
+        """The validated body; ``model`` must be the one the endpoint declares."""
+        return _declared(self._body, model, "body")
+
+    def query(self, model: type[M]) -> M:
+        """The validated query; ``model`` must be the one the endpoint declares."""
+        return _declared(self._query, model, "query")
+
+
+def _declared(value: BaseModel | None, model: type[M], what: str) -> M:
+    if not isinstance(value, model):
+        raise RuntimeError(f"the endpoint does not declare {model.__name__} as its {what}")
+    return value
+
+
+@frozen(kw_only=True)
+class Endpoint:
+    """A route and everything the OpenAPI document says about it."""
+
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    # Success statuses and their JSON body models (None: no body, or not JSON).
+    responses: Mapping[int, type[BaseModel] | None]
+    auth: bool = True
+    body: type[RequestBody] | None = None
+    query: type[QueryParams] | None = None
+    # Error statuses the route can answer besides the ones implied by auth/body/query.
+    errors: tuple[int, ...] = ()
+    media_type: str = JSON
+    include_in_schema: bool = True
+
+    @property
+    def operation_id(self) -> str:
+        return self.handler.__name__
+
+
+class Api:
+    """Collects endpoints declared with the decorators below."""
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
+        self.endpoints: list[Endpoint] = []
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        summary: str,
+        tag: str,
+        responses: Mapping[int, type[BaseModel] | None],
+        auth: bool = True,
+        body: type[RequestBody] | None = None,
+        query: type[QueryParams] | None = None,
+        errors: tuple[int, ...] = (),
+        media_type: str = JSON,
+        include_in_schema: bool = True,
+    ) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.endpoints.append(
+                Endpoint(
+                    method=method,
+                    path=self.prefix + path,
+                    handler=handler,
+                    summary=summary,
+                    tag=tag,
+                    responses=responses,
+                    auth=auth,
+                    body=body,
+                    query=query,
+                    errors=errors,
+                    media_type=media_type,
+                    include_in_schema=include_in_schema,
+                )
+            )
+            return handler
+
+        return register
+
+
+def bearer_token(request: Request) -> str:
+    """The token of ``Authorization: Bearer <token>``; Unauthorized if there is none."""
+    header = request.headers.get("authorization")
+    if not header:
+        raise Unauthorized("missing bearer token")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("the Authorization header must be 'Bearer <accessToken>'")
+    return token
+
+
+def starlette_routes(endpoints: list[Endpoint], runtime: Runtime) -> list[Route]:
+    """One Starlette route per endpoint, each dispatching through :func:`_dispatcher`."""
+    return [
+        Route(
+            e.path,
+            _dispatcher(e, runtime),
+            methods=[e.method],
+            name=e.operation_id,
+            include_in_schema=e.include_in_schema,
+        )
+        for e in endpoints
+    ]
+
+
+def _dispatcher(endpoint: Endpoint, runtime: Runtime) -> Callable[[Request], Awaitable[Response]]:
+    async def dispatch(request: Request) -> Response:
+        # Order of checks: who is calling (401), then what they ask (422).
+        user_id = runtime.chat.auth.authenticate(bearer_token(request)) if endpoint.auth else None
+        query = parse_query(request.query_params, endpoint.query) if endpoint.query else None
+        body = None
+        if endpoint.body is not None:
+            raw = await request.body()
+            body = parse_json_body(raw, request.headers.get("content-type"), endpoint.body)
+        return await endpoint.handler(Call(request, runtime, user_id, body, query))
+
+    dispatch.__name__ = endpoint.operation_id
+    return dispatch
