@@ -10,7 +10,11 @@ How a send is stored (:meth:`MongoMessageRepository.append`), in one transaction
 2. ``insert`` the message with that seq.
 3. ``commitTransaction``.
 
-Three round trips, with or without a clientMsgId. An idempotent replay is caught
+Three round trips, with or without a clientMsgId. Sends to one conversation
+from one process queue on a local lock first: on the server they could not
+overlap anyway (the conversation document is held until commit), and letting
+them race only turns into write conflicts and retries. Sends from other
+processes still conflict now and then; those are retried. An idempotent replay is caught
 by the unique (conversationId, senderId, clientMsgId) index on step 2: the
 transaction is aborted, so the seq taken in step 1 is given back, and the first
 message is read and returned (``created`` False). Checking for a replay before
@@ -57,6 +61,7 @@ from adapters.mongo.documents import (
     new_message,
 )
 from adapters.mongo.errors import duplicate_key_fields, storage_call
+from adapters.mongo.locks import KeyedLocks
 from adapters.mongo.transactions import Transactions
 from chatcore.errors import Conflict, NotFound
 from chatcore.models import AppendResult, Conversation, Message, NewMessage
@@ -104,6 +109,7 @@ class MongoMessageRepository(MessageRepository):
         self._messages = db[MESSAGES]
         self._conversations = db[CONVERSATIONS]
         self._transactions = transactions
+        self._conversation_locks = KeyedLocks()
 
     @storage_call
     async def append(self, new: NewMessage) -> AppendResult:
@@ -114,9 +120,10 @@ class MongoMessageRepository(MessageRepository):
             if replay is not None:
                 return replay
         try:
-            message, conversation = await self._transactions.run(
-                lambda session: self._allocate_and_insert(new, session)
-            )
+            async with self._conversation_locks.hold(new.conversation_id):
+                message, conversation = await self._transactions.run(
+                    lambda session: self._allocate_and_insert(new, session)
+                )
         except _Replay:
             replay = await self._find_replay(new)
             if replay is None:  # pragma: no cover - messages are never removed
@@ -244,7 +251,9 @@ class MongoMessageRepository(MessageRepository):
             )
             return document_to_message(doc)
 
-        return await self._transactions.run(body)
+        # The same lock as sends: both write the conversation document.
+        async with self._conversation_locks.hold(conversation_id):
+            return await self._transactions.run(body)
 
     @storage_call
     async def count_unread(self, user_id: str, after_seq: Mapping[str, int]) -> dict[str, int]:

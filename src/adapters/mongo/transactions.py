@@ -78,11 +78,14 @@ class Transactions:
         self._client = client
         self._enabled = enabled
         self._time_limit = time_limit
+        self._detecting = asyncio.Lock()
 
     async def enabled(self) -> bool:
         """Whether bodies run inside transactions (asks the server the first time)."""
         if self._enabled is None:
-            self._enabled = await supports_transactions(self._client)
+            async with self._detecting:  # one hello, however many callers wait
+                if self._enabled is None:
+                    self._enabled = await supports_transactions(self._client)
         return self._enabled
 
     async def run(self, body: Body[T]) -> T:

@@ -1,0 +1,79 @@
+"""Contract of RefreshTokenRepository, for every adapter."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from chatcore.chat import Storage
+
+from . import factories as make
+
+NOW = make.T0 + timedelta(minutes=1)
+
+
+async def test_a_token_is_consumed_once(storage: Storage) -> None:
+    token = make.refresh_token("u-a")
+    await storage.refresh_tokens.add(token)
+
+    consumed = await storage.refresh_tokens.consume(token.token_hash, NOW)
+    again = await storage.refresh_tokens.consume(token.token_hash, NOW)
+
+    assert consumed == token
+    assert consumed is not None
+    assert consumed.expires_at.utcoffset() == timedelta(0)
+    assert again is None
+    assert await storage.refresh_tokens.consume("unknown", NOW) is None
+
+
+async def test_an_expired_token_is_not_returned(storage: Storage) -> None:
+    token = make.refresh_token("u-a", expires_in=60)
+    await storage.refresh_tokens.add(token)
+
+    assert await storage.refresh_tokens.consume(token.token_hash, token.expires_at) is None
+    later = token.expires_at + timedelta(milliseconds=1)
+    assert await storage.refresh_tokens.consume(token.token_hash, later) is None
+
+
+async def test_a_token_consumed_just_before_expiry_is_returned(storage: Storage) -> None:
+    token = make.refresh_token("u-a", expires_in=60)
+    await storage.refresh_tokens.add(token)
+
+    just_before = token.expires_at - timedelta(milliseconds=1)
+    assert await storage.refresh_tokens.consume(token.token_hash, just_before) == token
+
+
+async def test_of_concurrent_consumes_at_most_one_wins(storage: Storage) -> None:
+    token = make.refresh_token("u-a")
+    await storage.refresh_tokens.add(token)
+
+    results = await asyncio.gather(
+        *(storage.refresh_tokens.consume(token.token_hash, NOW) for _ in range(10))
+    )
+
+    assert [r for r in results if r is not None] == [token]
+
+
+async def test_a_revoked_token_cannot_be_consumed(storage: Storage) -> None:
+    revoked, kept = make.refresh_token("u-a"), make.refresh_token("u-a")
+    for token in (revoked, kept):
+        await storage.refresh_tokens.add(token)
+
+    await storage.refresh_tokens.revoke(revoked.token_hash)
+    await storage.refresh_tokens.revoke("unknown")
+
+    assert await storage.refresh_tokens.consume(revoked.token_hash, NOW) is None
+    assert await storage.refresh_tokens.consume(kept.token_hash, NOW) == kept
+
+
+async def test_revoke_all_for_user_revokes_only_that_users_tokens(storage: Storage) -> None:
+    alices = [make.refresh_token("u-a") for _ in range(3)]
+    bobs = make.refresh_token("u-b")
+    for token in (*alices, bobs):
+        await storage.refresh_tokens.add(token)
+
+    await storage.refresh_tokens.revoke_all_for_user("u-a")
+
+    for token in alices:
+        assert await storage.refresh_tokens.consume(token.token_hash, NOW) is None
+    assert await storage.refresh_tokens.consume(bobs.token_hash, NOW) == bobs
