@@ -2,6 +2,8 @@
 
 - ``secantus_uri``: a SecantusDB child process for the whole session (started
   on first use only), on a free port with a temporary storage directory.
+- ``secantus_standalone_uri``: the same, advertising a standalone server (no
+  replica set), which makes the Mongo adapter run without transactions.
 - ``mongo_uri``: where Mongo-backed tests should connect: the real mongod of
   ``CHATCORE_TEST_MONGODB_URI`` if set, else the SecantusDB above.
 - ``mongo_db``: a fresh, uniquely named database on ``mongo_uri`` with the
@@ -22,14 +24,23 @@ from support.mongo import fresh_database, real_mongodb_uri
 from support.secantus import SecantusProcess
 
 
-@pytest.fixture(scope="session")
-def secantus_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server = SecantusProcess(tmp_path_factory.mktemp("secantus") / "data")
+def _serve(tmp_path_factory: pytest.TempPathFactory, *args: str) -> Iterator[str]:
+    server = SecantusProcess(tmp_path_factory.mktemp("secantus") / "data", args=args)
     server.start()
     try:
         yield server.uri
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def secantus_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from _serve(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def secantus_standalone_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from _serve(tmp_path_factory, "--standalone")
 
 
 @pytest.fixture(scope="session")

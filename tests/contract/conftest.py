@@ -45,6 +45,8 @@ async def _local_presence(request: pytest.FixtureRequest) -> AsyncIterator[Prese
 STORAGES: dict[str, StorageFactory] = {
     "memory": _memory_storage,
     "secantus": _mongo_storage("secantus"),
+    # The Mongo adapter's fallback for servers without transactions.
+    "secantus-standalone": _mongo_storage("secantus-standalone"),
     "mongod": _mongo_storage("mongod"),
 }
 
@@ -54,6 +56,7 @@ PRESENCE_TRACKERS: dict[str, TrackerFactory] = {
 
 MARKS: dict[str, tuple[pytest.MarkDecorator, ...]] = {
     "secantus": (pytest.mark.mongo,),
+    "secantus-standalone": (pytest.mark.mongo,),
     "mongod": (pytest.mark.mongo,),
 }
 

@@ -31,10 +31,13 @@ def real_mongodb_uri() -> str | None:
 
 
 def backend_uri(request: pytest.FixtureRequest, backend: str) -> str:
-    """The URI of ``backend``: "secantus" (the session's SecantusDB) or "mongod" (the
-    real server of ``CHATCORE_TEST_MONGODB_URI``; the test is skipped if unset)."""
+    """The URI of ``backend``: "secantus" (the session's SecantusDB), "secantus-standalone"
+    (one without transactions) or "mongod" (the real server of
+    ``CHATCORE_TEST_MONGODB_URI``; the test is skipped if unset)."""
     if backend == "secantus":
         return str(request.getfixturevalue("secantus_uri"))
+    if backend == "secantus-standalone":
+        return str(request.getfixturevalue("secantus_standalone_uri"))
     uri = real_mongodb_uri()
     if uri is None:
         pytest.skip(f"no real mongod: set {MONGODB_URI_ENV} to run this")

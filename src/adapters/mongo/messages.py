@@ -25,9 +25,10 @@ the transaction: there is never a seq without its message or the reverse.
 
 Without transactions (a standalone mongod), the same steps run one by one:
 
-- a replay is looked up first (by clientMsgId), which catches every replay
-  that does not race the first send;
-- a racing replay is still caught by the index on insert; the seq it took is
+- a replay is looked up first (by clientMsgId, under the same per-conversation
+  lock), which catches every replay except one racing the first send from
+  another process;
+- that racing replay is still caught by the index on insert; the seq it took is
   given back when no other send took the next one in between, otherwise it
   remains a gap;
 - a failure or outage between steps 1 and 2 leaves a gap: ``lastSeq`` counts a
@@ -39,7 +40,6 @@ Use a replica set (a single node one is enough) for the full guarantee.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -114,13 +114,15 @@ class MongoMessageRepository(MessageRepository):
     @storage_call
     async def append(self, new: NewMessage) -> AppendResult:
         _checked(new)
-        if new.client_msg_id is not None and not await self._transactions.enabled():
-            # Without a transaction a replay must be caught before it takes a seq.
-            replay = await self._find_replay(new)
-            if replay is not None:
-                return replay
+        transactional = await self._transactions.enabled()
         try:
             async with self._conversation_locks.hold(new.conversation_id):
+                if new.client_msg_id is not None and not transactional:
+                    # Without a transaction a replay must be caught before it takes
+                    # a seq (under the lock, so this process's duplicates can't race).
+                    replay = await self._find_replay(new)
+                    if replay is not None:
+                        return replay
                 message, conversation = await self._transactions.run(
                     lambda session: self._allocate_and_insert(new, session)
                 )
@@ -174,21 +176,21 @@ class MongoMessageRepository(MessageRepository):
 
     async def _find_replay(self, new: NewMessage) -> AppendResult | None:
         """The message stored earlier under ``new``'s clientMsgId, with the conversation
-        (NotFound if the sender is no longer a member)."""
-        message_doc, conversation_doc = await asyncio.gather(
-            self._messages.find_one(
-                {
-                    "conversationId": new.conversation_id,
-                    "senderId": new.sender_id,
-                    "clientMsgId": new.client_msg_id,
-                }
-            ),
-            self._conversations.find_one({"_id": new.conversation_id, "memberIds": new.sender_id}),
+        (NotFound if the sender is no longer a member); None if there is none."""
+        message_doc = await self._messages.find_one(
+            {
+                "conversationId": new.conversation_id,
+                "senderId": new.sender_id,
+                "clientMsgId": new.client_msg_id,
+            }
+        )
+        if message_doc is None:
+            return None
+        conversation_doc = await self._conversations.find_one(
+            {"_id": new.conversation_id, "memberIds": new.sender_id}
         )
         if conversation_doc is None:
             raise NotFound("conversation not found")
-        if message_doc is None:
-            return None
         return AppendResult(
             message=document_to_message(message_doc),
             conversation=document_to_conversation(conversation_doc),
