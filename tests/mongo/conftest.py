@@ -1,0 +1,54 @@
+"""Fixtures of the Mongo adapter's own tests: servers per backend, and private servers
+that a test may stop, kill and restart."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from adapters.mongo.documents import Document
+from support.mongo import backend_uri, fresh_database
+from support.secantus import SecantusProcess
+
+
+@pytest.fixture(params=["secantus", "mongod"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The URI of each server the adapter must work on (mongod only if configured)."""
+    return backend_uri(request, request.param)
+
+
+@pytest.fixture
+async def db(backend: str) -> AsyncIterator[AsyncDatabase[Document]]:
+    async with fresh_database(backend) as database:
+        yield database
+
+
+class ServerFactory:
+    """Starts private SecantusDB servers for one test and stops them all after it."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._servers: list[SecantusProcess] = []
+
+    def __call__(self, *args: str) -> SecantusProcess:
+        server = SecantusProcess(self._root / f"server-{len(self._servers)}", args=args)
+        self._servers.append(server)
+        server.start()
+        return server
+
+    def stop_all(self) -> None:
+        for server in self._servers:
+            server.stop()
+
+
+@pytest.fixture
+def private_server(tmp_path: Path) -> Iterator[ServerFactory]:
+    """``private_server(*args)`` starts a SecantusDB of this test's own."""
+    factory = ServerFactory(tmp_path)
+    try:
+        yield factory
+    finally:
+        factory.stop_all()

@@ -1,0 +1,76 @@
+"""Sends from several processes: two separate clients racing on one conversation."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from adapters.mongo import create_client, mongo_storage
+from adapters.mongo.documents import Document
+from chatcore.chat import Storage
+
+from .helpers import assert_no_half_written_send, new_group, new_message
+
+pytestmark = pytest.mark.mongo
+
+SENDERS = ("u-a", "u-b", "u-c")
+
+
+@pytest.fixture
+async def two_storages(
+    backend: str, db: AsyncDatabase[Document]
+) -> AsyncIterator[tuple[Storage, Storage]]:
+    """Two storages on the same database through two separate clients (connection
+    pools), as two server processes would have."""
+    other_client = create_client(backend)
+    try:
+        yield mongo_storage(db), mongo_storage(other_client[db.name])
+    finally:
+        await other_client.close()
+
+
+async def test_concurrent_sends_from_two_clients_get_seqs_1_to_n(
+    two_storages: tuple[Storage, Storage],
+) -> None:
+    one, two = two_storages
+    conversation = await new_group(one, *SENDERS)
+    n = 80
+
+    results = await asyncio.gather(
+        *(
+            (one if i % 2 else two).messages.append(
+                new_message(conversation.id, SENDERS[i % 3], f"message {i}")
+            )
+            for i in range(n)
+        )
+    )
+
+    assert sorted(r.message.seq for r in results) == list(range(1, n + 1))
+    for storage in (one, two):
+        messages = await assert_no_half_written_send(storage, conversation.id)
+        assert len(messages) == n
+        assert {m.id for m in messages} == {r.message.id for r in results}
+
+
+async def test_racing_replays_from_two_clients_store_one_message_without_gap(
+    two_storages: tuple[Storage, Storage],
+) -> None:
+    one, two = two_storages
+    conversation = await new_group(one, *SENDERS)
+    sends = []
+    for i in range(20):
+        storage = one if i % 2 else two
+        sends.append(storage.messages.append(new_message(conversation.id, "u-a", "same", "k")))
+        sends.append(storage.messages.append(new_message(conversation.id, "u-b", f"other {i}")))
+
+    results = await asyncio.gather(*sends)
+
+    replays = [r for r in results if r.message.client_msg_id == "k"]
+    assert sum(r.created for r in replays) == 1
+    assert len({r.message.id for r in replays}) == 1
+    messages = await assert_no_half_written_send(one, conversation.id)
+    assert len(messages) == 21
+    assert sum(m.client_msg_id == "k" for m in messages) == 1
