@@ -24,6 +24,7 @@ from adapters.passwords import Argon2PasswordHasher
 from adapters.socketio_notifier import SocketIONotifier
 from chatcore.chat import Storage, build_chat
 from chatcore.presence import LocalPresenceTracker
+from chatcore.system import SystemClock, TimeOrderedIdGenerator
 from entrypoints.metrics import CountingNotifier, Metrics
 from entrypoints.runtime import ReadinessProbe
 from entrypoints.settings import Settings
@@ -101,6 +102,9 @@ class Container(containers.DeclarativeContainer):
         CountingNotifier, providers.Singleton(SocketIONotifier, sio), metrics
     )
     passwords = providers.Singleton(Argon2PasswordHasher)
+    # The domain's time and ids (tests override the clock to control ordering).
+    clock = providers.Singleton(SystemClock)
+    ids = providers.Singleton(TimeOrderedIdGenerator)
     access_tokens = providers.Singleton(_access_tokens, settings)
 
     chat = providers.Singleton(
@@ -110,5 +114,7 @@ class Container(containers.DeclarativeContainer):
         presence=presence,
         passwords=passwords,
         access_tokens=access_tokens,
+        clock=clock,
+        ids=ids,
         refresh_ttl=providers.Callable(_refresh_ttl, settings),
     )

@@ -1,0 +1,195 @@
+"""Hostile and malformed input: every one gets a 4xx envelope, never a query or a 500."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from httpapp import AppFactory
+from httpkit import PASSWORD, ApiClient, assert_error
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"username": {"$gt": ""}, "password": PASSWORD},
+        {"username": "alice", "password": {"$ne": None}},
+        {"username": ["alice"], "password": PASSWORD},
+        {"username": 42, "password": PASSWORD},
+        {"username": None, "password": PASSWORD},
+        {"username": True, "password": PASSWORD},
+    ],
+)
+async def test_operators_and_wrong_types_never_reach_login(
+    http: httpx.AsyncClient, api: ApiClient, body: dict[str, Any]
+) -> None:
+    await api.register("alice")
+    response = await http.post("/api/auth/login", json=body)
+    error = assert_error(response, 422, "validation_error")
+    assert error["details"]["field"] in {"username", "password"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"body": {"$ne": None}},
+        {"body": ["hi"]},
+        {"body": 1},
+        {"body": "hi", "clientMsgId": {"$exists": True}},
+        {"body": "hi", "clientMsgId": ["a"]},
+    ],
+)
+async def test_operators_in_a_message_are_validation_errors(
+    http: httpx.AsyncClient, api: ApiClient, body: dict[str, Any]
+) -> None:
+    me, other = await api.register(), await api.register()
+    dm = await api.direct(me, other)
+    response = await http.post(
+        f"/api/conversations/{dm['id']}/messages", json=body, headers=me.headers
+    )
+    assert_error(response, 422, "validation_error")
+
+
+async def test_operators_in_ids_are_just_unknown_ids(
+    http: httpx.AsyncClient, api: ApiClient
+) -> None:
+    me = await api.register()
+    body = {"userId": {"$ne": "x"}}
+    group = await api.group(me)
+    response = await http.post(
+        f"/api/conversations/{group['id']}/members", json=body, headers=me.headers
+    )
+    assert_error(response, 422, "validation_error")
+    by_path = await http.get("/api/users/%24ne", headers=me.headers)
+    assert_error(by_path, 404, "not_found")
+
+
+async def test_unknown_fields_are_refused_with_their_name(http: httpx.AsyncClient) -> None:
+    response = await http.post(
+        "/api/auth/register", json={"username": "ok", "password": PASSWORD, "isAdmin": True}
+    )
+    error = assert_error(response, 422, "validation_error")
+    assert error["details"]["field"] == "isAdmin"
+    assert PASSWORD not in response.text  # input values are never echoed
+
+
+async def test_snake_case_names_are_unknown_fields(http: httpx.AsyncClient) -> None:
+    response = await http.post(
+        "/api/auth/register", json={"username": "snake", "password": PASSWORD, "display_name": "S"}
+    )
+    assert_error(response, 422, "validation_error")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"{", b"{'username': 'x'}", b"", b"nul", b'{"username": "a", }', b"\xff\xfe"],
+)
+async def test_malformed_json_is_a_validation_error(http: httpx.AsyncClient, raw: bytes) -> None:
+    response = await http.post(
+        "/api/auth/login", content=raw, headers={"Content-Type": "application/json"}
+    )
+    error = assert_error(response, 422, "validation_error")
+    assert error["details"]["field"] == "body"
+
+
+@pytest.mark.parametrize("raw", [b"[]", b'"text"', b"42", b"null", b"true"])
+async def test_json_that_is_not_an_object_is_a_validation_error(
+    http: httpx.AsyncClient, raw: bytes
+) -> None:
+    response = await http.post(
+        "/api/auth/login", content=raw, headers={"Content-Type": "application/json"}
+    )
+    error = assert_error(response, 422, "validation_error")
+    assert error["message"] == "request body must be a JSON object"
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"]
+)
+async def test_other_content_types_are_refused(
+    http: httpx.AsyncClient, api: ApiClient, content_type: str
+) -> None:
+    await api.register("ctype")
+    response = await http.post(
+        "/api/auth/login",
+        content=b'{"username": "ctype", "password": "correct horse battery"}',
+        headers={"Content-Type": content_type},
+    )
+    error = assert_error(response, 422, "validation_error")
+    assert error["details"]["field"] == "Content-Type"
+
+
+@pytest.mark.parametrize(
+    "content_type", [None, "application/json; charset=utf-8", "application/merge-patch+json"]
+)
+async def test_json_content_types_and_none_are_accepted(
+    http: httpx.AsyncClient, api: ApiClient, content_type: str | None
+) -> None:
+    await api.register("ctype")
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    response = await http.post(
+        "/api/auth/login",
+        content=b'{"username": "ctype", "password": "correct horse battery"}',
+        headers=headers,
+    )
+    assert response.status_code == 200
+
+
+async def test_a_body_over_the_limit_is_413_before_it_is_read(
+    http: httpx.AsyncClient, api: ApiClient
+) -> None:
+    me, other = await api.register(), await api.register()
+    dm = await api.direct(me, other)
+    huge = b'{"body": "' + b"x" * (64 * 1024) + b'"}'
+
+    response = await http.post(
+        f"/api/conversations/{dm['id']}/messages",
+        content=huge,
+        headers={**me.headers, "Content-Type": "application/json"},
+    )
+
+    error = assert_error(response, 413, "payload_too_large")
+    assert error["details"] == {"maxBytes": 64 * 1024}
+    assert (await api.history(me, dm["id"]))["messages"] == []
+
+
+async def test_a_streamed_body_is_counted_as_it_arrives(
+    http: httpx.AsyncClient, api: ApiClient
+) -> None:
+    me, other = await api.register(), await api.register()
+    dm = await api.direct(me, other)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        # No Content-Length: the limit must be enforced on the bytes themselves.
+        yield b'{"body": "'
+        for _ in range(20):
+            yield b"y" * 4096
+        yield b'"}'
+
+    response = await http.post(
+        f"/api/conversations/{dm['id']}/messages",
+        content=chunks(),
+        headers={**me.headers, "Content-Type": "application/json"},
+    )
+
+    assert_error(response, 413, "payload_too_large")
+
+
+async def test_a_body_just_under_the_limit_is_read(start_app: AppFactory) -> None:
+    async with start_app(max_body_bytes=2048) as http:
+        api = ApiClient(http)
+        me, other = await api.register(), await api.register()
+        dm = await api.direct(me, other)
+        body = {"body": "z" * 1900}
+        ok = await http.post(
+            f"/api/conversations/{dm['id']}/messages", json=body, headers=me.headers
+        )
+        assert ok.status_code == 201
+        too_big = await http.post(
+            f"/api/conversations/{dm['id']}/messages",
+            json={"body": "z" * 2100},
+            headers=me.headers,
+        )
+        assert_error(too_big, 413, "payload_too_large")
