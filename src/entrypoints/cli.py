@@ -29,6 +29,7 @@ log = logging.getLogger("chatcore")
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+GRACEFUL_SHUTDOWN_SECONDS = 10
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -112,6 +113,8 @@ def serve(*, host: str | None = None, port: int | None = None, data_dir: Path | 
                 access_log=False,  # the app logs one line per request itself
                 log_config=None,  # keep the logging set up below
                 server_header=False,
+                # Don't wait forever for long-lived (Socket.IO) connections on shutdown.
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
             )
         )
         stop.server = server
