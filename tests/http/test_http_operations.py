@@ -12,7 +12,7 @@ from httpapp import BASE_URL, AppFactory, make_container, make_settings, running
 from httpkit import ApiClient, assert_error
 
 from chatcore.chat import Storage
-from chatcore.errors import RateLimited, Unavailable
+from chatcore.errors import ChatError, RateLimited, Unavailable
 from chatcore.models import User
 from chatcore.testing import InMemoryUserRepository, in_memory_storage
 from entrypoints.app import create_app
@@ -270,6 +270,25 @@ async def test_an_unexpected_error_is_a_500_without_internals(
     logged = [r for r in caplog.records if request_id in r.getMessage()]
     assert logged
     assert logged[0].exc_info is not None  # the traceback goes to the log
+
+
+class _StorageBug(ChatError):
+    code = "internal_error"
+
+
+async def test_an_internal_domain_error_is_a_500_without_its_message(
+    start_app: AppFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    storage = _storage_with_users(_ExplodingUsers(_StorageBug("index users_1 is corrupt")))
+    async with start_app(storage=storage) as http:
+        me = await ApiClient(http).register()
+        with caplog.at_level(logging.ERROR, logger="chatcore.http"):
+            response = await http.get("/api/users/me", headers=me.headers)
+
+    error = assert_error(response, 500, "internal_error")
+    assert error["details"] == {"requestId": response.headers["x-request-id"]}
+    assert "corrupt" not in response.text
+    assert any("corrupt" in str(r.exc_info) for r in caplog.records if r.exc_info)
 
 
 async def test_storage_outage_is_503(start_app: AppFactory) -> None:

@@ -27,6 +27,9 @@ from entrypoints.http.responses import JsonResponse, json_response
 
 log = logging.getLogger("chatcore.http")
 
+# Where the request middleware keeps the request id in the ASGI scope.
+REQUEST_ID_SCOPE_KEY = "chatcore.request_id"
+
 
 def chat_error_response(error: ChatError) -> JsonResponse:
     headers = error_headers(error)
@@ -48,6 +51,15 @@ def internal_error_response(request_id: str) -> JsonResponse:
 
 async def handle_chat_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ChatError)
+    if exc.code == INTERNAL_ERROR:
+        # A domain or adapter error that means "our fault" (e.g. a storage operation
+        # refused for a reason other than an outage): logged in full, answered like
+        # any unexpected error.
+        request_id = str(request.scope.get(REQUEST_ID_SCOPE_KEY, "-"))
+        log.error("internal error request_id=%s", request_id, exc_info=exc)
+        return internal_error_response(request_id)
+    if exc.code == "unavailable":
+        log.warning("unavailable: %s (cause: %r)", exc.message, exc.__cause__)
     return chat_error_response(exc)
 
 

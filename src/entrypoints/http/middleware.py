@@ -16,7 +16,11 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chatcore.errors import PayloadTooLarge
-from entrypoints.http.errors import chat_error_response, internal_error_response
+from entrypoints.http.errors import (
+    REQUEST_ID_SCOPE_KEY,
+    chat_error_response,
+    internal_error_response,
+)
 from entrypoints.metrics import UNMATCHED_ROUTE, Metrics
 
 log = logging.getLogger("chatcore.http")
@@ -24,11 +28,6 @@ log = logging.getLogger("chatcore.http")
 REQUEST_ID_HEADER: Final = "x-request-id"
 # A caller's request id is kept (to correlate logs across services) only if it is tame.
 _TAME_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-
-
-def request_id_of(scope: Scope) -> str:
-    """The id the request log and error bodies use for this request."""
-    return str(scope.get("chatcore.request_id", "-"))
 
 
 class BodySizeLimit:
@@ -87,7 +86,7 @@ class RequestLog:
             return
         started = time.perf_counter()
         request_id = _incoming_request_id(scope) or uuid.uuid4().hex
-        scope["chatcore.request_id"] = request_id
+        scope[REQUEST_ID_SCOPE_KEY] = request_id
         status = 500
         response_started = False
 
