@@ -23,7 +23,8 @@ import socketio
 from adapters.socketio_notifier import user_room
 from adapters.wire import message_json, receipt_json
 from chatcore.errors import ChatError
-from entrypoints import socket_payloads
+from entrypoints import socket_payloads, socket_transport
+from entrypoints.error_codes import INTERNAL_ERROR
 from entrypoints.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -96,25 +97,32 @@ class SocketHandlers:
         except Exception:
             # python-socketio would leave the client waiting on an unexpected error.
             logger.exception("socket authentication failed unexpectedly")
-            raise _refuse("internal_error", "internal error") from None
+            raise _refuse(INTERNAL_ERROR, "internal server error") from None
         self.users_by_sid[sid] = user_id
+        self._runtime.metrics.socket_connected()
         await self._sio.enter_room(sid, user_room(user_id))
         try:
             await chat.presence.connected(user_id, sid)
-        except Exception:
+        except ChatError as exc:
             # Presence is a courtesy to contacts; a storage hiccup while announcing it
             # must not cost the user a working connection.
-            logger.warning("presence update on connect failed for %s", sid, exc_info=True)
+            logger.warning("presence update on connect failed for %s: %r", sid, exc)
+        except Exception:
+            logger.exception("presence update on connect failed for %s", sid)
 
     async def disconnect(self, sid: str, reason: Any = None) -> None:
         """Forget the connection; on the user's last one, mark them offline."""
         user_id = self.users_by_sid.pop(sid, None)
         if user_id is None:
             return
+        self._runtime.metrics.socket_disconnected()
         try:
             await self._runtime.chat.presence.disconnected(user_id, sid)
+        except ChatError as exc:
+            # Expected while the server stops (sockets close after the Chat is gone).
+            logger.info("presence update on disconnect failed for %s: %r", sid, exc)
         except Exception:
-            logger.warning("presence update on disconnect failed for %s", sid, exc_info=True)
+            logger.exception("presence update on disconnect failed for %s", sid)
 
     # -- events -----------------------------------------------------------------
 
@@ -133,7 +141,7 @@ class SocketHandlers:
             except Exception:
                 request_id = secrets.token_hex(6)
                 logger.exception("socket event %s failed (request %s)", event, request_id)
-                return error_ack("internal_error", f"internal error (request {request_id})")
+                return error_ack(INTERNAL_ERROR, f"internal server error (request {request_id})")
 
         guarded.__name__ = handler.__name__
         return guarded
@@ -163,18 +171,20 @@ class SocketHandlers:
         return {"ok": True}
 
     async def sync(self, sid: str, user_id: str, args: tuple[Any, ...]) -> Ack:
-        """``sync``: what was missed since the given seqs; ``hasMore`` says ask again."""
+        """``sync``: what was missed since the given seqs, ascending per conversation;
+        ``hasMore: true`` when a conversation had more than one call returns."""
         cmd = socket_payloads.sync(args)
         result = await self._runtime.chat.messages.sync(user_id, cmd.since)
-        return {
-            "ok": True,
-            "messages": [message_json(m) for m in result.messages],
-            "hasMore": result.has_more,
-        }
+        ack: Ack = {"ok": True, "messages": [message_json(m) for m in result.messages]}
+        # Only when true (docs/decisions.md): the ack otherwise is exactly API.md's shape.
+        if result.has_more:
+            ack["hasMore"] = True
+        return ack
 
 
 def register_socket_handlers(sio: socketio.AsyncServer, runtime: Runtime) -> SocketHandlers:
     """Attach connect/disconnect and every client-to-server event of the contract."""
+    socket_transport.install()
     handlers = SocketHandlers(sio, runtime)
     handlers.register()
     return handlers
