@@ -1,0 +1,1 @@
+"""The performance harness behind `make bench` (run it with ``python -m bench``)."""

@@ -1,0 +1,356 @@
+"""`make bench`: chatcore against a bare python-socketio and a bare Node.js socket.io server.
+
+Every server runs as its own process on a free 127.0.0.1 port; the load comes
+from a separate Node process (bench/node/loadgen.mjs, real socket.io-client
+sockets over WebSocket). Scenarios:
+
+- delivery: P sender/receiver pairs; a closed loop (next send after the ack),
+  then an open loop at fixed rates offered identically to every server;
+  send->ack and send->delivery latency, lost messages.
+- idle: K authenticated idle sockets; server RSS per socket, connect rate.
+- http: history page and send over keep-alive HTTP (chatcore only).
+
+Each scenario prints a table and one ``JSON {...}`` line; a summary checks the
+targets. Run ``python -m bench --help`` for the knobs; ``--quick`` takes ~2 minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import atexit
+import contextlib
+import math
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import report
+from bench.procs import Children, rss_mib
+from bench.runner import BASES, Server, ServerSpec, run_loadgen, running
+
+NO_DB = ("chatcore-memory", "bare-python", "bare-node")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="short phases, 1,000 idle sockets only")
+    p.add_argument("--servers", default=",".join(BASES), help="comma list; +plain/+nodeflate")
+    p.add_argument("--scenarios", default="delivery,idle,http")
+    p.add_argument("--pairs", type=int, default=50)
+    p.add_argument("--seconds", type=float, help="per measured delivery phase (10; quick 4)")
+    p.add_argument(
+        "--rate", type=int, action="append", help="open-loop msg/s (repeatable; default: auto)"
+    )
+    p.add_argument("--idle", help="idle socket counts (1000,10000; quick 1000)")
+    p.add_argument("--idle-users", type=int, default=10, help="users sharing the idle sockets")
+    p.add_argument("--http-seconds", type=float, help="per HTTP request kind (8; quick 3)")
+    p.add_argument("--http-concurrency", type=int, default=4)
+    p.add_argument("--body-bytes", type=int, default=100)
+    p.add_argument("--budget", type=float, help="hard limit for the whole run (570 s; quick 180)")
+    p.add_argument("--keep-logs", action="store_true", help="keep the servers' logs")
+    args = p.parse_args(argv)
+    quick = args.quick
+    args.seconds = args.seconds or (4.0 if quick else 10.0)
+    args.warmup = 1.0 if quick else 2.0
+    args.idle = [int(k) for k in (args.idle or ("1000" if quick else "1000,10000")).split(",")]
+    args.http_seconds = args.http_seconds or (3.0 if quick else 8.0)
+    args.budget = args.budget or (180.0 if quick else 570.0)
+    args.specs = [ServerSpec.parse(s.strip()) for s in args.servers.split(",") if s.strip()]
+    args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    return args
+
+
+# ---- delivery ----
+
+
+async def delivery(args: argparse.Namespace, children: Children, work: Path) -> dict[str, Any]:
+    """Closed loop on every server, then open loops at rates every server gets alike."""
+    async with contextlib.AsyncExitStack() as stack:
+        servers: dict[str, Server] = {}
+        pairs: dict[str, list[dict[str, str]]] = {}
+        for spec in args.specs:
+            server = await stack.enter_async_context(running(spec, children, work))
+            servers[spec.name] = server
+            pairs[spec.name] = [p.loadgen() for p in await server.fixtures.pairs(args.pairs)]
+
+        async def run(name: str, closed: float, rates: list[int]) -> list[dict[str, Any]]:
+            server = servers[name]
+            config = {
+                "mode": "delivery",
+                "url": server.url,
+                "pairs": pairs[name],
+                # chatcore takes {conversationId, body}; the bare servers need the receiver.
+                "includeReceiverId": not server.spec.chatcore,
+                "bodyBytes": args.body_bytes,
+                "ackTimeoutMs": 10_000,
+                "drainMs": 5_000,
+                "warmupSeconds": args.warmup,
+                "closedSeconds": closed,
+                "openRates": rates,
+                "openSeconds": args.seconds,
+            }
+            phases = args.warmup + closed + args.seconds * len(rates)
+            timeout = 60 + 1.5 * phases + 20 * (1 + len(rates))
+            out = await run_loadgen(children, server, config, within=timeout)
+            for phase in out.result["phases"]:
+                phase["cpu"] = out.cpu.get(phase["name"], {})
+                phase["unexpectedDisconnects"] = out.result["unexpectedDisconnects"]
+            return list(out.result["phases"])
+
+        records: dict[str, dict[str, Any]] = {}
+        for name in servers:
+            records[name] = {"closed": (await run(name, args.seconds, []))[0], "open": {}}
+        closed_rate = {n: r["closed"]["deliveredPerSec"] for n, r in records.items()}
+        rates = sorted(set(args.rate or auto_rates(closed_rate)))
+        for name in servers:
+            # A rate far above what a server sustains would only measure its queue.
+            mine = [r for r in rates if r <= 0.8 * closed_rate[name]]
+            if mine:
+                for phase in await run(name, 0, mine):
+                    records[name]["open"][str(phase["offeredPerSec"])] = phase
+    return {"scenario": "delivery", "pairs": args.pairs, "rates": rates, "servers": records}
+
+
+def auto_rates(closed: dict[str, float]) -> list[int]:
+    """Half the slowest server's closed-loop rate, and the same without the database server."""
+    groups = [closed.values(), [v for n, v in closed.items() if n.split("+")[0] in NO_DB]]
+    return sorted({_round_down(0.5 * min(g)) for g in groups if g})
+
+
+def _round_down(x: float) -> int:
+    if x < 10:
+        return max(1, int(x))
+    step = 10 ** math.floor(math.log10(x)) / 2
+    return int(x // step * step)
+
+
+# ---- idle ----
+
+
+async def idle(args: argparse.Namespace, children: Children, work: Path) -> dict[str, Any]:
+    """K idle authenticated sockets, on a fresh server per K: RSS per socket, connect rate."""
+    rows = []
+    for count in args.idle:
+        for spec in args.specs:
+            async with running(spec, children, work) as server:
+                rows.append(await idle_once(args, children, server, count))
+    return {"scenario": "idle", "rows": rows}
+
+
+async def idle_once(
+    args: argparse.Namespace, children: Children, server: Server, count: int
+) -> dict[str, Any]:
+    users = await server.fixtures.users(args.idle_users)
+    await asyncio.sleep(1.0)  # let the registrations' garbage settle
+    pid = server.child.pid
+    rss = {"before": rss_mib(pid)}
+
+    async def measure(_: dict[str, Any]) -> None:
+        rss["after"] = rss_mib(pid)
+
+    config = {
+        "mode": "idle",
+        "url": server.url,
+        "tokens": [token for _, token in users],
+        "count": count,
+        "concurrency": 50,
+        "settleMs": 2000,
+    }
+    out = await run_loadgen(children, server, config, within=60 + count / 50, on_wait=measure)
+    res = out.result
+    return {
+        "server": server.spec.name,
+        **res,
+        "rssBeforeMiB": round(rss["before"], 1),
+        "rssAfterMiB": round(rss["after"], 1),
+        "kibPerSocket": round((rss["after"] - rss["before"]) * 1024 / (res["connected"] or 1), 1),
+        "cpu": out.cpu.get("connect", {}),
+    }
+
+
+# ---- http ----
+
+
+async def http(args: argparse.Namespace, children: Children, work: Path) -> dict[str, Any]:
+    """History page and send over keep-alive HTTP, chatcore servers only."""
+    rows = []
+    for spec in (s for s in args.specs if s.chatcore):
+        async with running(spec, children, work) as server:
+            pairs = await server.fixtures.pairs(args.http_concurrency)
+            await server.fixtures.seed_history(pairs[0], 120)
+            config = {
+                "mode": "http",
+                "baseUrl": server.url,
+                "workers": [
+                    {"token": p.sender_token, "conversationId": p.conversation_id} for p in pairs
+                ],
+                "concurrency": args.http_concurrency,
+                "seconds": args.http_seconds,
+                "warmupSeconds": args.warmup,
+                "bodyBytes": args.body_bytes,
+                "history": {
+                    "path": f"/api/conversations/{pairs[0].conversation_id}/messages?limit=50",
+                    "token": pairs[0].sender_token,
+                },
+            }
+            timeout = 60 + 3 * (args.http_seconds + args.warmup)
+            out = await run_loadgen(children, server, config, within=timeout)
+            for phase in out.result["phases"]:
+                rows.append({"server": spec.name, **phase, "cpu": out.cpu.get(phase["name"], {})})
+    return {"scenario": "http", "concurrency": args.http_concurrency, "rows": rows}
+
+
+# ---- ratios and targets ----
+
+
+def delivery_ratios(rec: dict[str, Any]) -> dict[str, Any]:
+    servers = rec["servers"]
+    out: dict[str, Any] = {}
+    for name, me in servers.items():
+        if not name.startswith("chatcore"):
+            continue
+        for base in ("bare-python", "bare-node"):
+            other = servers.get(base)
+            if other is None:
+                continue
+            key = f"{name}/{base}"
+            out[key] = {
+                "throughput": report.ratio(
+                    me["closed"]["deliveredPerSec"], other["closed"]["deliveredPerSec"]
+                ),
+                "closedDeliveryP99": report.ratio(
+                    me["closed"]["deliveryMs"]["p99"], other["closed"]["deliveryMs"]["p99"]
+                ),
+            }
+            for rate, phase in me["open"].items():
+                theirs = other["open"].get(rate)
+                if theirs is not None:
+                    out[key][f"deliveryP99@{rate}"] = report.ratio(
+                        phase["deliveryMs"]["p99"], theirs["deliveryMs"]["p99"]
+                    )
+    return out
+
+
+def targets(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, bool | None]]:
+    """(target, measured, met) for the targets of the brief; met is None when not measured."""
+    checks: list[tuple[str, str, bool | None]] = []
+    d = results.get("delivery")
+    if d:
+        mem, bare = d["servers"].get("chatcore-memory"), d["servers"].get("bare-python")
+        if mem and bare:
+            r = report.ratio(mem["closed"]["deliveredPerSec"], bare["closed"]["deliveredPerSec"])
+            checks.append(("memory throughput >= 0.8x bare python", f"{r}x", bool(r and r >= 0.8)))
+            common = [k for k in mem["open"] if k in bare["open"]]
+            if common:
+                rate = max(common, key=int)
+                r = report.ratio(
+                    mem["open"][rate]["deliveryMs"]["p99"], bare["open"][rate]["deliveryMs"]["p99"]
+                )
+                checks.append(
+                    (
+                        f"memory p99 delivery <= 1.5x bare python @ {rate} msg/s",
+                        f"{r}x",
+                        bool(r and r <= 1.5),
+                    )
+                )
+        lost = sum(
+            p["lost"] for s in d["servers"].values() for p in [s["closed"], *s["open"].values()]
+        )
+        checks.append(("zero lost messages (every server, every phase)", str(lost), lost == 0))
+    i = results.get("idle")
+    if i:
+        big = max(r["requested"] for r in i["rows"])
+        per = {r["server"]: r["kibPerSocket"] for r in i["rows"] if r["requested"] == big}
+        if "chatcore-memory" in per and "bare-python" in per:
+            r = report.ratio(per["chatcore-memory"], per["bare-python"])
+            checks.append(
+                (f"{big} idle sockets RSS/socket <= 2x bare python", f"{r}x", bool(r and r <= 2))
+            )
+    return checks
+
+
+# ---- main ----
+
+SCENARIOS = {"delivery": delivery, "idle": idle, "http": http}
+
+
+def print_scenario(rec: dict[str, Any]) -> None:
+    name = rec["scenario"]
+    if name == "delivery":
+        rec["ratios"] = delivery_ratios(rec)
+        print(f"\n== delivery: {rec['pairs']} sender/receiver pairs over WebSocket ==")
+        print(report.delivery_tables(rec["servers"], rec["rates"]))
+        print("\nratios (chatcore / bare; throughput higher is better, p99 lower is better)")
+        for key, values in rec["ratios"].items():
+            print(f"  {key}: " + ", ".join(f"{k} {v}x" for k, v in values.items()))
+    elif name == "idle":
+        print("\n== idle: authenticated idle sockets (fresh server each) ==")
+        print(report.idle_table(rec["rows"]))
+    else:
+        print(f"\n== http: keep-alive, {rec['concurrency']} concurrent connections ==")
+        print(report.http_table(rec["rows"]))
+    print(report.json_line(rec), flush=True)
+
+
+async def main(args: argparse.Namespace, children: Children, work: Path) -> int:
+    results: dict[str, dict[str, Any]] = {}
+    failed = False
+    for name in args.scenarios:
+        started = time.monotonic()
+        try:
+            results[name] = await SCENARIOS[name](args, children, work)
+        except Exception as exc:  # one broken scenario must not hide the others
+            failed = True
+            print(f"\n== {name}: FAILED: {type(exc).__name__}: {exc}", flush=True)
+            continue
+        print_scenario(results[name])
+        print(f"({name} took {time.monotonic() - started:.0f} s)", flush=True)
+    print("\n== targets (reported, not asserted) ==")
+    for target, measured, met in targets(results):
+        print(f"  [{'met' if met else 'MISSED'}] {target}: {measured}")
+    return 1 if failed else 0
+
+
+def run() -> int:
+    args = parse_args()
+    unknown = set(args.scenarios) - set(SCENARIOS)
+    if unknown:
+        sys.exit(f"unknown scenarios: {sorted(unknown)}")
+    work = Path(tempfile.mkdtemp(prefix="chatcore-bench-"))
+    children = Children(work)
+    atexit.register(children.kill_all_now)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: sys.exit(128 + 15))
+    print(f"chatcore bench: servers {[s.name for s in args.specs]}, logs in {work}", flush=True)
+    started = time.monotonic()
+    status = 1
+    try:
+        status = asyncio.run(_bounded(main(args, children, work), children, args.budget))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+    finally:
+        children.kill_all_now()
+        if status == 0 and not args.keep_logs:
+            shutil.rmtree(work, ignore_errors=True)
+    print(f"\ntotal {time.monotonic() - started:.0f} s", flush=True)
+    return status
+
+
+async def _bounded(coro: Any, children: Children, budget: float) -> int:
+    try:
+        status: int = await asyncio.wait_for(coro, budget)
+        return status
+    except TimeoutError:
+        print(f"\nbudget of {budget:.0f} s exceeded: stopping", flush=True)
+        return 1
+    finally:
+        await children.stop_all()
+
+
+if __name__ == "__main__":
+    sys.exit(run())

@@ -1,0 +1,197 @@
+"""Tables, ratios and target checks of the benchmark's output (plain text and JSON lines)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+# The generator is suspect beyond this share of its one core, or this event loop delay.
+GEN_CPU_LIMIT = 90.0
+GEN_LOOP_DELAY_LIMIT_MS = 100.0
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    out = [line, "-" * len(line)]
+    out += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
+    return "\n".join(out)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.2f}" if abs(value) < 10 else f"{value:.0f}"
+    return str(value)
+
+
+def pcts(stats: dict[str, Any] | None, *keys: str) -> str:
+    """``"1.2/3.4/5.6"`` from a percentile dict."""
+    if not stats:
+        return "-"
+    return "/".join(_cell(stats.get(k)) for k in keys)
+
+
+def gen_flag(phase: dict[str, Any]) -> str:
+    """The generator's CPU% and event loop delay, with ``!`` where it may be the bottleneck."""
+    cpu = phase.get("cpu", {}).get("gen")
+    delay = phase.get("genLoopDelayP99Ms")
+    suspect = (cpu or 0) >= GEN_CPU_LIMIT or (delay or 0) >= GEN_LOOP_DELAY_LIMIT_MS
+    return f"{_cell(cpu)}% {_cell(delay)}ms{' !' if suspect else ''}"
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    if not a or not b:
+        return None
+    return round(a / b, 2)
+
+
+def json_line(record: dict[str, Any]) -> str:
+    return "JSON " + json.dumps(record, separators=(",", ":"), sort_keys=False)
+
+
+def delivery_tables(servers: dict[str, dict[str, Any]], rates: Sequence[int]) -> str:
+    rows = []
+    for name, rec in servers.items():
+        c = rec["closed"]
+        rows.append(
+            [
+                name,
+                c["deliveredPerSec"],
+                pcts(c["ackMs"], "p50", "p99"),
+                pcts(c["deliveryMs"], "p50", "p95", "p99"),
+                c["lost"],
+                _errors(c),
+                _cpu(c, "server"),
+                _cpu(c, "db"),
+                gen_flag(c),
+            ]
+        )
+    out = [
+        "closed loop (next send after the ack)",
+        table(
+            [
+                "server",
+                "msg/s",
+                "ack p50/p99 ms",
+                "delivery p50/p95/p99 ms",
+                "lost",
+                "errors",
+                "srv CPU%",
+                "db CPU%",
+                "generator CPU, loop p99",
+            ],
+            rows,
+        ),
+    ]
+    for rate in rates:
+        rows = []
+        for name, rec in servers.items():
+            o = rec["open"].get(str(rate))
+            if o is None:
+                rows.append([name, "above capacity", "", "", "", "", "", "", ""])
+                continue
+            rows.append(
+                [
+                    name,
+                    o["deliveredPerSec"],
+                    pcts(o["ackMs"], "p50", "p99"),
+                    pcts(o["deliveryMs"], "p50", "p95", "p99"),
+                    o["lost"],
+                    _errors(o),
+                    _cpu(o, "server"),
+                    _cpu(o, "db"),
+                    gen_flag(o),
+                ]
+            )
+        out += [
+            "",
+            f"open loop at {rate} msg/s offered (the same for every server)",
+            table(
+                [
+                    "server",
+                    "msg/s",
+                    "ack p50/p99 ms",
+                    "delivery p50/p95/p99 ms",
+                    "lost",
+                    "errors",
+                    "srv CPU%",
+                    "db CPU%",
+                    "generator CPU, loop p99",
+                ],
+                rows,
+            ),
+        ]
+    return "\n".join(out)
+
+
+def _errors(phase: dict[str, Any]) -> str:
+    keys = ("ackErrors", "ackTimeouts", "duplicates", "outOfOrder", "misrouted")
+    bad = {k: phase[k] for k in keys if phase.get(k)}
+    return ",".join(f"{k}={v}" for k, v in bad.items()) or "0"
+
+
+def _cpu(phase: dict[str, Any], group: str) -> float | None:
+    value: float | None = phase.get("cpu", {}).get(group)
+    return value
+
+
+def idle_table(rows: Sequence[dict[str, Any]]) -> str:
+    return table(
+        [
+            "server",
+            "sockets",
+            "connected",
+            "connect/s",
+            "RSS before MiB",
+            "RSS after MiB",
+            "KiB/socket",
+            "srv CPU%",
+            "generator CPU, loop p99",
+        ],
+        [
+            [
+                r["server"],
+                r["requested"],
+                r["connected"],
+                r["connectsPerSec"],
+                r["rssBeforeMiB"],
+                r["rssAfterMiB"],
+                r["kibPerSocket"],
+                _cpu(r, "server"),
+                gen_flag(r),
+            ]
+            for r in rows
+        ],
+    )
+
+
+def http_table(rows: Sequence[dict[str, Any]]) -> str:
+    return table(
+        [
+            "server",
+            "request",
+            "req/s",
+            "p50/p99 ms",
+            "non-2xx",
+            "srv CPU%",
+            "db CPU%",
+            "generator CPU, loop p99",
+        ],
+        [
+            [
+                r["server"],
+                r["name"],
+                r["requestsPerSec"],
+                pcts(r["latencyMs"], "p50", "p99"),
+                r["requests"] - r["ok"],
+                _cpu(r, "server"),
+                _cpu(r, "db"),
+                gen_flag(r),
+            ]
+            for r in rows
+        ],
+    )

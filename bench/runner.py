@@ -1,0 +1,188 @@
+"""The servers under test and the Node load generator, each started as a separate process.
+
+A server name is a base name plus optional ``+flags``: ``chatcore-memory``,
+``chatcore-secantus``, ``bare-python``, ``bare-node``; ``+plain`` (asyncio + h11
+instead of uvloop + httptools) and ``+nodeflate`` (no WebSocket per-message
+deflate) apply to the Python ones, e.g. ``chatcore-memory+plain``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.fixtures import Fixtures
+from bench.procs import Child, Children, CpuMeter, free_port, wait_http, wait_quiet, wait_tcp
+
+REPO = Path(__file__).resolve().parent.parent
+NODE_DIR = REPO / "bench" / "node"
+BASES = ("chatcore-memory", "chatcore-secantus", "bare-python", "bare-node")
+FLAGS = {"plain": "--plain", "nodeflate": "--no-ws-deflate"}
+START_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    name: str
+    base: str
+    flags: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, name: str) -> ServerSpec:
+        base, *mods = name.split("+")
+        if base not in BASES or any(m not in FLAGS for m in mods):
+            raise ValueError(f"unknown server {name!r}: bases {BASES}, flags {sorted(FLAGS)}")
+        if mods and base == "bare-node":
+            raise ValueError(f"{name}: +flags apply to the Python servers only")
+        return cls(name, base, tuple(FLAGS[m] for m in mods))
+
+    @property
+    def chatcore(self) -> bool:
+        return self.base.startswith("chatcore")
+
+
+@dataclass
+class Server:
+    spec: ServerSpec
+    url: str
+    child: Child
+    db: Child | None
+    fixtures: Fixtures = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.fixtures = Fixtures(self.url, chatcore=self.spec.chatcore)
+
+    def cpu_groups(self) -> dict[str, int]:
+        groups = {"server": self.child.pid}
+        if self.db is not None:
+            groups["db"] = self.db.pid
+        return groups
+
+    def check_alive(self) -> None:
+        for child in (self.child, self.db):
+            if child is not None and not child.alive():
+                raise RuntimeError(f"{child.name} died:\n{child.log_tail()}")
+
+
+@contextlib.asynccontextmanager
+async def running(spec: ServerSpec, children: Children, work: Path) -> AsyncIterator[Server]:
+    """Start ``spec`` (and its database) on free loopback ports; stop both afterwards."""
+    port = free_port()
+    home = work / f"{spec.name}-{secrets.token_hex(3)}"
+    home.mkdir(parents=True)
+    env = {"PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+    db: Child | None = None
+    server: Child | None = None
+    try:
+        if spec.base == "bare-node":
+            argv = ["node", str(NODE_DIR / "bare_server.mjs"), str(port)]
+        elif spec.base == "bare-python":
+            argv = [sys.executable, "-m", "bench.bare_socketio_server", "--port", str(port)]
+        else:
+            argv = [sys.executable, "-m", "bench.servers.chatcore_server", "--port", str(port)]
+            env |= {
+                "CHATCORE_DATA_DIR": str(home),
+                "CHATCORE_JWT_SECRET": secrets.token_urlsafe(32),
+                "CHATCORE_ACCESS_TOKEN_TTL_SECONDS": "7200",
+            }
+            if spec.base == "chatcore-secantus":
+                db, uri = await _start_secantus(spec.name, children, home)
+                env["CHATCORE_MONGODB_URI"] = uri
+                argv += ["--storage", "mongo"]
+            else:
+                argv += ["--storage", "memory"]
+        # cwd is the server's own directory: no stray .env from the work tree is read.
+        server = await children.start(spec.name, [*argv, *spec.flags], env=env, cwd=home)
+        url = f"http://127.0.0.1:{port}"
+        await wait_http(server, f"{url}/healthz", START_TIMEOUT)
+        yield Server(spec, url, server, db)
+    finally:
+        for child in (server, db):
+            if child is not None:
+                await children.stop(child)
+
+
+async def _start_secantus(name: str, children: Children, home: Path) -> tuple[Child, str]:
+    port = free_port()
+    argv = [
+        str(Path(sys.executable).with_name("secantusd-py")),
+        *("--host", "127.0.0.1", "--port", str(port)),
+        *("--storage-path", str(home / "db"), "--log-level", "WARNING"),
+    ]
+    db = await children.start(f"{name}-db", argv, cwd=home)
+    await wait_tcp(db, port, START_TIMEOUT)
+    return db, f"mongodb://127.0.0.1:{port}/?directConnection=true"
+
+
+@dataclass
+class LoadResult:
+    result: dict[str, Any]
+    cpu: dict[str, dict[str, float]]  # phase name -> {"server"|"db"|"gen": CPU%}
+    seconds: float
+
+
+async def run_loadgen(
+    children: Children,
+    server: Server,
+    config: dict[str, Any],
+    *,
+    within: float,
+    on_wait: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+) -> LoadResult:
+    """Run ``loadgen.mjs`` against ``server`` and sample CPU% of every process per phase.
+
+    It first waits (a bounded while) for the machine to be quiet.
+    """
+    busy = await wait_quiet()
+    if busy >= 30:
+        print(f"  note: the machine is busy ({busy:.0f}% of a core) before this run", flush=True)
+    path = server.child.log.parent / f"loadgen-{secrets.token_hex(4)}.json"
+    path.write_text(json.dumps({**config, "maxSeconds": within}))
+    gen = await children.start(
+        f"loadgen-{server.spec.name}",
+        ["node", str(NODE_DIR / "loadgen.mjs"), str(path)],
+        cwd=NODE_DIR,
+        pipes=True,
+    )
+    meters: dict[str, CpuMeter] = {}
+    cpu: dict[str, dict[str, float]] = {}
+    started = time.monotonic()
+
+    async def follow() -> dict[str, Any]:
+        assert gen.proc.stdout is not None
+        assert gen.proc.stdin is not None
+        async for line in gen.proc.stdout:
+            event = json.loads(line)
+            kind = event["event"]
+            if kind == "mark":
+                phase, _, edge = event["name"].rpartition(":")
+                if edge == "start":
+                    meters[phase] = CpuMeter({**server.cpu_groups(), "gen": gen.pid})
+                    meters[phase].start()
+                else:
+                    cpu[phase] = meters[phase].stop()
+            elif kind == "wait" and on_wait is not None:
+                await on_wait(event)
+            if kind in ("mark", "wait"):
+                gen.proc.stdin.write(b"go\n")
+                await gen.proc.stdin.drain()
+            elif kind == "result":
+                return dict(event)
+            elif kind == "error":
+                raise RuntimeError(f"load generator failed: {event['message']}")
+        raise RuntimeError(f"load generator exited without a result:\n{gen.log_tail()}")
+
+    try:
+        result = await asyncio.wait_for(follow(), within + 10)
+        server.check_alive()
+        return LoadResult(result, cpu, time.monotonic() - started)
+    finally:
+        await children.stop(gen)

@@ -1,0 +1,43 @@
+"""Uvicorn settings shared by every Python server of the benchmark, so they run on one stack.
+
+The defaults are those of ``chatcore serve`` (uvloop, httptools, websockets with
+uvicorn's default per-message deflate, no access log). ``--plain`` swaps uvloop +
+httptools for asyncio + h11, ``--no-ws-deflate`` turns per-message deflate off,
+to measure what each buys.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import uvicorn
+
+
+def add_server_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument(
+        "--plain", action="store_true", help="asyncio + h11 instead of uvloop + httptools"
+    )
+    parser.add_argument(
+        "--no-ws-deflate", action="store_true", help="no WebSocket per-message deflate"
+    )
+
+
+def run(app: Any, args: argparse.Namespace) -> None:
+    """Serve ``app`` with the same uvicorn configuration for every Python server."""
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        loop="asyncio" if args.plain else "uvloop",
+        http="h11" if args.plain else "httptools",
+        ws="auto",  # websockets (sans-I/O), as chatcore serve
+        ws_per_message_deflate=not args.no_ws_deflate,
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        server_header=False,
+        timeout_graceful_shutdown=2,
+    )
