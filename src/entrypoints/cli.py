@@ -20,7 +20,6 @@ from typing import Any
 import uvicorn
 from pydantic import ValidationError
 
-from entrypoints.app import create_app
 from entrypoints.embedded_db import EmbeddedDatabase, EmbeddedDatabaseError
 from entrypoints.settings import Settings
 
@@ -97,7 +96,13 @@ def serve(*, host: str | None = None, port: int | None = None, data_dir: Path | 
         if settings.mongodb_uri is None:
             embedded = EmbeddedDatabase(settings.data_dir)
             log.info("starting the embedded database under %s", embedded.storage_path)
-            uri = embedded.start(cancelled=lambda: stop.requested)
+            embedded.spawn()
+        # Imported here, not at the top: the app's imports take about a second, spent
+        # while the embedded database boots instead of before it.
+        from entrypoints.app import create_app
+
+        if embedded is not None:
+            uri = embedded.wait_ready(cancelled=lambda: stop.requested)
             log.info("embedded database ready on port %s (pid %s)", embedded.port, embedded.pid)
             settings = settings.model_copy(update={"mongodb_uri": uri})
         if stop.requested:

@@ -99,10 +99,12 @@ class EmbeddedDatabase:
         return self._process.pid if self._process is not None else None
 
     def start(self, *, timeout: float = 60.0, cancelled: Callable[[], bool] = lambda: False) -> str:
-        """Start the child and return its URI once it answers; raise if it can't.
+        """Start the child and return its URI once it answers; raise if it can't."""
+        self.spawn()
+        return self.wait_ready(timeout=timeout, cancelled=cancelled)
 
-        ``cancelled`` is polled while waiting (a stop signal during startup).
-        """
+    def spawn(self) -> None:
+        """Launch the child without waiting for it (see :meth:`wait_ready`)."""
         reason = missing_reason()
         if reason is not None:
             raise EmbeddedDatabaseError(reason)
@@ -111,21 +113,30 @@ class EmbeddedDatabase:
             # An explicit --config also stops secantusd-py from picking up a stray
             # ./secantusd.toml or ~/.secantus/secantusd.toml.
             self.config_path.write_text(_CONFIG_TEMPLATE)
+        self._spawn()
+
+    def wait_ready(
+        self, *, timeout: float = 60.0, cancelled: Callable[[], bool] = lambda: False
+    ) -> str:
+        """Wait until the spawned child answers and return its URI.
+
+        ``cancelled`` is polled while waiting (a stop signal during startup). A
+        child that exits early, most likely because another process took its port
+        in between, is started again on another port, a few times at most.
+        """
         deadline = time.monotonic() + timeout
         for attempt in range(1, _PORT_ATTEMPTS + 1):
-            self.port = free_port(self.host)
-            self._spawn()
             if self._wait_until_ready(deadline, cancelled):
                 return self.uri
-            # It exited: most likely someone took the port in between. Try another.
-            if attempt == _PORT_ATTEMPTS or cancelled():
+            if attempt == _PORT_ATTEMPTS:
                 break
+            self._spawn()
         raise EmbeddedDatabaseError(
             f"the embedded database did not start (log: {self.log_path}):\n{self._log_tail()}"
         )
 
     def _spawn(self) -> None:
-        assert self.port is not None
+        self.port = free_port(self.host)
         command = [
             str(_executable()),
             *("--config", str(self.config_path)),
