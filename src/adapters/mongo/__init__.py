@@ -19,8 +19,9 @@ from adapters.mongo.indexes import ensure_indexes
 from adapters.mongo.messages import MongoMessageRepository
 from adapters.mongo.receipts import MongoReceiptRepository
 from adapters.mongo.refresh_tokens import MongoRefreshTokenRepository
+from adapters.mongo.server import ServerInfo, ServerProfile, detect_profile
 from adapters.mongo.store import MongoStore, mongo_storage
-from adapters.mongo.transactions import Transactions, supports_transactions
+from adapters.mongo.transactions import Transactions
 from adapters.mongo.users import MongoUserRepository
 
 __all__ = [
@@ -31,10 +32,12 @@ __all__ = [
     "MongoStore",
     "MongoTimeouts",
     "MongoUserRepository",
+    "ServerInfo",
+    "ServerProfile",
     "StorageFailed",
     "Transactions",
     "create_client",
+    "detect_profile",
     "ensure_indexes",
     "mongo_storage",
-    "supports_transactions",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from pymongo import DESCENDING, ReturnDocument
@@ -13,6 +14,7 @@ from adapters.mongo import values
 from adapters.mongo.documents import (
     CONVERSATIONS,
     Document,
+    as_utc,
     conversation_to_document,
     direct_key,
     document_to_conversation,
@@ -24,6 +26,8 @@ from chatcore.ports import ConversationRepository
 
 # Most recent activity first, ties by id descending: the order of the index.
 LIST_ORDER = [("lastActivityAt", DESCENDING), ("_id", DESCENDING)]
+# Extra documents fetched with a page, for the ties skipped after a cursor.
+_TIE_SLACK = 4
 
 
 def _checked(conversation: Conversation) -> Conversation:
@@ -103,16 +107,29 @@ class MongoConversationRepository(ConversationRepository):
         if limit <= 0:
             return []
         query: dict[str, Any] = {"memberIds": values.text(user_id, "userId")}
+        at: datetime | None = None
+        last_id = ""
         if after is not None:
             at = values.moment(after.activity_at, "cursor")
             last_id = values.text(after.conversation_id, "cursor")
-            # Strictly after the cursor in (lastActivityAt desc, _id desc) order.
-            query["$or"] = [
-                {"lastActivityAt": {"$lt": at}},
-                {"lastActivityAt": at, "_id": {"$lt": last_id}},
-            ]
-        cursor = self._conversations.find(query).sort(LIST_ORDER).limit(limit)
-        return [document_to_conversation(doc) async for doc in cursor]
+            # (lastActivityAt, _id) strictly below the cursor. The index range is
+            # "lastActivityAt <= t"; the few ties at t with an _id not below the
+            # cursor's are skipped here. (An $or of the two cases would be exact
+            # but SecantusDB answers an $or with a collection scan.)
+            query["lastActivityAt"] = {"$lte": at}
+        found: list[Conversation] = []
+        cursor = self._conversations.find(query).sort(LIST_ORDER).batch_size(limit + _TIE_SLACK)
+        try:
+            async for doc in cursor:
+                tied = at is not None and as_utc(doc["lastActivityAt"]) == at
+                if tied and doc["_id"] >= last_id:
+                    continue
+                found.append(document_to_conversation(doc))
+                if len(found) == limit:
+                    break
+        finally:
+            await cursor.close()
+        return found
 
     @storage_call
     async def list_by_ids_for_member(
@@ -121,10 +138,15 @@ class MongoConversationRepository(ConversationRepository):
         ids = values.texts(conversation_ids, "conversationIds")
         if not ids:
             return []
-        cursor = self._conversations.find(
-            {"_id": {"$in": ids}, "memberIds": values.text(user_id, "userId")}
-        )
-        return [document_to_conversation(doc) async for doc in cursor]
+        user_id = values.text(user_id, "userId")
+        # By _id alone, membership checked here: an $in plus a second field is a
+        # collection scan on SecantusDB; the _id index serves it on every server.
+        cursor = self._conversations.find({"_id": {"$in": ids}})
+        return [
+            document_to_conversation(doc)
+            async for doc in cursor
+            if user_id in doc.get("memberIds", ())
+        ]
 
     @storage_call
     async def add_member(self, conversation_id: str, user_id: str) -> Conversation | None:

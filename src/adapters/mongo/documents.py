@@ -34,12 +34,14 @@ REFRESH_TOKENS: Final = "refreshTokens"
 USER_PROJECTION: Final = {"passwordHash": 0}
 
 
-def _utc(value: datetime) -> datetime:
+def as_utc(value: datetime) -> datetime:
+    """``value`` as an aware UTC datetime (naive values from a client without
+    ``tz_aware`` are UTC, as BSON dates are)."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _optional_utc(value: datetime | None) -> datetime | None:
-    return None if value is None else _utc(value)
+    return None if value is None else as_utc(value)
 
 
 def direct_key(user_a: str, user_b: str) -> str:
@@ -73,7 +75,7 @@ def document_to_user(doc: Document) -> User:
         id=doc["_id"],
         username=doc["username"],
         display_name=doc["displayName"],
-        created_at=_utc(doc["createdAt"]),
+        created_at=as_utc(doc["createdAt"]),
         last_seen_at=_optional_utc(doc.get("lastSeenAt")),
     )
 
@@ -122,7 +124,7 @@ def document_to_message(doc: Document) -> Message:
         sender_id=doc["senderId"],
         body=doc["body"],
         client_msg_id=doc.get("clientMsgId"),
-        created_at=_utc(doc["createdAt"]),
+        created_at=as_utc(doc["createdAt"]),
         edited_at=_optional_utc(doc.get("editedAt")),
         deleted_at=_optional_utc(doc.get("deletedAt")),
     )
@@ -162,7 +164,7 @@ def document_to_conversation(doc: Document) -> Conversation:
         name=doc.get("name"),
         member_ids=tuple(doc["memberIds"]),
         created_by=doc.get("createdBy"),
-        created_at=_utc(doc["createdAt"]),
+        created_at=as_utc(doc["createdAt"]),
         last_seq=doc.get("lastSeq", 0),
         last_message=None if last_message is None else document_to_message(last_message),
         last_activity_at=_optional_utc(doc.get("lastActivityAt")),
@@ -177,7 +179,7 @@ def document_to_receipt(doc: Document) -> ReadReceipt:
         conversation_id=doc["conversationId"],
         user_id=doc["userId"],
         last_read_seq=doc["lastReadSeq"],
-        read_at=_utc(doc["readAt"]),
+        read_at=as_utc(doc["readAt"]),
     )
 
 
@@ -194,6 +196,6 @@ def document_to_refresh_token(doc: Document) -> RefreshToken:
     return RefreshToken(
         token_hash=doc["_id"],
         user_id=doc["userId"],
-        created_at=_utc(doc["createdAt"]),
-        expires_at=_utc(doc["expiresAt"]),
+        created_at=as_utc(doc["createdAt"]),
+        expires_at=as_utc(doc["expiresAt"]),
     )

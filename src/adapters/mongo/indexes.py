@@ -22,14 +22,13 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("displayNameLower", ASCENDING)], name="displayNameLower"),
     ],
     CONVERSATIONS: [
-        # One direct conversation per pair; groups have no directKey, so the index
-        # is partial and they never collide.
-        IndexModel(
-            [("directKey", ASCENDING)],
-            name="directKey_unique",
-            unique=True,
-            partialFilterExpression={"directKey": {"$type": "string"}},
-        ),
+        # One direct conversation per pair. Groups have no directKey field, so a
+        # sparse index leaves them out (sparse rather than partial: SecantusDB's
+        # planner never uses partial indexes for queries, find_direct needs it).
+        IndexModel([("directKey", ASCENDING)], name="directKey_unique", unique=True, sparse=True),
+        # "This conversation, if the user is a member": sends, history, reads.
+        # mongod answers from the _id index alone; SecantusDB needs both fields.
+        IndexModel([("_id", ASCENDING), ("memberIds", ASCENDING)], name="id_memberIds"),
         # A member's conversation list: most recent activity first, ties by id.
         IndexModel(
             [("memberIds", ASCENDING), ("lastActivityAt", DESCENDING), ("_id", DESCENDING)],
@@ -52,6 +51,12 @@ INDEXES: dict[str, list[IndexModel]] = {
             unique=True,
             partialFilterExpression={"clientMsgId": {"$type": "string"}},
         ),
+        # Looking a replay up (the partial index above only enforces uniqueness on
+        # SecantusDB, whose planner does not use partial indexes).
+        IndexModel(
+            [("conversationId", ASCENDING), ("clientMsgId", ASCENDING), ("senderId", ASCENDING)],
+            name="clientMsgId_lookup",
+        ),
     ],
     RECEIPTS: [
         IndexModel(
@@ -60,6 +65,11 @@ INDEXES: dict[str, list[IndexModel]] = {
             unique=True,
         ),
         IndexModel([("userId", ASCENDING), ("conversationId", ASCENDING)], name="userId"),
+        # The filtered upsert of advance() (all three fields, for SecantusDB's planner).
+        IndexModel(
+            [("conversationId", ASCENDING), ("userId", ASCENDING), ("lastReadSeq", ASCENDING)],
+            name="conversationId_userId_lastReadSeq",
+        ),
     ],
     REFRESH_TOKENS: [
         IndexModel([("userId", ASCENDING)], name="userId"),

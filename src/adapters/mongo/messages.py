@@ -40,6 +40,7 @@ Use a replica set (a single node one is enough) for the full guarantee.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -62,10 +63,15 @@ from adapters.mongo.documents import (
 )
 from adapters.mongo.errors import duplicate_key_fields, storage_call
 from adapters.mongo.locks import KeyedLocks
+from adapters.mongo.server import ServerInfo
 from adapters.mongo.transactions import Transactions
 from chatcore.errors import Conflict, NotFound
 from chatcore.models import AppendResult, Conversation, Message, NewMessage
 from chatcore.ports import MessageRepository
+
+# Concurrent per-conversation counts on servers that need them (a list page has
+# at most 100 conversations; this keeps the connection pool for everyone else).
+_COUNT_CONCURRENCY = 16
 
 
 class _Replay(Exception):
@@ -105,10 +111,11 @@ def _allocate_pipeline(new: NewMessage) -> list[dict[str, Any]]:
 class MongoMessageRepository(MessageRepository):
     """Messages in the ``messages`` collection; seqs are counted on the conversation."""
 
-    def __init__(self, db: AsyncDatabase[Document], transactions: Transactions) -> None:
+    def __init__(self, db: AsyncDatabase[Document], server: ServerInfo) -> None:
         self._messages = db[MESSAGES]
         self._conversations = db[CONVERSATIONS]
-        self._transactions = transactions
+        self._server = server
+        self._transactions = Transactions(server)
         self._conversation_locks = KeyedLocks()
 
     @storage_call
@@ -163,15 +170,26 @@ class MongoMessageRepository(MessageRepository):
 
     async def _give_back_seq(self, before: Document, seq: int) -> None:
         """Without a transaction: undo a seq allocation if nobody allocated after it."""
+        still_ours = {"$eq": ["$lastSeq", seq]}
+
+        def restore(field: str, value: object) -> dict[str, Any]:
+            return {"$cond": [still_ours, {"$literal": value}, f"${field}"]}
+
+        # Filtered on _id only and conditional inside the pipeline: one indexed
+        # write on any server (SecantusDB scans for {_id, lastSeq}).
         await self._conversations.update_one(
-            {"_id": before["_id"], "lastSeq": seq},
-            {
-                "$set": {
-                    "lastSeq": seq - 1,
-                    "lastMessage": before.get("lastMessage"),
-                    "lastActivityAt": before.get("lastActivityAt", before["createdAt"]),
+            {"_id": before["_id"]},
+            [
+                {
+                    "$set": {
+                        "lastSeq": restore("lastSeq", seq - 1),
+                        "lastMessage": restore("lastMessage", before.get("lastMessage")),
+                        "lastActivityAt": restore(
+                            "lastActivityAt", before.get("lastActivityAt", before["createdAt"])
+                        ),
+                    }
                 }
-            },
+            ],
         )
 
     async def _find_replay(self, new: NewMessage) -> AppendResult | None:
@@ -199,13 +217,12 @@ class MongoMessageRepository(MessageRepository):
 
     @storage_call
     async def get(self, conversation_id: str, message_id: str) -> Message | None:
-        doc = await self._messages.find_one(
-            {
-                "_id": values.text(message_id, "messageId"),
-                "conversationId": values.text(conversation_id, "conversationId"),
-            }
-        )
-        return None if doc is None else document_to_message(doc)
+        conversation_id = values.text(conversation_id, "conversationId")
+        # By _id alone (an index on every server), the conversation checked here.
+        doc = await self._messages.find_one({"_id": values.text(message_id, "messageId")})
+        if doc is None or doc.get("conversationId") != conversation_id:
+            return None
+        return document_to_message(doc)
 
     @storage_call
     async def range(self, conversation_id: str, first_seq: int, last_seq: int) -> list[Message]:
@@ -236,19 +253,30 @@ class MongoMessageRepository(MessageRepository):
         conversation_id = values.text(message.conversation_id, "conversationId")
 
         async def body(session: AsyncClientSession | None) -> Message:
+            # Filtered on _id alone (a scan on SecantusDB with a second field), so
+            # the conversation is checked inside the update: no match, no change.
+            same_conversation = {"$eq": ["$conversationId", conversation_id]}
             doc = await self._messages.find_one_and_update(
-                {"_id": message_id, "conversationId": conversation_id},
-                {"$set": changes},
+                {"_id": message_id},
+                [
+                    {
+                        "$set": {
+                            field: {"$cond": [same_conversation, {"$literal": value}, f"${field}"]}
+                            for field, value in changes.items()
+                        }
+                    }
+                ],
                 return_document=ReturnDocument.AFTER,
                 session=session,
             )
-            if doc is None:
+            if doc is None or doc["conversationId"] != conversation_id:
                 raise NotFound("message not found")
             # Only while it is still the newest: a send that came in between
             # already replaced lastMessage and must not be overwritten.
+            newest = {"$eq": ["$lastSeq", doc["seq"]]}
             await self._conversations.update_one(
-                {"_id": conversation_id, "lastSeq": doc["seq"]},
-                {"$set": {"lastMessage": doc}},
+                {"_id": conversation_id},
+                [{"$set": {"lastMessage": {"$cond": [newest, {"$literal": doc}, "$lastMessage"]}}}],
                 session=session,
             )
             return document_to_message(doc)
@@ -260,20 +288,56 @@ class MongoMessageRepository(MessageRepository):
     @storage_call
     async def count_unread(self, user_id: str, after_seq: Mapping[str, int]) -> dict[str, int]:
         user_id = values.text(user_id, "userId")
-        windows = [
-            {
-                "conversationId": values.text(conversation_id, "conversationId"),
-                "seq": {"$gt": values.integer(seq, "seq")},
-            }
+        windows = {
+            values.text(conversation_id, "conversationId"): values.integer(seq, "seq")
             for conversation_id, seq in after_seq.items()
-        ]
+        }
         if not windows:
             return {}
-        # One aggregate for every conversation of a list page.
+        if (await self._server.profile()).indexed_or:
+            return await self._count_unread_at_once(user_id, windows)
+        return await self._count_unread_each(user_id, windows)
+
+    async def _count_unread_at_once(self, user_id: str, windows: dict[str, int]) -> dict[str, int]:
+        # One aggregate for every conversation of a list page: mongod answers the
+        # $or with one index range per conversation.
         cursor = await self._messages.aggregate(
             [
-                {"$match": {"$or": windows, "senderId": {"$ne": user_id}}},
+                {
+                    "$match": {
+                        "$or": [
+                            {"conversationId": cid, "seq": {"$gt": seq}}
+                            for cid, seq in windows.items()
+                        ],
+                        "senderId": {"$ne": user_id},
+                    }
+                },
                 {"$group": {"_id": "$conversationId", "n": {"$sum": 1}}},
             ]
         )
         return {doc["_id"]: doc["n"] async for doc in cursor}
+
+    async def _count_unread_each(self, user_id: str, windows: dict[str, int]) -> dict[str, int]:
+        # SecantusDB scans the whole collection for an $or (or an $in, or a $ne),
+        # so there one index range per conversation, run concurrently, is far
+        # faster than the single aggregate (measured: bench/mongo_store.py).
+        limit = asyncio.Semaphore(_COUNT_CONCURRENCY)
+
+        async def count(conversation_id: str, after: int) -> tuple[str, int]:
+            async with limit:
+                cursor = await self._messages.aggregate(
+                    [
+                        {"$match": {"conversationId": conversation_id, "seq": {"$gt": after}}},
+                        {
+                            "$group": {
+                                "_id": None,
+                                "n": {"$sum": {"$cond": [{"$ne": ["$senderId", user_id]}, 1, 0]}},
+                            }
+                        },
+                    ]
+                )
+                found = [doc async for doc in cursor]
+            return conversation_id, found[0]["n"] if found else 0
+
+        counts = await asyncio.gather(*(count(cid, seq) for cid, seq in windows.items()))
+        return {cid: n for cid, n in counts if n}

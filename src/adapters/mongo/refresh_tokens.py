@@ -38,14 +38,15 @@ class MongoRefreshTokenRepository(RefreshTokenRepository):
 
     @storage_call
     async def consume(self, token_hash: str, now: datetime) -> RefreshToken | None:
+        now = values.moment(now, "now")
         # One atomic delete: of two concurrent consumes only one gets the document.
-        doc = await self._tokens.find_one_and_delete(
-            {
-                "_id": values.text(token_hash, "tokenHash"),
-                "expiresAt": {"$gt": values.moment(now, "now")},
-            }
-        )
-        return None if doc is None else document_to_refresh_token(doc)
+        # By _id alone (an expiresAt condition makes it a scan on SecantusDB); an
+        # expired token is removed all the same, and not returned.
+        doc = await self._tokens.find_one_and_delete({"_id": values.text(token_hash, "tokenHash")})
+        if doc is None:
+            return None
+        token = document_to_refresh_token(doc)
+        return token if token.expires_at > now else None
 
     @storage_call
     async def revoke(self, token_hash: str) -> None:

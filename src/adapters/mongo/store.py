@@ -17,7 +17,7 @@ from adapters.mongo.indexes import ensure_indexes
 from adapters.mongo.messages import MongoMessageRepository
 from adapters.mongo.receipts import MongoReceiptRepository
 from adapters.mongo.refresh_tokens import MongoRefreshTokenRepository
-from adapters.mongo.transactions import Transactions
+from adapters.mongo.server import ServerInfo
 from adapters.mongo.users import MongoUserRepository
 from chatcore.chat import Storage
 
@@ -27,13 +27,14 @@ DEFAULT_DATABASE = "chatcore"
 def mongo_storage(db: AsyncDatabase[Document], *, transactions: bool | None = None) -> Storage:
     """The repositories on ``db`` (indexes must exist: see :func:`ensure_indexes`).
 
-    ``transactions`` None asks the server once, on the first write that needs
-    one, whether it runs multi-document transactions.
+    ``transactions`` None asks the server once, on first use, whether it runs
+    multi-document transactions (see :class:`ServerInfo`).
     """
+    server = ServerInfo(db.client, transactions=transactions)
     return Storage(
         users=MongoUserRepository(db),
         conversations=MongoConversationRepository(db),
-        messages=MongoMessageRepository(db, Transactions(db.client, enabled=transactions)),
+        messages=MongoMessageRepository(db, server),
         receipts=MongoReceiptRepository(db),
         refresh_tokens=MongoRefreshTokenRepository(db),
     )
@@ -95,13 +96,12 @@ class MongoStore:
                 else client.get_default_database(default=DEFAULT_DATABASE)
             )
             await ensure_indexes(db)
-            transactions = Transactions(client, enabled=self._transactions)
-            await transactions.enabled()
+            profile = await ServerInfo(client, transactions=self._transactions).profile()
         except BaseException:
             await client.close()
             raise
         self._client, self._db = client, db
-        self._storage = mongo_storage(db, transactions=await transactions.enabled())
+        self._storage = mongo_storage(db, transactions=profile.transactions)
         return self._storage
 
     async def ping(self) -> None:

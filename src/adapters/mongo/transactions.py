@@ -20,12 +20,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Final, TypeVar
 
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import OperationFailure, PyMongoError
 
-from adapters.mongo.documents import Document
-from adapters.mongo.errors import is_outage, translate_errors
+from adapters.mongo.errors import is_outage
+from adapters.mongo.server import ServerInfo
 
 T = TypeVar("T")
 
@@ -51,42 +50,17 @@ async def _backoff(attempt: int) -> None:
     await asyncio.sleep(random.uniform(0, min(0.002 * 2**attempt, 0.05)))
 
 
-async def supports_transactions(client: AsyncMongoClient[Document]) -> bool:
-    """Whether the server runs multi-document transactions, from its ``hello`` reply:
-    replica set members report a ``setName``, mongos reports ``msg: "isdbgrid"``."""
-    with translate_errors():
-        hello = await client.admin.command("hello")
-    if hello.get("logicalSessionTimeoutMinutes") is None:
-        return False
-    return bool(hello.get("setName")) or hello.get("msg") == "isdbgrid"
-
-
 class Transactions:
-    """Runs a body of work atomically if the server can, detecting that once.
+    """Runs a body of work atomically if the server can (see :class:`ServerInfo`)."""
 
-    ``enabled`` None means "ask the server on first use"; tests and deployments
-    that know may pass True or False.
-    """
-
-    def __init__(
-        self,
-        client: AsyncMongoClient[Document],
-        *,
-        enabled: bool | None = None,
-        time_limit: float = 10.0,
-    ) -> None:
-        self._client = client
-        self._enabled = enabled
+    def __init__(self, server: ServerInfo, *, time_limit: float = 10.0) -> None:
+        self._server = server
+        self._client = server.client
         self._time_limit = time_limit
-        self._detecting = asyncio.Lock()
 
     async def enabled(self) -> bool:
         """Whether bodies run inside transactions (asks the server the first time)."""
-        if self._enabled is None:
-            async with self._detecting:  # one hello, however many callers wait
-                if self._enabled is None:
-                    self._enabled = await supports_transactions(self._client)
-        return self._enabled
+        return (await self._server.profile()).transactions
 
     async def run(self, body: Body[T]) -> T:
         """Run ``body`` in a transaction (its session as argument) and commit, retrying
@@ -100,7 +74,7 @@ class Transactions:
                 raise
             # The hello reply promised transactions but the server refuses them
             # (e.g. a standalone behind a proxy): remember, and go without.
-            self._enabled = False
+            self._server.no_transactions()
             return await body(None)
 
     async def _run_in_transaction(self, body: Body[T]) -> T:
