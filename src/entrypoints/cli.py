@@ -128,6 +128,8 @@ def serve(*, host: str | None = None, port: int | None = None, data_dir: Path | 
             return EXIT_OK
         return EXIT_FAILURE
     except EmbeddedDatabaseError as exc:
+        if stop.requested:
+            return EXIT_OK  # stopped while the database was starting
         print(f"chatcore: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     finally:

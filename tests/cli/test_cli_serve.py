@@ -53,6 +53,28 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def _processes_using(path: Path) -> list[int]:
+    """Pids of live processes whose command line mentions ``path`` (e.g. a database child)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(path) in cmdline and _alive(int(proc.name)):
+            found.append(int(proc.name))
+    return found
+
+
+def _wait_no_process_using(path: Path) -> list[int]:
+    deadline = time.monotonic() + SHUTDOWN_DEADLINE
+    while (left := _processes_using(path)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
 def _wait_gone(pid: int, deadline: float) -> bool:
     while time.monotonic() < deadline:
         if not _alive(pid):
@@ -167,9 +189,8 @@ def test_serve_keeps_data_and_tokens_across_restarts(tmp_path: Path, servers: li
         history = client.get(f"/api/conversations/{conversation_id}/messages", headers=headers)
         assert history.status_code == 200, history.text  # the old token still works
         assert [m["body"] for m in history.json()["messages"]] == ["still here?"]
-    second_database = second.database_pid()
     assert second.stop(signal.SIGINT) == 0, second.log
-    assert _wait_gone(second_database, time.monotonic() + SHUTDOWN_DEADLINE), "orphan database"
+    assert _wait_no_process_using(data_dir) == [], "orphan database"
 
 
 def test_a_failed_start_leaves_no_database_behind(tmp_path: Path, servers: list[Server]) -> None:
@@ -186,6 +207,18 @@ def test_a_failed_start_leaves_no_database_behind(tmp_path: Path, servers: list[
 
     assert code != 0
     assert _wait_gone(server.database_pid(), time.monotonic() + SHUTDOWN_DEADLINE), server.log
+    assert _wait_no_process_using(server.data_dir) == []
+
+
+def test_a_stop_while_the_database_starts_is_clean(tmp_path: Path, servers: list[Server]) -> None:
+    server = _serve(servers, tmp_path / "data")
+    deadline = time.monotonic() + STARTUP_DEADLINE
+    while "starting the embedded database" not in server.log:
+        assert time.monotonic() < deadline, server.log
+        time.sleep(0.01)
+
+    assert server.stop(signal.SIGTERM) == 0, server.log
+    assert _wait_no_process_using(server.data_dir) == [], server.log
 
 
 def test_python_dash_m_entrypoints_is_the_same_command() -> None:
