@@ -288,7 +288,7 @@ async def test_mark_read_returns_the_receipt(http: httpx.AsyncClient, api: ApiCl
     assert (view["lastReadSeq"], view["unreadCount"]) == (2, 1)
 
 
-@pytest.mark.parametrize("up_to_seq", [-1, "2", 1.5, True, None, {"$gt": 0}])
+@pytest.mark.parametrize("up_to_seq", [-1, "2", 1.5, True, None, {"$gt": 0}, 2**63])
 async def test_mark_read_needs_a_non_negative_integer(
     http: httpx.AsyncClient, api: ApiClient, up_to_seq: object
 ) -> None:

@@ -84,6 +84,7 @@ async def test_history_windows(http: httpx.AsyncClient, api: ApiClient) -> None:
         {"before": "-1"},
         {"after": "-3"},
         {"before": "x"},
+        {"after": str(2**64)},
         {"before": "2", "after": "1"},
     ],
 )

@@ -20,6 +20,8 @@ from pydantic.alias_generators import to_camel
 from chatcore import limits
 
 _CURSOR_MAX = 512
+# Seqs beyond what a JavaScript number holds exactly can't be meant (nor stored as int64).
+MAX_SEQ = 2**53 - 1
 
 
 class RequestBody(BaseModel):
@@ -90,7 +92,7 @@ class EditMessageBody(RequestBody):
 
 
 class ReadBody(RequestBody):
-    up_to_seq: int = Field(ge=0, description="Mark everything up to this seq as read.")
+    up_to_seq: int = Field(ge=0, le=MAX_SEQ, description="Mark everything up to this seq as read.")
 
 
 class PageQuery(QueryParams):
@@ -103,8 +105,12 @@ class UserSearchQuery(PageQuery):
 
 
 class HistoryQuery(QueryParams):
-    before: int | None = Field(default=None, ge=0, description="Messages with seq < before.")
-    after: int | None = Field(default=None, ge=0, description="Messages with seq > after.")
+    before: int | None = Field(
+        default=None, ge=0, le=MAX_SEQ, description="Messages with seq < before."
+    )
+    after: int | None = Field(
+        default=None, ge=0, le=MAX_SEQ, description="Messages with seq > after."
+    )
     limit: int | None = Field(default=None, ge=1, le=limits.PAGE_LIMIT_MAX)
 
 
