@@ -53,7 +53,8 @@ def make_container(
 async def running(app: ChatcoreApp) -> AsyncIterator[httpx.AsyncClient]:
     """The app started (lifespan), and a client talking to it in-process."""
     async with (
-        LifespanManager(app) as manager,
+        # Generous: opening MongoDB (index creation) can be slow on a loaded machine.
+        LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager,
         httpx.AsyncClient(transport=httpx.ASGITransport(manager.app), base_url=BASE_URL) as http,
     ):
         yield http
