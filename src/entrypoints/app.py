@@ -74,6 +74,8 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Cha
             runtime.chat_instance = None
             runtime.readiness_probe = None
             await _resolved(container.shutdown_resources())
+            # The Chat holds the storage just closed: a restarted lifespan builds a new one.
+            container.chat.reset()
             log.info("chatcore stopped")
 
     http_app = Starlette(

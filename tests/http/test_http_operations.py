@@ -10,6 +10,7 @@ import httpx
 import pytest
 from httpapp import BASE_URL, AppFactory, make_container, make_settings, running
 from httpkit import ApiClient, assert_error
+from pymongo import AsyncMongoClient
 
 from chatcore.chat import Storage
 from chatcore.errors import ChatError, RateLimited, Unavailable
@@ -349,3 +350,19 @@ async def test_cors_allows_configured_origins_only(start_app: AppFactory) -> Non
         assert error.headers["access-control-allow-origin"] == "https://chat.example"
         other = await http.get("/healthz", headers={"Origin": "https://evil.example"})
         assert "access-control-allow-origin" not in other.headers
+
+
+@pytest.mark.mongo
+async def test_the_app_can_be_started_again_after_a_stop(tmp_path: Path, mongo_uri: str) -> None:
+    settings = make_settings(tmp_path, mongodb_uri=mongo_uri, mongodb_database="restart_test")
+    app = create_app(settings, container=make_container(settings, None))
+    try:
+        async with running(app) as http:
+            me = await ApiClient(http).register()
+        async with running(app) as http:  # storage reopened, the Chat rebuilt on it
+            response = await http.get("/api/users/me", headers=me.headers)
+            assert response.status_code == 200, response.text
+    finally:
+        client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongo_uri)
+        await client.drop_database("restart_test")
+        await client.close()
