@@ -192,3 +192,20 @@ async def test_contact_ids_are_everyone_sharing_a_conversation(storage: Storage)
     assert await storage.conversations.contact_ids("u-a") == {"u-b", "u-c", "u-d"}
     assert await storage.conversations.contact_ids("u-d") == {"u-a"}
     assert await storage.conversations.contact_ids("u-z") == set()
+
+
+async def test_list_for_member_pages_through_many_ties_one_by_one(storage: Storage) -> None:
+    # All active in the same millisecond: only the ids order them.
+    tied = [make.group("u-a", f"u-{i}", seconds=5) for i in range(10)]
+    for c in tied:
+        await storage.conversations.create(c)
+    seen: list[str] = []
+    after: ConversationCursor | None = None
+    for _ in range(len(tied) + 1):
+        page = await storage.conversations.list_for_member("u-a", limit=1, after=after)
+        if not page:
+            break
+        seen.extend(_ids(page))
+        after = ConversationCursor(activity_at=page[-1].activity_at, conversation_id=page[-1].id)
+
+    assert seen == sorted(_ids(tied), reverse=True)

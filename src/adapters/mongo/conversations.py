@@ -117,19 +117,21 @@ class MongoConversationRepository(ConversationRepository):
             # cursor's are skipped here. (An $or of the two cases would be exact
             # but SecantusDB answers an $or with a collection scan.)
             query["lastActivityAt"] = {"$lte": at}
-        found: list[Conversation] = []
-        cursor = self._conversations.find(query).sort(LIST_ORDER).batch_size(limit + _TIE_SLACK)
-        try:
-            async for doc in cursor:
-                tied = at is not None and as_utc(doc["lastActivityAt"]) == at
-                if tied and doc["_id"] >= last_id:
-                    continue
-                found.append(document_to_conversation(doc))
-                if len(found) == limit:
-                    break
-        finally:
-            await cursor.close()
-        return found
+        # A limit, not just a batch size: the server then closes its cursor with
+        # the one reply (no killCursors round trip). If the ties ate the slack,
+        # which takes more than _TIE_SLACK conversations active in the same
+        # millisecond, ask again for more.
+        fetch = limit + (_TIE_SLACK if at is not None else 0)
+        while True:
+            docs = await self._conversations.find(query).sort(LIST_ORDER).limit(fetch).to_list(None)
+            found = [
+                document_to_conversation(doc)
+                for doc in docs
+                if at is None or as_utc(doc["lastActivityAt"]) != at or doc["_id"] < last_id
+            ]
+            if len(found) >= limit or len(docs) < fetch:
+                return found[:limit]
+            fetch *= 2
 
     @storage_call
     async def list_by_ids_for_member(
