@@ -34,6 +34,8 @@ def _socketio_server(settings: Settings) -> socketio.AsyncServer:
     origins: list[str] | str = settings.cors_origins or []
     return socketio.AsyncServer(
         async_mode="asgi",
+        # orjson for this server's packets only (see adapters.socketio_json).
+        serializer=socketio_json.Packet,
         json=socketio_json,
         cors_allowed_origins=origins,
         logger=False,

@@ -1,9 +1,10 @@
 """Shape checks for the payloads of client-to-server Socket.IO events.
 
 Hand-written rather than pydantic models: they run on every event of the hot
-path, and plain ``type(...) is`` checks cost a fraction of building a model
-(``python -m bench.socket_payloads`` style measurements: ~0.3 µs against ~2 µs
-per ``sendMessage``). They check types and shapes only; the domain
+path, and plain ``type(...) is`` checks cost half of validating a strict model
+(measured with timeit for a ``sendMessage`` payload: ~1.2 µs against ~2.5 µs,
+before the model even checks "conversationId or receiverId"). They check types
+and shapes only; the domain
 (``chatcore.limits``) owns the rules on lengths of bodies and ids, seq ranges
 and the like, so every edge applies the same ones.
 
