@@ -20,7 +20,7 @@ from typing import Any
 import uvicorn
 from pydantic import ValidationError
 
-from entrypoints.embedded_db import EmbeddedDatabase, EmbeddedDatabaseError
+from entrypoints.embedded_db import EmbeddedDatabase, EmbeddedDatabaseError, missing_reason
 from entrypoints.settings import Settings
 
 log = logging.getLogger("chatcore")
@@ -94,6 +94,10 @@ def serve(*, host: str | None = None, port: int | None = None, data_dir: Path | 
     embedded: EmbeddedDatabase | None = None
     try:
         if settings.mongodb_uri is None:
+            reason = missing_reason()
+            if reason is not None:
+                print(f"chatcore: {reason}", file=sys.stderr)
+                return EXIT_FAILURE
             embedded = EmbeddedDatabase(settings.data_dir)
             log.info("starting the embedded database under %s", embedded.storage_path)
             embedded.spawn()
