@@ -163,3 +163,15 @@ async def test_local_tracker_counts_connections_per_user() -> None:
     assert await tracker.disconnect("u2", "b") is False
     assert await tracker.disconnect("u1", "b") is True
     assert await tracker.online(["u1", "u2"]) == {"u2"}
+
+
+@pytest.mark.usefixtures("contacts")
+async def test_users_swept_offline_get_last_seen_and_one_event_each(
+    kit: ChatKit, alice: User, bob: User, carol: User
+) -> None:
+    await kit.chat.presence.went_offline([alice.id, alice.id])
+    [offline] = kit.notifier.events
+    assert offline.name == "userOffline"
+    assert offline.payload == {"userId": alice.id, "lastSeenAt": kit.clock.now()}
+    assert set(offline.recipient_ids) == {bob.id, carol.id}
+    assert (await kit.chat.users.get(alice.id)).last_seen_at == kit.clock.now()

@@ -33,11 +33,21 @@ class PresenceService:
         """Forget a connection; on the user's last, store lastSeenAt and tell contacts."""
         last = await self.tracker.disconnect(user_id, connection_id)
         if last:
-            now = self.clock.now()
-            await self.users.set_last_seen(user_id, now)
-            contacts = await self.conversations.contact_ids(user_id)
-            await self.notifier.user_offline(user_id, now, sorted(contacts))
+            await self._went_offline(user_id)
         return last
+
+    async def went_offline(self, user_ids: Sequence[str]) -> None:
+        """Users whose last connection vanished without a disconnect (a crashed
+        server process, found by a shared tracker's sweep): store lastSeenAt and
+        tell their contacts, as a normal last disconnect does."""
+        for user_id in dict.fromkeys(user_ids):
+            await self._went_offline(user_id)
+
+    async def _went_offline(self, user_id: str) -> None:
+        now = self.clock.now()
+        await self.users.set_last_seen(user_id, now)
+        contacts = await self.conversations.contact_ids(user_id)
+        await self.notifier.user_offline(user_id, now, sorted(contacts))
 
     async def query(self, user_ids: Sequence[str]) -> list[Presence]:
         """Presence of the given users that exist, in the order asked."""
