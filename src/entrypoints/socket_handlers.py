@@ -81,6 +81,7 @@ class SocketHandlers:
         on("readMessage", handler=self._guarded("readMessage", self.read_message))
         on("typing", handler=self._guarded("typing", self.typing))
         on("sync", handler=self._guarded("sync", self.sync))
+        on("*", handler=self.unknown_event)
 
     # -- connection lifecycle -------------------------------------------------
 
@@ -145,6 +146,12 @@ class SocketHandlers:
 
         guarded.__name__ = handler.__name__
         return guarded
+
+    async def unknown_event(self, event: Any, sid: str, *args: Any) -> Ack:
+        """Any other event: acked ``not_found`` so that a client waiting on an ack (e.g.
+        ``emitWithAck``) is not left hanging; like an unknown HTTP route."""
+        name = str(event)[:64]
+        return error_ack("not_found", f"unknown event: {name}")
 
     async def send_message(self, sid: str, user_id: str, args: tuple[Any, ...]) -> Ack:
         """``sendMessage``: acked with the stored message (also on an idempotent replay)."""

@@ -193,3 +193,14 @@ async def test_unexpected_errors_ack_internal_error_without_internals(
         assert _is_error(down, "unavailable"), down
         assert client.sio.connected
         await _still_usable(client, cid)
+
+
+async def test_an_unknown_event_acks_not_found(live: LiveChat) -> None:
+    alice, bob = await live.users("alice", "bob")
+    cid = (await live.group(alice, bob))["id"]
+    client = await live.connect(alice)
+
+    ack = await client.call("editMessage", {"conversationId": cid, "body": "x"})
+
+    assert _is_error(ack, "not_found"), ack
+    await _still_usable(client, cid)
