@@ -20,6 +20,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
+from adapters.redis import RedisPresenceTracker
 from chatcore.chat import Chat
 from entrypoints.container import Container
 from entrypoints.http.docs import docs_endpoints
@@ -28,6 +29,7 @@ from entrypoints.http.errors import EXCEPTION_HANDLERS
 from entrypoints.http.middleware import BodySizeLimit, RequestLog
 from entrypoints.http.openapi import openapi_document
 from entrypoints.http.routes import all_endpoints
+from entrypoints.presence_upkeep import PresenceUpkeep
 from entrypoints.runtime import ReadinessProbe, Runtime
 from entrypoints.settings import Settings
 from entrypoints.socket_handlers import register_socket_handlers
@@ -63,19 +65,29 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Cha
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await _resolved(container.init_resources())
+        stack = contextlib.AsyncExitStack()
         try:
             chat: Chat = await _resolved(container.chat())
             probe: ReadinessProbe | None = await _resolved(container.readiness_probe())
+            presence = await _resolved(container.presence())
+            if isinstance(presence, RedisPresenceTracker):
+                upkeep = PresenceUpkeep(
+                    presence, chat.presence, ttl_seconds=settings.presence_ttl_seconds
+                )
+                await upkeep.start()
+                stack.push_async_callback(upkeep.stop)
             runtime.chat_instance = chat
             runtime.readiness_probe = probe
             log.info("chatcore started")
             yield
         finally:
+            await stack.aclose()
             runtime.chat_instance = None
             runtime.readiness_probe = None
             await _resolved(container.shutdown_resources())
             # The Chat holds the storage just closed: a restarted lifespan builds a new one.
             container.chat.reset()
+            container.presence.reset()
             log.info("chatcore stopped")
 
     http_app = Starlette(

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
+import redis.asyncio as aioredis
 import socketio
 from dependency_injector import containers, providers
 
@@ -21,19 +22,35 @@ from adapters import socketio_json
 from adapters.jwt_tokens import JwtAccessTokens
 from adapters.mongo import MongoStore, MongoTimeouts
 from adapters.passwords import Argon2PasswordHasher
+from adapters.redis import RedisPresenceTracker
 from adapters.socketio_notifier import SocketIONotifier
 from chatcore.chat import Storage, build_chat
+from chatcore.errors import Unavailable
+from chatcore.ports import PresenceTracker
 from chatcore.presence import LocalPresenceTracker
 from chatcore.system import SystemClock, TimeOrderedIdGenerator
 from entrypoints.metrics import CountingNotifier, Metrics
 from entrypoints.runtime import ReadinessProbe
 from entrypoints.settings import Settings
 
+# Redis calls fail fast, so an outage is reported (503, unavailable) rather than waited out.
+_REDIS_TIMEOUTS = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
+
 
 def _socketio_server(settings: Settings) -> socketio.AsyncServer:
     origins: list[str] | str = settings.cors_origins or []
+    manager = None
+    if settings.redis_url is not None:
+        # Emits reach this process's sockets directly and the others' through Redis
+        # pub/sub; with Redis down, local delivery still happens.
+        manager = socketio.AsyncRedisManager(
+            settings.redis_url,
+            channel=settings.redis_prefix + "socketio",
+            redis_options=dict(_REDIS_TIMEOUTS),
+        )
     return socketio.AsyncServer(
         async_mode="asgi",
+        client_manager=manager,
         # orjson for this server's packets only (see adapters.socketio_json).
         serializer=socketio_json.Packet,
         json=socketio_json,
@@ -61,6 +78,32 @@ async def _mongo_store(settings: Settings) -> AsyncIterator[MongoStore | None]:
         await store.close()
 
 
+async def _redis_client(settings: Settings) -> AsyncIterator[aioredis.Redis | None]:
+    """The shared Redis client, or None in single-process mode."""
+    if settings.redis_url is None:
+        yield None
+        return
+    client = aioredis.Redis.from_url(
+        settings.redis_url,
+        socket_timeout=_REDIS_TIMEOUTS["socket_timeout"],
+        socket_connect_timeout=_REDIS_TIMEOUTS["socket_connect_timeout"],
+    )
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+def _presence(settings: Settings, client: aioredis.Redis | None) -> PresenceTracker:
+    if client is None:
+        return LocalPresenceTracker()
+    return RedisPresenceTracker(
+        client,
+        prefix=settings.redis_prefix + "presence:",
+        heartbeat_ttl=settings.presence_ttl_seconds,
+    )
+
+
 def _storage_of(store: MongoStore | None) -> Storage:
     if store is None:
         raise RuntimeError(
@@ -70,8 +113,20 @@ def _storage_of(store: MongoStore | None) -> Storage:
     return store.storage
 
 
-def _readiness_of(store: MongoStore | None) -> ReadinessProbe | None:
-    return store.ping if store is not None else None
+def _readiness_of(store: MongoStore | None, client: aioredis.Redis | None) -> ReadinessProbe | None:
+    if store is None and client is None:
+        return None
+
+    async def probe() -> None:
+        if store is not None:
+            await store.ping()
+        if client is not None:
+            try:
+                await client.ping()
+            except Exception as exc:
+                raise Unavailable("the broker (Redis) is not reachable") from exc
+
+    return probe
 
 
 def _access_tokens(settings: Settings) -> JwtAccessTokens:
@@ -95,11 +150,12 @@ class Container(containers.DeclarativeContainer):
 
     mongo_store = providers.Resource(_mongo_store, settings)
     storage = providers.Callable(_storage_of, mongo_store)
-    readiness_probe = providers.Callable(_readiness_of, mongo_store)
+    redis_client = providers.Resource(_redis_client, settings)
+    readiness_probe = providers.Callable(_readiness_of, mongo_store, redis_client)
 
     sio = providers.Singleton(_socketio_server, settings)
     metrics = providers.Singleton(Metrics)
-    presence = providers.Singleton(LocalPresenceTracker)
+    presence = providers.Singleton(_presence, settings, redis_client)
     notifier = providers.Singleton(
         CountingNotifier, providers.Singleton(SocketIONotifier, sio), metrics
     )

@@ -40,7 +40,12 @@ class Settings(BaseSettings):
     access_token_ttl_seconds: int = Field(default=900, ge=10)
     refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Set: several processes share Socket.IO fan-out and presence through Redis.
     redis_url: str | None = None
+    # Every Redis key and channel starts with this (several deployments, one Redis).
+    redis_prefix: str = "chatcore:"
+    # A crashed process's users go offline within about 1.34 x this (TTL + sweep).
+    presence_ttl_seconds: float = Field(default=10.0, ge=0.5, le=300)
     log_level: LogLevel = "INFO"
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
 

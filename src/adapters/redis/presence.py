@@ -13,6 +13,15 @@ processes: ``userOnline`` fires once on a user's first socket anywhere and
 stops refreshing ``alive:<nodeId>``; any live process's :meth:`sweep` then
 removes its sockets and reports who went offline. Bound: a crashed process's
 users go offline within ``heartbeat_ttl + sweep interval`` seconds.
+
+Each tracker also remembers its own process's sockets. When its heartbeat
+finds its ``alive`` key gone (Redis restarted and lost everything, or this
+process stalled past the TTL and was swept), it writes them back, so presence
+heals without a restart. Redis errors become ``Unavailable``: presence says
+it does not know rather than lying.
+
+The scripts touch keys they compute (``user:<id>``), so they need a single
+Redis (or Sentinel), not Redis Cluster.
 """
 
 from __future__ import annotations
@@ -40,6 +49,14 @@ local removed = redis.call('SREM', KEYS[1], ARGV[1])
 redis.call('SREM', KEYS[2], ARGV[2])
 if removed == 1 and redis.call('SCARD', KEYS[1]) == 0 then return 1 end
 return 0
+"""
+
+# KEYS: alive key, nodes set. ARGV: ttl ms, node id. Returns whether the key was still there.
+_HEARTBEAT = """
+local existed = redis.call('EXISTS', KEYS[1])
+redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+redis.call('SADD', KEYS[2], ARGV[2])
+return existed
 """
 
 # KEYS: nodes set, node's connection set, node's alive key. ARGV: node id, prefix.
@@ -79,16 +96,36 @@ class RedisPresenceTracker(PresenceTracker):
         self._connect = client.register_script(_CONNECT)
         self._disconnect = client.register_script(_DISCONNECT)
         self._reap = client.register_script(_REAP)
+        self._heartbeat = client.register_script(_HEARTBEAT)
+        # This process's sockets (connection id -> user id), the source of truth
+        # for writing them back after Redis lost them.
+        self._local: dict[str, str] = {}
+        # Changes Redis did not take while it was unreachable, replayed by heartbeat().
+        self._unsynced_connects = False
+        self._unsynced_disconnects: list[tuple[str, str]] = []
 
     def _key(self, *parts: str) -> str:
         return self._prefix + ":".join(parts)
 
     async def connect(self, user_id: str, connection_id: str) -> bool:
+        self._local[connection_id] = user_id
         keys = [self._key("user", user_id), self._key("node", self.node_id), self._key("nodes")]
         args = [f"{self.node_id}|{connection_id}", f"{user_id}|{connection_id}", self.node_id]
-        return bool(await self._call(self._connect, keys, args))
+        try:
+            return bool(await self._call(self._connect, keys, args))
+        except Unavailable:
+            self._unsynced_connects = True
+            raise
 
     async def disconnect(self, user_id: str, connection_id: str) -> bool:
+        self._local.pop(connection_id, None)
+        try:
+            return await self._remove(user_id, connection_id)
+        except Unavailable:
+            self._unsynced_disconnects.append((user_id, connection_id))
+            raise
+
+    async def _remove(self, user_id: str, connection_id: str) -> bool:
         keys = [self._key("user", user_id), self._key("node", self.node_id)]
         args = [f"{self.node_id}|{connection_id}", f"{user_id}|{connection_id}"]
         return bool(await self._call(self._disconnect, keys, args))
@@ -106,13 +143,32 @@ class RedisPresenceTracker(PresenceTracker):
             raise Unavailable("presence is unavailable") from exc
         return {uid for uid, n in zip(ids, counts, strict=True) if n}
 
-    async def heartbeat(self) -> None:
-        """Say this process is alive for another ``heartbeat_ttl`` seconds."""
-        try:
-            await self._redis.set(self._key("alive", self.node_id), b"1", px=self._ttl_ms)
-            await self._redis.sadd(self._key("nodes"), self.node_id)
-        except RedisError as exc:
-            raise Unavailable("presence is unavailable") from exc
+    async def heartbeat(self) -> list[str]:
+        """Say this process is alive for another ``heartbeat_ttl`` seconds, and bring
+        Redis back in step with this process's sockets if it fell behind (Redis was
+        unreachable or restarted empty, or this process stalled and was swept).
+
+        Returns the users whose last socket closed while Redis was unreachable:
+        they are offline now, and nobody has been told yet."""
+        keys = [self._key("alive", self.node_id), self._key("nodes")]
+        existed = await self._call(self._heartbeat, keys, [str(self._ttl_ms), self.node_id])
+        offline: list[str] = []
+        while self._unsynced_disconnects:
+            user_id, connection_id = self._unsynced_disconnects[0]
+            if await self._remove(user_id, connection_id):
+                offline.append(user_id)
+            self._unsynced_disconnects.pop(0)
+        if (not existed or self._unsynced_connects) and self._local:
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for connection_id, user_id in self._local.items():
+                        pipe.sadd(self._key("user", user_id), f"{self.node_id}|{connection_id}")
+                        pipe.sadd(self._key("node", self.node_id), f"{user_id}|{connection_id}")
+                    await pipe.execute()
+            except RedisError as exc:
+                raise Unavailable("presence is unavailable") from exc
+        self._unsynced_connects = False
+        return offline
 
     async def sweep(self) -> list[str]:
         """Remove the sockets of processes whose heartbeat expired; return the users
