@@ -60,6 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.idle = [int(k) for k in (args.idle or ("1000" if quick else "1000,10000")).split(",")]
     args.http_seconds = args.http_seconds or (3.0 if quick else 8.0)
     args.budget = args.budget or (180.0 if quick else 570.0)
+    args.quiet = 1.5 if quick else 5.0  # longest wait for a quiet machine before a run
     args.specs = [ServerSpec.parse(s.strip()) for s in args.servers.split(",") if s.strip()]
     args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     return args
@@ -74,9 +75,11 @@ async def delivery(args: argparse.Namespace, children: Children, work: Path) -> 
         servers: dict[str, Server] = {}
         pairs: dict[str, list[dict[str, str]]] = {}
         for spec in args.specs:
+            started = time.monotonic()
             server = await stack.enter_async_context(running(spec, children, work))
             servers[spec.name] = server
             pairs[spec.name] = [p.loadgen() for p in await server.fixtures.pairs(args.pairs)]
+            progress(f"{spec.name} up, {args.pairs} pairs made", started)
 
         async def run(name: str, closed: float, rates: list[int]) -> list[dict[str, Any]]:
             server = servers[name]
@@ -96,7 +99,7 @@ async def delivery(args: argparse.Namespace, children: Children, work: Path) -> 
             }
             phases = args.warmup + closed + args.seconds * len(rates)
             timeout = 60 + 1.5 * phases + 20 * (1 + len(rates))
-            out = await run_loadgen(children, server, config, within=timeout)
+            out = await run_loadgen(children, server, config, within=timeout, quiet=args.quiet)
             for phase in out.result["phases"]:
                 phase["cpu"] = out.cpu.get(phase["name"], {})
                 phase["unexpectedDisconnects"] = out.result["unexpectedDisconnects"]
@@ -104,15 +107,19 @@ async def delivery(args: argparse.Namespace, children: Children, work: Path) -> 
 
         records: dict[str, dict[str, Any]] = {}
         for name in servers:
+            started = time.monotonic()
             records[name] = {"closed": (await run(name, args.seconds, []))[0], "open": {}}
+            progress(f"{name} closed loop", started)
         closed_rate = {n: r["closed"]["deliveredPerSec"] for n, r in records.items()}
         rates = sorted(set(args.rate or auto_rates(closed_rate)))
         for name in servers:
             # A rate far above what a server sustains would only measure its queue.
             mine = [r for r in rates if r <= 0.8 * closed_rate[name]]
             if mine:
+                started = time.monotonic()
                 for phase in await run(name, 0, mine):
                     records[name]["open"][str(phase["offeredPerSec"])] = phase
+                progress(f"{name} open loop at {mine} msg/s", started)
     return {"scenario": "delivery", "pairs": args.pairs, "rates": rates, "servers": records}
 
 
@@ -137,8 +144,10 @@ async def idle(args: argparse.Namespace, children: Children, work: Path) -> dict
     rows = []
     for count in args.idle:
         for spec in args.specs:
+            started = time.monotonic()
             async with running(spec, children, work) as server:
                 rows.append(await idle_once(args, children, server, count))
+            progress(f"{spec.name} {count} idle sockets", started)
     return {"scenario": "idle", "rows": rows}
 
 
@@ -159,9 +168,11 @@ async def idle_once(
         "tokens": [token for _, token in users],
         "count": count,
         "concurrency": 50,
-        "settleMs": 2000,
+        "settleMs": 1000 if args.quick else 2000,
     }
-    out = await run_loadgen(children, server, config, within=60 + count / 50, on_wait=measure)
+    out = await run_loadgen(
+        children, server, config, within=60 + count / 50, on_wait=measure, quiet=args.quiet
+    )
     res = out.result
     return {
         "server": server.spec.name,
@@ -180,6 +191,7 @@ async def http(args: argparse.Namespace, children: Children, work: Path) -> dict
     """History page and send over keep-alive HTTP, chatcore servers only."""
     rows = []
     for spec in (s for s in args.specs if s.chatcore):
+        started = time.monotonic()
         async with running(spec, children, work) as server:
             pairs = await server.fixtures.pairs(args.http_concurrency)
             await server.fixtures.seed_history(pairs[0], 120)
@@ -199,10 +211,15 @@ async def http(args: argparse.Namespace, children: Children, work: Path) -> dict
                 },
             }
             timeout = 60 + 3 * (args.http_seconds + args.warmup)
-            out = await run_loadgen(children, server, config, within=timeout)
+            out = await run_loadgen(children, server, config, within=timeout, quiet=args.quiet)
             for phase in out.result["phases"]:
                 rows.append({"server": spec.name, **phase, "cpu": out.cpu.get(phase["name"], {})})
+        progress(f"{spec.name} http", started)
     return {"scenario": "http", "concurrency": args.http_concurrency, "rows": rows}
+
+
+def progress(what: str, started: float) -> None:
+    print(f"  .. {what} ({time.monotonic() - started:.1f} s)", flush=True)
 
 
 # ---- ratios and targets ----

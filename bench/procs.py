@@ -203,7 +203,7 @@ class CpuMeter:
         return sample
 
 
-async def wait_quiet(limit_pct: float = 30.0, within: float = 30.0) -> float:
+async def wait_quiet(limit_pct: float = 30.0, within: float = 5.0) -> float:
     """Wait (up to ``within`` s) for a second in which the machine's CPU stays under
     ``limit_pct`` of one core; return the last second's busy %."""
     deadline = time.monotonic() + within

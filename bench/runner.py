@@ -88,6 +88,7 @@ async def running(spec: ServerSpec, children: Children, work: Path) -> AsyncIter
             argv = [sys.executable, "-m", "bench.bare_socketio_server", "--port", str(port)]
         else:
             argv = [sys.executable, "-m", "bench.servers.chatcore_server", "--port", str(port)]
+            argv.append("--cheap-passwords")  # registration is setup, not measured
             env |= {
                 "CHATCORE_DATA_DIR": str(home),
                 "CHATCORE_JWT_SECRET": secrets.token_urlsafe(32),
@@ -136,16 +137,18 @@ async def run_loadgen(
     *,
     within: float,
     on_wait: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+    on_mark: Callable[[str], Awaitable[None]] | None = None,
+    quiet: float = 5.0,
 ) -> LoadResult:
     """Run ``loadgen.mjs`` against ``server`` and sample CPU% of every process per phase.
 
-    It first waits (a bounded while) for the machine to be quiet.
+    It first waits (up to ``quiet`` seconds) for the machine to be quiet.
     """
-    busy = await wait_quiet()
+    busy = await wait_quiet(within=quiet)
     if busy >= 30:
-        print(f"  note: the machine is busy ({busy:.0f}% of a core) before this run", flush=True)
+        print(f"  .. note: others keep the machine busy ({busy:.0f}% of a core)", flush=True)
     path = server.child.log.parent / f"loadgen-{secrets.token_hex(4)}.json"
-    path.write_text(json.dumps({**config, "maxSeconds": within}))
+    path.write_text(json.dumps({**config, "maxSeconds": within, "orchestrated": True}))
     gen = await children.start(
         f"loadgen-{server.spec.name}",
         ["node", str(NODE_DIR / "loadgen.mjs"), str(path)],
@@ -169,6 +172,8 @@ async def run_loadgen(
                     meters[phase].start()
                 else:
                     cpu[phase] = meters[phase].stop()
+                if on_mark is not None:
+                    await on_mark(event["name"])
             elif kind == "wait" and on_wait is not None:
                 await on_wait(event)
             if kind in ("mark", "wait"):

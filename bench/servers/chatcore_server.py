@@ -5,6 +5,10 @@
 adapter and reads ``CHATCORE_MONGODB_URI`` (the benchmark points it at a
 ``secantusd-py`` child). Logging is set up as ``chatcore serve`` does it.
 
+``--cheap-passwords`` swaps argon2's default parameters (~0.2 s of CPU per hash
+here) for ``argon2.profiles.CHEAPEST``: registering the benchmark's users then
+takes a moment instead of half a minute. No measured path hashes a password.
+
 Run: ``python -m bench.servers.chatcore_server --port 8000 --storage memory [--plain]``
 """
 
@@ -14,8 +18,10 @@ import argparse
 import logging
 import sys
 
+import argon2
 from dependency_injector import providers
 
+from adapters.passwords import Argon2PasswordHasher
 from bench.servers.serve import add_server_args, run
 from chatcore.testing import in_memory_storage
 from entrypoints.app import create_app
@@ -27,6 +33,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_server_args(parser)
     parser.add_argument("--storage", choices=["memory", "mongo"], default="memory")
+    parser.add_argument("--cheap-passwords", action="store_true", help="argon2 CHEAPEST")
     args = parser.parse_args()
 
     settings = Settings(host=args.host, port=args.port)
@@ -42,6 +49,9 @@ def main() -> None:
     container = Container(settings=settings)
     if args.storage == "memory":
         container.storage.override(providers.Object(in_memory_storage()))
+    if args.cheap_passwords:
+        cheap = Argon2PasswordHasher(argon2.profiles.CHEAPEST)
+        container.passwords.override(providers.Object(cheap))
     run(create_app(settings, container=container), args)
 
 
