@@ -7,12 +7,17 @@ yielding a fresh, empty adapter. ``MARKS`` adds pytest marks to an adapter's tes
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from adapters.mongo import mongo_storage
+from adapters.redis import RedisPresenceTracker
 from chatcore.chat import Storage
 from chatcore.ports import PresenceTracker
 from chatcore.presence import LocalPresenceTracker
@@ -42,6 +47,30 @@ async def _local_presence(request: pytest.FixtureRequest) -> AsyncIterator[Prese
     yield LocalPresenceTracker()
 
 
+# The Redis the "redis" tracker runs on; the test is skipped when nobody answers there.
+REDIS_URL = os.environ.get("CHATCORE_TEST_REDIS_URL") or "redis://127.0.0.1:6379/0"
+
+
+@asynccontextmanager
+async def _redis_presence(request: pytest.FixtureRequest) -> AsyncIterator[PresenceTracker]:
+    # A shared server: every key under a prefix of this test's own, deleted afterwards.
+    client = aioredis.Redis.from_url(REDIS_URL, socket_timeout=2.0, socket_connect_timeout=2.0)
+    prefix = f"chatcore-test:{uuid.uuid4().hex}:"
+    try:
+        try:
+            await client.ping()
+        except (RedisError, OSError) as exc:
+            pytest.skip(f"no Redis answers at {REDIS_URL} ({exc}); set CHATCORE_TEST_REDIS_URL")
+        try:
+            yield RedisPresenceTracker(client, prefix=prefix)
+        finally:
+            keys = [key async for key in client.scan_iter(match=prefix + "*", count=500)]
+            if keys:
+                await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
 STORAGES: dict[str, StorageFactory] = {
     "memory": _memory_storage,
     "secantus": _mongo_storage("secantus"),
@@ -52,6 +81,7 @@ STORAGES: dict[str, StorageFactory] = {
 
 PRESENCE_TRACKERS: dict[str, TrackerFactory] = {
     "memory": _local_presence,
+    "redis": _redis_presence,
 }
 
 MARKS: dict[str, tuple[pytest.MarkDecorator, ...]] = {
