@@ -4,6 +4,13 @@ Runs in the Starlette lifespan of every process when ``CHATCORE_REDIS_URL`` is
 set. Every ``ttl / 3`` seconds it refreshes this process's heartbeat (writing
 its sockets back if Redis lost them) and sweeps processes whose heartbeat
 expired, announcing their users' ``userOffline`` through the PresenceService.
+A crashed process's users thus go offline within about ``ttl + ttl / 3``.
+
+After Redis was unreachable for a while, every process's heartbeat may have
+expired meanwhile: the first process back would sweep all the others, and
+their users would flap offline and online. So a process that has just seen
+Redis come back waits one TTL, in which every live process renews its
+heartbeat, before it sweeps again.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 
 from adapters.redis import RedisPresenceTracker
 from chatcore.errors import ChatError
@@ -27,9 +35,12 @@ class PresenceUpkeep:
     ) -> None:
         self._tracker = tracker
         self._presence = presence
+        self._ttl = ttl_seconds
         self._interval = ttl_seconds / 3
         self._task: asyncio.Task[None] | None = None
-        self._healthy = True
+        self._reachable = True
+        # No sweeping before this (loop time): set one TTL after Redis came back.
+        self._sweep_from = 0.0
 
     async def start(self) -> None:
         # The first heartbeat must precede the first socket, or another process's
@@ -59,18 +70,37 @@ class PresenceUpkeep:
 
     async def _tick(self) -> None:
         try:
-            offline = await self._tracker.heartbeat()
-            offline += await self._tracker.sweep()
-            if offline:
-                await self._presence.went_offline(offline)
+            resync = await self._tracker.heartbeat()
+            offline = list(resync.offline)
+            now = asyncio.get_running_loop().time()
+            if not self._reachable:
+                log.info("presence: Redis reachable again")
+                self._reachable = True
+                self._sweep_from = now + self._ttl
+            if now >= self._sweep_from:
+                offline += await self._tracker.sweep()
         except ChatError as exc:
-            if self._healthy:
+            if self._reachable:
                 log.warning("presence: Redis unreachable, presence unknown: %r", exc)
-            self._healthy = False
+            self._reachable = False
             return
         except Exception:
             log.exception("presence upkeep failed")
             return
-        if not self._healthy:
-            log.info("presence: Redis reachable again")
-        self._healthy = True
+        try:
+            if offline:
+                await self._presence.went_offline(offline)
+            if resync.online:
+                await self._came_online(resync.online)
+        except ChatError as exc:
+            log.warning("presence: announcing who went offline or online failed: %r", exc)
+        except Exception:
+            log.exception("presence: announcing who went offline or online failed")
+
+    async def _came_online(self, user_ids: Sequence[str]) -> None:
+        """userOnline for users whose sockets Redis had lost (this process was swept,
+        or they connected while Redis was unreachable), as a first connect does."""
+        presence = self._presence
+        for user_id in dict.fromkeys(user_ids):
+            contacts = await presence.conversations.contact_ids(user_id)
+            await presence.notifier.user_online(user_id, sorted(contacts))

@@ -18,7 +18,16 @@ Each tracker also remembers its own process's sockets. When its heartbeat
 finds its ``alive`` key gone (Redis restarted and lost everything, or this
 process stalled past the TTL and was swept), it writes them back, so presence
 heals without a restart. Redis errors become ``Unavailable``: presence says
-it does not know rather than lying.
+it does not know rather than lying; what Redis missed meanwhile (sockets that
+opened or closed) is caught up by the next heartbeat, which reports who turned
+out to be offline, or online again, so that contacts can be told
+(:class:`Resync`).
+
+``epoch`` holds a random id, set by the first heartbeat that finds it missing:
+a tracker that sees it change knows Redis lost its data (a restart without
+persistence), rather than this process having been swept. After a loss, the
+write-back is silent (contacts were never told those users left), except for
+sockets that opened while Redis was unreachable (never announced).
 
 The scripts touch keys they compute (``user:<id>``), so they need a single
 Redis (or Sentinel), not Redis Cluster.
@@ -28,6 +37,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -51,12 +61,28 @@ if removed == 1 and redis.call('SCARD', KEYS[1]) == 0 then return 1 end
 return 0
 """
 
-# KEYS: alive key, nodes set. ARGV: ttl ms, node id. Returns whether the key was still there.
+# KEYS: alive key, nodes set, epoch key. ARGV: ttl ms, node id, a new epoch (used if none).
+# Returns {whether the alive key was still there, the epoch}.
 _HEARTBEAT = """
 local existed = redis.call('EXISTS', KEYS[1])
 redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
 redis.call('SADD', KEYS[2], ARGV[2])
-return existed
+redis.call('SET', KEYS[3], ARGV[3], 'NX')
+return {existed, redis.call('GET', KEYS[3])}
+"""
+
+# KEYS: node's connection set. ARGV: prefix, node id, then user id, connection id pairs.
+# Puts this node's sockets back; returns the users who had no socket anywhere before.
+_WRITE_BACK = """
+local first = {}
+for i = 3, #ARGV, 2 do
+  local user, conn = ARGV[i], ARGV[i + 1]
+  local key = ARGV[1] .. 'user:' .. user
+  local added = redis.call('SADD', key, ARGV[2] .. '|' .. conn)
+  redis.call('SADD', KEYS[1], user .. '|' .. conn)
+  if added == 1 and redis.call('SCARD', key) == 1 then table.insert(first, user) end
+end
+return first
 """
 
 # KEYS: nodes set, node's connection set, node's alive key. ARGV: node id, prefix.
@@ -78,6 +104,22 @@ return offline
 """
 
 
+@dataclass
+class Resync:
+    """What a heartbeat found while bringing Redis back in step with this process."""
+
+    # Users whose last socket closed while Redis was unreachable: offline, nobody told yet.
+    offline: list[str] = field(default_factory=list)
+    # Users whose sockets were written back and who were gone from Redis: this process
+    # was swept (contacts were told they left), or they connected while Redis was
+    # unreachable (never announced). Online again; nobody told yet.
+    online: list[str] = field(default_factory=list)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 class RedisPresenceTracker(PresenceTracker):
     """Presence shared through Redis by every process that uses the same ``prefix``."""
 
@@ -97,28 +139,39 @@ class RedisPresenceTracker(PresenceTracker):
         self._disconnect = client.register_script(_DISCONNECT)
         self._reap = client.register_script(_REAP)
         self._heartbeat = client.register_script(_HEARTBEAT)
-        # This process's sockets (connection id -> user id), the source of truth
-        # for writing them back after Redis lost them.
-        self._local: dict[str, str] = {}
+        self._write_back = client.register_script(_WRITE_BACK)
+        # This process's sockets as (user id, connection id) (connection ids need not
+        # be unique across users): the source of truth for writing them back.
+        self._local: set[tuple[str, str]] = set()
         # Changes Redis did not take while it was unreachable, replayed by heartbeat().
-        self._unsynced_connects = False
+        self._unsynced_connects: set[tuple[str, str]] = set()
         self._unsynced_disconnects: list[tuple[str, str]] = []
+        # The epoch last seen in Redis; a different one means Redis lost its data.
+        self._epoch: str | None = None
+        # Catching up, kept across heartbeats that fail halfway: Redis lost its data;
+        # this process's sockets must be written back; users whose closed sockets were
+        # replayed to no effect; what the next successful heartbeat reports.
+        self._lost = False
+        self._behind = False
+        self._replayed: list[str] = []
+        self._pending = Resync()
 
     def _key(self, *parts: str) -> str:
         return self._prefix + ":".join(parts)
 
     async def connect(self, user_id: str, connection_id: str) -> bool:
-        self._local[connection_id] = user_id
+        self._local.add((user_id, connection_id))
         keys = [self._key("user", user_id), self._key("node", self.node_id), self._key("nodes")]
         args = [f"{self.node_id}|{connection_id}", f"{user_id}|{connection_id}", self.node_id]
         try:
             return bool(await self._call(self._connect, keys, args))
         except Unavailable:
-            self._unsynced_connects = True
+            self._unsynced_connects.add((user_id, connection_id))
             raise
 
     async def disconnect(self, user_id: str, connection_id: str) -> bool:
-        self._local.pop(connection_id, None)
+        self._local.discard((user_id, connection_id))
+        self._unsynced_connects.discard((user_id, connection_id))
         try:
             return await self._remove(user_id, connection_id)
         except Unavailable:
@@ -143,32 +196,71 @@ class RedisPresenceTracker(PresenceTracker):
             raise Unavailable("presence is unavailable") from exc
         return {uid for uid, n in zip(ids, counts, strict=True) if n}
 
-    async def heartbeat(self) -> list[str]:
+    async def heartbeat(self) -> Resync:
         """Say this process is alive for another ``heartbeat_ttl`` seconds, and bring
         Redis back in step with this process's sockets if it fell behind (Redis was
         unreachable or restarted empty, or this process stalled and was swept).
 
-        Returns the users whose last socket closed while Redis was unreachable:
-        they are offline now, and nobody has been told yet."""
-        keys = [self._key("alive", self.node_id), self._key("nodes")]
-        existed = await self._call(self._heartbeat, keys, [str(self._ttl_ms), self.node_id])
-        offline: list[str] = []
+        Returns who turned out to be offline or online again meanwhile (nobody has
+        been told yet). Raises ``Unavailable`` while Redis does not answer; what was
+        not done yet is done by a later call, and reported then."""
+        keys = [self._key("alive", self.node_id), self._key("nodes"), self._key("epoch")]
+        args = [str(self._ttl_ms), self.node_id, uuid.uuid4().hex]
+        existed, raw_epoch = await self._call(self._heartbeat, keys, args)
+        epoch = _text(raw_epoch)
+        if self._epoch is not None and epoch != self._epoch:
+            self._lost = True
+        self._epoch = epoch
+        if not existed:
+            self._behind = True
+        pending = self._pending
         while self._unsynced_disconnects:
             user_id, connection_id = self._unsynced_disconnects[0]
             if await self._remove(user_id, connection_id):
-                offline.append(user_id)
+                pending.offline.append(user_id)
+            else:
+                self._replayed.append(user_id)
             self._unsynced_disconnects.pop(0)
-        if (not existed or self._unsynced_connects) and self._local:
-            try:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for connection_id, user_id in self._local.items():
-                        pipe.sadd(self._key("user", user_id), f"{self.node_id}|{connection_id}")
-                        pipe.sadd(self._key("node", self.node_id), f"{user_id}|{connection_id}")
-                    await pipe.execute()
-            except RedisError as exc:
-                raise Unavailable("presence is unavailable") from exc
-        self._unsynced_connects = False
-        return offline
+        if self._behind or self._lost or self._unsynced_connects:
+            unsynced = set(self._unsynced_connects)
+            came_back = await self._put_back()
+            if self._lost:
+                # Nobody was told that these users had left: only announce those who
+                # connected while Redis was unreachable.
+                unannounced = {user_id for user_id, _ in unsynced}
+                came_back = [u for u in came_back if u in unannounced]
+            pending.online += came_back
+            self._unsynced_connects -= unsynced
+            self._behind = False
+        if self._lost and self._replayed:
+            # Redis forgot the closed sockets along with everything else, so removing
+            # them said nothing: whoever has no socket left (once written back) left.
+            users = list(dict.fromkeys(self._replayed))
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for user_id in users:
+                    pipe.scard(self._key("user", user_id))
+                counts = await self._execute(pipe)
+            pending.offline += [u for u, n in zip(users, counts, strict=True) if not n]
+        self._lost = False
+        self._replayed.clear()
+        self._pending = Resync()
+        return pending
+
+    async def _put_back(self) -> list[str]:
+        """Write this process's sockets back; return the users that had none anywhere."""
+        snapshot = sorted(self._local)
+        if not snapshot:
+            return []
+        args = [self._prefix, self.node_id]
+        for user_id, connection_id in snapshot:
+            args += [user_id, connection_id]
+        first = await self._call(self._write_back, [self._key("node", self.node_id)], args)
+        # A socket that closed while the script was on its way may have been removed
+        # before it ran, and written back after: take it out again (silently: if that
+        # was the user's last socket, its disconnect already said so).
+        for closed in [s for s in snapshot if s not in self._local]:
+            await self._remove(*closed)
+        return list(dict.fromkeys(_text(u) for u in first))
 
     async def sweep(self) -> list[str]:
         """Remove the sockets of processes whose heartbeat expired; return the users
@@ -177,12 +269,12 @@ class RedisPresenceTracker(PresenceTracker):
             nodes = await self._redis.smembers(self._key("nodes"))
             offline: list[str] = []
             for raw in nodes:
-                node = raw.decode() if isinstance(raw, bytes) else str(raw)
+                node = _text(raw)
                 if node == self.node_id:
                     continue
                 keys = [self._key("nodes"), self._key("node", node), self._key("alive", node)]
                 gone = await self._reap(keys=keys, args=[node, self._prefix])
-                offline.extend(g.decode() if isinstance(g, bytes) else str(g) for g in gone)
+                offline.extend(_text(g) for g in gone)
             return offline
         except RedisError as exc:
             raise Unavailable("presence is unavailable") from exc
@@ -199,10 +291,18 @@ class RedisPresenceTracker(PresenceTracker):
             gone = await self._reap(keys=keys, args=[self.node_id, self._prefix])
         except RedisError as exc:
             raise Unavailable("presence is unavailable") from exc
-        return [g.decode() if isinstance(g, bytes) else str(g) for g in gone]
+        return [_text(g) for g in gone]
 
     async def _call(self, script: Any, keys: list[str], args: list[str]) -> Any:
         try:
             return await script(keys=keys, args=args)
         except RedisError as exc:
             raise Unavailable("presence is unavailable") from exc
+
+    @staticmethod
+    async def _execute(pipe: Any) -> list[Any]:
+        try:
+            results: list[Any] = await pipe.execute()
+        except RedisError as exc:
+            raise Unavailable("presence is unavailable") from exc
+        return results
