@@ -46,6 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--rate", type=int, action="append", help="open-loop msg/s (repeatable; default: auto)"
     )
+    p.add_argument("--repeat", type=int, help="closed-loop runs per server, best kept (2; quick 1)")
     p.add_argument("--idle", help="idle socket counts (1000,10000; quick 1000)")
     p.add_argument("--idle-users", type=int, default=10, help="users sharing the idle sockets")
     p.add_argument("--http-seconds", type=float, help="per HTTP request kind (8; quick 3)")
@@ -57,6 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     quick = args.quick
     args.seconds = args.seconds or (4.0 if quick else 10.0)
     args.warmup = 1.0 if quick else 2.0
+    args.repeat = args.repeat or (1 if quick else 2)
     args.idle = [int(k) for k in (args.idle or ("1000" if quick else "1000,10000")).split(",")]
     args.http_seconds = args.http_seconds or (3.0 if quick else 8.0)
     args.budget = args.budget or (180.0 if quick else 570.0)
@@ -105,11 +107,22 @@ async def delivery(args: argparse.Namespace, children: Children, work: Path) -> 
                 phase["unexpectedDisconnects"] = out.result["unexpectedDisconnects"]
             return list(out.result["phases"])
 
-        records: dict[str, dict[str, Any]] = {}
-        for name in servers:
-            started = time.monotonic()
-            records[name] = {"closed": (await run(name, args.seconds, []))[0], "open": {}}
-            progress(f"{name} closed loop", started)
+        # Round-robin repeats, best run kept: on a shared machine, interference only
+        # ever slows a run down.
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in servers}
+        for _ in range(args.repeat):
+            for name in servers:
+                started = time.monotonic()
+                runs[name] += await run(name, args.seconds, [])
+                progress(f"{name} closed loop", started)
+        records = {
+            name: {
+                "closed": max(phases, key=lambda p: p["deliveredPerSec"]),
+                "closedRuns": [p["deliveredPerSec"] for p in phases],
+                "open": {},
+            }
+            for name, phases in runs.items()
+        }
         closed_rate = {n: r["closed"]["deliveredPerSec"] for n, r in records.items()}
         rates = sorted(set(args.rate or auto_rates(closed_rate)))
         for name in servers:

@@ -167,18 +167,22 @@ def rss_mib(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
-def machine_busy_seconds() -> float:
-    """CPU seconds spent by the whole machine, all cores (``/proc/stat``)."""
+def machine_seconds() -> tuple[float, float]:
+    """(busy, stolen) CPU seconds of the whole machine, all cores (``/proc/stat``).
+
+    Stolen time is the hypervisor running someone else on our virtual CPUs.
+    """
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    idle = fields[3] + fields[4]  # idle + iowait
-    return (sum(fields) - idle) / CLK_TCK
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq) / CLK_TCK, steal / CLK_TCK
 
 
 class CpuMeter:
     """CPU% of one core per process group between :meth:`start` and :meth:`stop`.
 
-    ``other`` is everything else on the machine (someone's test suite, say): a
-    busy neighbour on a 2-core machine skews every figure, so it is reported.
+    ``other`` is everything else on the machine (someone's test suite, say) and
+    ``steal`` the time the hypervisor gave away: on a 2-core machine either skews
+    every figure, so both are reported.
     """
 
     def __init__(self, groups: Mapping[str, int]) -> None:
@@ -194,12 +198,13 @@ class CpuMeter:
         elapsed = time.monotonic() - t0
         after = self._sample()
         pct = {k: 100 * (after[k] - before[k]) / elapsed for k in after}
-        pct["other"] = max(0.0, pct.pop("machine") - sum(pct.values()))
+        busy = pct.pop("machine")
+        pct["other"] = max(0.0, busy - sum(v for k, v in pct.items() if k != "steal"))
         return {k: round(v, 1) for k, v in pct.items()}
 
     def _sample(self) -> dict[str, float]:
         sample = {name: group_cpu_seconds(pgid) for name, pgid in self.groups.items()}
-        sample["machine"] = machine_busy_seconds()
+        sample["machine"], sample["steal"] = machine_seconds()
         return sample
 
 
@@ -208,8 +213,8 @@ async def wait_quiet(limit_pct: float = 30.0, within: float = 5.0) -> float:
     ``limit_pct`` of one core; return the last second's busy %."""
     deadline = time.monotonic() + within
     while True:
-        before = machine_busy_seconds()
+        before = machine_seconds()[0]
         await asyncio.sleep(1.0)
-        busy = 100 * (machine_busy_seconds() - before)
+        busy = 100 * (machine_seconds()[0] - before)
         if busy < limit_pct or time.monotonic() >= deadline:
             return round(busy, 1)

@@ -53,77 +53,60 @@ def json_line(record: dict[str, Any]) -> str:
     return "JSON " + json.dumps(record, separators=(",", ":"), sort_keys=False)
 
 
+DELIVERY_HEADERS = [
+    "server",
+    "msg/s",
+    "ack p50/p99 ms",
+    "delivery p50/p95/p99 ms",
+    "lost",
+    "errors",
+    "srv CPU%",
+    "srv CPU us/msg",
+    "db CPU%",
+    "other/steal CPU%",
+    "generator CPU, loop p99",
+]
+
+
+def _delivery_row(name: str, phase: dict[str, Any], rate: str) -> list[Any]:
+    server_cpu = _cpu(phase, "server")
+    per_msg = server_cpu * 10_000 / phase["deliveredPerSec"] if server_cpu else None
+    return [
+        name,
+        rate,
+        pcts(phase["ackMs"], "p50", "p99"),
+        pcts(phase["deliveryMs"], "p50", "p95", "p99"),
+        phase["lost"],
+        _errors(phase),
+        server_cpu,
+        per_msg,
+        _cpu(phase, "db"),
+        _other(phase),
+        gen_flag(phase),
+    ]
+
+
 def delivery_tables(servers: dict[str, dict[str, Any]], rates: Sequence[int]) -> str:
-    rows = []
-    for name, rec in servers.items():
-        c = rec["closed"]
-        rows.append(
-            [
-                name,
-                c["deliveredPerSec"],
-                pcts(c["ackMs"], "p50", "p99"),
-                pcts(c["deliveryMs"], "p50", "p95", "p99"),
-                c["lost"],
-                _errors(c),
-                _cpu(c, "server"),
-                _cpu(c, "db"),
-                gen_flag(c),
-            ]
-        )
+    rows = [
+        _delivery_row(name, rec["closed"], "/".join(str(r) for r in rec["closedRuns"]))
+        for name, rec in servers.items()
+    ]
     out = [
-        "closed loop (next send after the ack)",
-        table(
-            [
-                "server",
-                "msg/s",
-                "ack p50/p99 ms",
-                "delivery p50/p95/p99 ms",
-                "lost",
-                "errors",
-                "srv CPU%",
-                "db CPU%",
-                "generator CPU, loop p99",
-            ],
-            rows,
-        ),
+        "closed loop (next send after the ack); msg/s of each run, the best one detailed",
+        table(DELIVERY_HEADERS, rows),
     ]
     for rate in rates:
         rows = []
         for name, rec in servers.items():
-            o = rec["open"].get(str(rate))
-            if o is None:
-                rows.append([name, "above capacity", "", "", "", "", "", "", ""])
-                continue
-            rows.append(
-                [
-                    name,
-                    o["deliveredPerSec"],
-                    pcts(o["ackMs"], "p50", "p99"),
-                    pcts(o["deliveryMs"], "p50", "p95", "p99"),
-                    o["lost"],
-                    _errors(o),
-                    _cpu(o, "server"),
-                    _cpu(o, "db"),
-                    gen_flag(o),
-                ]
-            )
+            phase = rec["open"].get(str(rate))
+            if phase is None:
+                rows.append([name, "above capacity", *[""] * (len(DELIVERY_HEADERS) - 2)])
+            else:
+                rows.append(_delivery_row(name, phase, str(phase["deliveredPerSec"])))
         out += [
             "",
             f"open loop at {rate} msg/s offered (the same for every server)",
-            table(
-                [
-                    "server",
-                    "msg/s",
-                    "ack p50/p99 ms",
-                    "delivery p50/p95/p99 ms",
-                    "lost",
-                    "errors",
-                    "srv CPU%",
-                    "db CPU%",
-                    "generator CPU, loop p99",
-                ],
-                rows,
-            ),
+            table(DELIVERY_HEADERS, rows),
         ]
     return "\n".join(out)
 
@@ -132,6 +115,10 @@ def _errors(phase: dict[str, Any]) -> str:
     keys = ("ackErrors", "ackTimeouts", "duplicates", "outOfOrder", "misrouted")
     bad = {k: phase[k] for k in keys if phase.get(k)}
     return ",".join(f"{k}={v}" for k, v in bad.items()) or "0"
+
+
+def _other(phase: dict[str, Any]) -> str:
+    return f"{_cell(_cpu(phase, 'other'))}/{_cell(_cpu(phase, 'steal'))}"
 
 
 def _cpu(phase: dict[str, Any], group: str) -> float | None:
@@ -150,6 +137,7 @@ def idle_table(rows: Sequence[dict[str, Any]]) -> str:
             "RSS after MiB",
             "KiB/socket",
             "srv CPU%",
+            "other/steal CPU%",
             "generator CPU, loop p99",
         ],
         [
@@ -162,6 +150,7 @@ def idle_table(rows: Sequence[dict[str, Any]]) -> str:
                 r["rssAfterMiB"],
                 r["kibPerSocket"],
                 _cpu(r, "server"),
+                _other(r),
                 gen_flag(r),
             ]
             for r in rows
@@ -179,6 +168,7 @@ def http_table(rows: Sequence[dict[str, Any]]) -> str:
             "non-2xx",
             "srv CPU%",
             "db CPU%",
+            "other/steal CPU%",
             "generator CPU, loop p99",
         ],
         [
@@ -190,6 +180,7 @@ def http_table(rows: Sequence[dict[str, Any]]) -> str:
                 r["requests"] - r["ok"],
                 _cpu(r, "server"),
                 _cpu(r, "db"),
+                _other(r),
                 gen_flag(r),
             ]
             for r in rows
