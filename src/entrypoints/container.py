@@ -11,8 +11,11 @@ then passes its URI in the settings: the container only ever sees a MongoDB URI.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import redis.asyncio as aioredis
 import socketio
@@ -35,6 +38,39 @@ from entrypoints.settings import Settings
 
 # Redis calls fail fast, so an outage is reported (503, unavailable) rather than waited out.
 _REDIS_TIMEOUTS = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
+# Longest wait between two attempts to subscribe again after losing Redis.
+_RESUBSCRIBE_MAX_SECONDS = 2.0
+
+
+class _RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]  # socketio ships no types
+    """python-socketio's Redis client manager, resubscribing promptly after an outage.
+
+    Upstream doubles its wait between attempts up to a minute: after Redis was
+    down for D seconds, this process would go on missing every other process's
+    emits for up to about D more seconds (pub/sub keeps nothing), while /readyz
+    already says ready. Here the wait stops growing at ``_RESUBSCRIBE_MAX_SECONDS``.
+    """
+
+    async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
+        retry_sleep = 0.25
+        while True:
+            try:
+                if self.pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        await self.pubsub.aclose()  # don't leave a subscription behind
+                self._redis_connect()
+                await self.pubsub.subscribe(self.channel)
+                retry_sleep = 0.25
+                async for message in self.pubsub.listen():
+                    yield message
+            except Exception as exc:
+                self._get_logger().error(
+                    "Cannot receive from redis... retrying in %.2g secs",
+                    retry_sleep,
+                    extra={"redis_exception": str(exc)},
+                )
+                await asyncio.sleep(retry_sleep)
+                retry_sleep = min(retry_sleep * 2, _RESUBSCRIBE_MAX_SECONDS)
 
 
 def _socketio_server(settings: Settings) -> socketio.AsyncServer:
@@ -43,7 +79,7 @@ def _socketio_server(settings: Settings) -> socketio.AsyncServer:
     if settings.redis_url is not None:
         # Emits reach this process's sockets directly and the others' through Redis
         # pub/sub; with Redis down, local delivery still happens.
-        manager = socketio.AsyncRedisManager(
+        manager = _RedisManager(
             settings.redis_url,
             channel=settings.redis_prefix + "socketio",
             redis_options=dict(_REDIS_TIMEOUTS),
