@@ -56,9 +56,9 @@ async def test_a_taken_username_is_a_conflict_whatever_the_case(http: httpx.Asyn
 @pytest.mark.parametrize(
     "body",
     [
-        {"username": "a", "password": PASSWORD},
+        {"username": "a" * 65, "password": PASSWORD},
         {"username": "has space", "password": PASSWORD},
-        {"username": "dave", "password": "short"},
+        {"username": "dave", "password": "five5"},
         {"username": "dave", "password": PASSWORD, "displayName": "   "},
         {"password": PASSWORD},
         {"username": "dave"},

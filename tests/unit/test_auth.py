@@ -55,7 +55,7 @@ async def test_register_refuses_a_taken_username_case_insensitively(
 
 @pytest.mark.parametrize(
     "username",
-    ["", "ab", "a" * 33, "has space", "semi;colon", "dollar$", "ünïcode", "tab\tname", "x\n"],
+    ["", "a" * 65, "has space", "semi;colon", "dollar$", "ünïcode", "tab\tname", "x\n"],
 )
 async def test_register_rejects_bad_usernames(kit: ChatKit, username: str) -> None:
     with pytest.raises(ValidationFailed) as err:
@@ -72,7 +72,7 @@ async def test_register_accepts_usernames_at_the_edges(kit: ChatKit, username: s
     assert session.user.username == username
 
 
-@pytest.mark.parametrize("password", ["", "seven77", "x" * 257])
+@pytest.mark.parametrize("password", ["", "five5", "x" * 257])
 async def test_register_rejects_bad_passwords(kit: ChatKit, password: str) -> None:
     with pytest.raises(ValidationFailed) as err:
         await kit.chat.auth.register("alice", password)
