@@ -57,8 +57,7 @@ async def redis_client(shared_redis_url: str) -> AsyncIterator[aioredis.Redis]:
 
 
 def _own_redis(tmp_path: Path, *, persistent: bool) -> Iterator[RedisServer]:
-    # Needs the shared Redis too: the whole package is skipped the same way.
-    problem = shared_redis_problem() or redis_server_problem()
+    problem = redis_server_problem()
     if problem is not None:
         pytest.skip(problem)
     server = RedisServer(tmp_path / "redis", persistent=persistent)
@@ -69,13 +68,14 @@ def _own_redis(tmp_path: Path, *, persistent: bool) -> Iterator[RedisServer]:
         server.kill()
 
 
+# Both also ask for the shared Redis, only so that the whole package is skipped alike.
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+def own_redis(shared_redis_url: str, tmp_path: Path) -> Iterator[RedisServer]:
     """A redis-server of this test's own that keeps nothing: a restart comes back empty."""
     yield from _own_redis(tmp_path, persistent=False)
 
 
 @pytest.fixture
-def own_persistent_redis(tmp_path: Path) -> Iterator[RedisServer]:
+def own_persistent_redis(shared_redis_url: str, tmp_path: Path) -> Iterator[RedisServer]:
     """A redis-server of this test's own that keeps every write across a kill."""
     yield from _own_redis(tmp_path, persistent=True)

@@ -41,7 +41,7 @@ async def _presence_everywhere(chat: Cluster, asker: User, *users: User) -> list
 
 
 async def test_messages_reach_every_socket_whatever_process_it_is_on(
-    tmp_path: Path, secantus_uri: str, shared_redis_url: str
+    shared_redis_url: str, tmp_path: Path, secantus_uri: str
 ) -> None:
     async with cluster(tmp_path, mongodb_uri=secantus_uri, redis_url=shared_redis_url) as chat:
         a, b, c = chat.processes
@@ -78,7 +78,7 @@ async def test_messages_reach_every_socket_whatever_process_it_is_on(
 
 
 async def test_presence_is_exact_across_processes_with_several_tabs(
-    tmp_path: Path, secantus_uri: str, shared_redis_url: str
+    shared_redis_url: str, tmp_path: Path, secantus_uri: str
 ) -> None:
     async with cluster(tmp_path, mongodb_uri=secantus_uri, redis_url=shared_redis_url) as chat:
         a, b, c = chat.processes
@@ -130,7 +130,7 @@ async def _count_is(chat: Cluster, user: User, count: int) -> bool:
 
 
 async def test_a_killed_process_takes_only_its_own_users_offline(
-    tmp_path: Path, secantus_uri: str, shared_redis_url: str
+    shared_redis_url: str, tmp_path: Path, secantus_uri: str
 ) -> None:
     async with cluster(tmp_path, mongodb_uri=secantus_uri, redis_url=shared_redis_url) as chat:
         a, b, c = chat.processes

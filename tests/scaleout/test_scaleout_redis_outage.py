@@ -73,7 +73,7 @@ async def _subscribers(url: str, channel: str, count: int) -> bool:
 
 
 async def test_chat_survives_a_redis_outage_and_presence_heals_after_it(
-    tmp_path: Path, secantus_uri: str, own_redis: RedisServer
+    own_redis: RedisServer, tmp_path: Path, secantus_uri: str
 ) -> None:
     async with cluster(tmp_path, mongodb_uri=secantus_uri, redis_url=own_redis.url, size=1) as chat:
         [server] = chat.processes
@@ -143,7 +143,7 @@ async def test_chat_survives_a_redis_outage_and_presence_heals_after_it(
 
 
 async def test_an_outage_longer_than_the_ttl_does_not_flap_anyone_offline(
-    tmp_path: Path, secantus_uri: str, own_persistent_redis: RedisServer
+    own_persistent_redis: RedisServer, tmp_path: Path, secantus_uri: str
 ) -> None:
     # Redis unreachable for longer than the presence TTL, then back with its data (a
     # network outage): every heartbeat expired meanwhile, yet every process is alive.
