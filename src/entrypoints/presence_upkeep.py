@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
 
 from adapters.redis import RedisPresenceTracker
 from chatcore.errors import ChatError
@@ -91,16 +90,8 @@ class PresenceUpkeep:
             if offline:
                 await self._presence.went_offline(offline)
             if resync.online:
-                await self._came_online(resync.online)
+                await self._presence.came_online(resync.online)
         except ChatError as exc:
             log.warning("presence: announcing who went offline or online failed: %r", exc)
         except Exception:
             log.exception("presence: announcing who went offline or online failed")
-
-    async def _came_online(self, user_ids: Sequence[str]) -> None:
-        """userOnline for users whose sockets Redis had lost (this process was swept,
-        or they connected while Redis was unreachable), as a first connect does."""
-        presence = self._presence
-        for user_id in dict.fromkeys(user_ids):
-            contacts = await presence.conversations.contact_ids(user_id)
-            await presence.notifier.user_online(user_id, sorted(contacts))

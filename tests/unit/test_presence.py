@@ -175,3 +175,13 @@ async def test_users_swept_offline_get_last_seen_and_one_event_each(
     assert offline.payload == {"userId": alice.id, "lastSeenAt": kit.clock.now()}
     assert set(offline.recipient_ids) == {bob.id, carol.id}
     assert (await kit.chat.users.get(alice.id)).last_seen_at == kit.clock.now()
+
+
+@pytest.mark.usefixtures("contacts")
+async def test_users_counted_again_are_announced_online_once(
+    kit: ChatKit, alice: User, bob: User, carol: User
+) -> None:
+    await kit.chat.presence.came_online([alice.id, alice.id])
+    [online] = kit.notifier.events
+    assert (online.name, online.payload) == ("userOnline", {"userId": alice.id})
+    assert set(online.recipient_ids) == {bob.id, carol.id}

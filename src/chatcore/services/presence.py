@@ -25,8 +25,7 @@ class PresenceService:
         """Record a connection; on the user's first, tell their contacts (userOnline)."""
         first = await self.tracker.connect(user_id, connection_id)
         if first:
-            contacts = await self.conversations.contact_ids(user_id)
-            await self.notifier.user_online(user_id, sorted(contacts))
+            await self.came_online([user_id])
         return first
 
     async def disconnected(self, user_id: str, connection_id: str) -> bool:
@@ -42,6 +41,14 @@ class PresenceService:
         tell their contacts, as a normal last disconnect does."""
         for user_id in dict.fromkeys(user_ids):
             await self._went_offline(user_id)
+
+    async def came_online(self, user_ids: Sequence[str]) -> None:
+        """Users whose connections a shared tracker counted again after losing them
+        (e.g. a process that stalled past its heartbeat and was swept): tell their
+        contacts, as a first connect does."""
+        for user_id in dict.fromkeys(user_ids):
+            contacts = await self.conversations.contact_ids(user_id)
+            await self.notifier.user_online(user_id, sorted(contacts))
 
     async def _went_offline(self, user_id: str) -> None:
         now = self.clock.now()
