@@ -26,6 +26,8 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,8 @@ from bench.procs import Children, rss_mib
 from bench.runner import BASES, Server, ServerSpec, run_loadgen, running
 
 NO_DB = ("chatcore-memory", "bare-python", "bare-node")
+# Others' CPU use (% of one core) during a phase beyond which it is run again.
+DISTURBED_PCT = 30.0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -47,6 +51,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--rate", type=int, action="append", help="open-loop msg/s (repeatable; default: auto)"
     )
     p.add_argument("--repeat", type=int, help="closed-loop runs per server, best kept (2; quick 1)")
+    p.add_argument(
+        "--retries", type=int, help="runs of open-loop/http phases others disturbed (2; quick 1)"
+    )
     p.add_argument("--idle", help="idle socket counts (1000,10000; quick 1000)")
     p.add_argument("--idle-users", type=int, default=10, help="users sharing the idle sockets")
     p.add_argument("--http-seconds", type=float, help="per HTTP request kind (8; quick 3)")
@@ -59,6 +66,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.seconds = args.seconds or (4.0 if quick else 10.0)
     args.warmup = 1.0 if quick else 2.0
     args.repeat = args.repeat or (1 if quick else 2)
+    args.retries = args.retries or (1 if quick else 2)
     args.idle = [int(k) for k in (args.idle or ("1000" if quick else "1000,10000")).split(",")]
     args.http_seconds = args.http_seconds or (3.0 if quick else 8.0)
     args.budget = args.budget or (180.0 if quick else 570.0)
@@ -117,7 +125,7 @@ async def delivery(args: argparse.Namespace, children: Children, work: Path) -> 
                 progress(f"{name} closed loop", started)
         records = {
             name: {
-                "closed": max(phases, key=lambda p: p["deliveredPerSec"]),
+                "closed": keep_best(phases, key=lambda p: -p["deliveredPerSec"]),
                 "closedRuns": [p["deliveredPerSec"] for p in phases],
                 "open": {},
             }
@@ -130,10 +138,40 @@ async def delivery(args: argparse.Namespace, children: Children, work: Path) -> 
             mine = [r for r in rates if r <= 0.8 * closed_rate[name]]
             if mine:
                 started = time.monotonic()
-                for phase in await run(name, 0, mine):
+                phases = await least_disturbed(partial(run, name, 0, mine), args.retries)
+                for phase in phases:
                     records[name]["open"][str(phase["offeredPerSec"])] = phase
                 progress(f"{name} open loop at {mine} msg/s", started)
     return {"scenario": "delivery", "pairs": args.pairs, "rates": rates, "servers": records}
+
+
+async def least_disturbed(
+    run: Callable[[], Awaitable[list[dict[str, Any]]]], attempts: int
+) -> list[dict[str, Any]]:
+    """Run again (``attempts`` in all) while others' CPU use disturbed a phase; keep, per
+    phase, the least disturbed run without failures. Latency at a fixed rate suffers
+    from a busy neighbour as much as from a slow server. Failures of every run are
+    counted in the kept one (``failuresAllRuns``): a retry never hides a lost message."""
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for attempt in range(attempts):
+        if attempt:
+            print("  .. others used the machine during a phase: running it again", flush=True)
+        for phase in await run():
+            runs.setdefault(phase["name"], []).append(phase)
+        if all(min(map(disturbance, r)) < DISTURBED_PCT for r in runs.values()):
+            break
+    return [keep_best(phases, key=disturbance) for phases in runs.values()]
+
+
+def keep_best(phases: list[dict[str, Any]], key: Callable[[dict[str, Any]], float]) -> Any:
+    """The run with no failures and the lowest ``key``, with every run's failures summed."""
+    best = min(phases, key=lambda p: (report.failures(p) > 0, key(p)))
+    return {**best, "runs": len(phases), "failuresAllRuns": sum(map(report.failures, phases))}
+
+
+def disturbance(phase: dict[str, Any]) -> float:
+    cpu = phase.get("cpu", {})
+    return float(cpu.get("other", 0) + cpu.get("steal", 0))
 
 
 def auto_rates(closed: dict[str, float]) -> list[int]:
@@ -223,16 +261,23 @@ async def http(args: argparse.Namespace, children: Children, work: Path) -> dict
                     "token": pairs[0].sender_token,
                 },
             }
-            timeout = 60 + 3 * (args.http_seconds + args.warmup)
-            out = await run_loadgen(children, server, config, within=timeout, quiet=args.quiet)
-            for phase in out.result["phases"]:
-                rows.append({"server": spec.name, **phase, "cpu": out.cpu.get(phase["name"], {})})
+            run = partial(http_once, args, children, server, config)
+            for phase in await least_disturbed(run, args.retries):
+                rows.append({"server": spec.name, **phase})
         progress(f"{spec.name} http", started)
     return {"scenario": "http", "concurrency": args.http_concurrency, "rows": rows}
 
 
 def progress(what: str, started: float) -> None:
     print(f"  .. {what} ({time.monotonic() - started:.1f} s)", flush=True)
+
+
+async def http_once(
+    args: argparse.Namespace, children: Children, server: Server, config: dict[str, Any]
+) -> list[dict[str, Any]]:
+    timeout = 60 + 3 * (args.http_seconds + args.warmup)
+    out = await run_loadgen(children, server, config, within=timeout, quiet=args.quiet)
+    return [{**p, "cpu": out.cpu.get(p["name"], {})} for p in out.result["phases"]]
 
 
 # ---- ratios and targets ----
@@ -289,9 +334,13 @@ def targets(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, bool | N
                     )
                 )
         lost = sum(
-            p["lost"] for s in d["servers"].values() for p in [s["closed"], *s["open"].values()]
+            p["failuresAllRuns"]
+            for s in d["servers"].values()
+            for p in [s["closed"], *s["open"].values()]
         )
-        checks.append(("zero lost messages (every server, every phase)", str(lost), lost == 0))
+        checks.append(
+            ("zero lost or failed messages (every server, phase and run)", str(lost), lost == 0)
+        )
     i = results.get("idle")
     if i:
         big = max(r["requested"] for r in i["rows"])

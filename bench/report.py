@@ -68,12 +68,13 @@ DELIVERY_HEADERS = [
 ]
 
 
-def _delivery_row(name: str, phase: dict[str, Any], rate: str) -> list[Any]:
+def _delivery_row(name: str, phase: dict[str, Any], msgs: str) -> list[Any]:
     server_cpu = _cpu(phase, "server")
-    per_msg = server_cpu * 10_000 / phase["deliveredPerSec"] if server_cpu else None
+    rate = phase["deliveredPerSec"]
+    per_msg = server_cpu * 10_000 / rate if server_cpu and rate else None
     return [
         name,
-        rate,
+        msgs,
         pcts(phase["ackMs"], "p50", "p99"),
         pcts(phase["deliveryMs"], "p50", "p95", "p99"),
         phase["lost"],
@@ -111,10 +112,20 @@ def delivery_tables(servers: dict[str, dict[str, Any]], rates: Sequence[int]) ->
     return "\n".join(out)
 
 
+FAILURES = ("lost", "ackErrors", "ackTimeouts", "duplicates", "outOfOrder", "misrouted")
+
+
+def failures(phase: dict[str, Any]) -> int:
+    """Messages lost or failed in a delivery phase; non-2xx answers in an http phase."""
+    count = sum(int(phase.get(k, 0)) for k in FAILURES)
+    return count + int(phase.get("requests", 0)) - int(phase.get("ok", phase.get("requests", 0)))
+
+
 def _errors(phase: dict[str, Any]) -> str:
-    keys = ("ackErrors", "ackTimeouts", "duplicates", "outOfOrder", "misrouted")
-    bad = {k: phase[k] for k in keys if phase.get(k)}
-    return ",".join(f"{k}={v}" for k, v in bad.items()) or "0"
+    bad = {k: phase[k] for k in FAILURES[1:] if phase.get(k)}
+    text = ",".join(f"{k}={v}" for k, v in bad.items()) or "0"
+    others = int(phase.get("failuresAllRuns", 0)) - failures(phase)
+    return f"{text} (+{others} in other runs)" if others else text
 
 
 def _other(phase: dict[str, Any]) -> str:
@@ -124,6 +135,12 @@ def _other(phase: dict[str, Any]) -> str:
 def _cpu(phase: dict[str, Any], group: str) -> float | None:
     value: float | None = phase.get("cpu", {}).get(group)
     return value
+
+
+def _failed_requests(row: dict[str, Any]) -> str:
+    own = row["requests"] - row["ok"]
+    others = int(row.get("failuresAllRuns", own)) - own
+    return f"{own} (+{others} in other runs)" if others else str(own)
 
 
 def idle_table(rows: Sequence[dict[str, Any]]) -> str:
@@ -177,7 +194,7 @@ def http_table(rows: Sequence[dict[str, Any]]) -> str:
                 r["name"],
                 r["requestsPerSec"],
                 pcts(r["latencyMs"], "p50", "p99"),
-                r["requests"] - r["ok"],
+                _failed_requests(r),
                 _cpu(r, "server"),
                 _cpu(r, "db"),
                 _other(r),

@@ -3,7 +3,9 @@
 A server name is a base name plus optional ``+flags``: ``chatcore-memory``,
 ``chatcore-secantus``, ``bare-python``, ``bare-node``; ``+plain`` (asyncio + h11
 instead of uvloop + httptools) and ``+nodeflate`` (no WebSocket per-message
-deflate) apply to the Python ones, e.g. ``chatcore-memory+plain``.
+deflate) apply to the Python ones, e.g. ``chatcore-memory+plain``;
+``+standalone`` starts SecantusDB as a standalone server (no replica set, so
+chatcore's MongoDB adapter runs without transactions).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 NODE_DIR = REPO / "bench" / "node"
 BASES = ("chatcore-memory", "chatcore-secantus", "bare-python", "bare-node")
 FLAGS = {"plain": "--plain", "nodeflate": "--no-ws-deflate"}
+DB_FLAGS = {"standalone": "--standalone"}
 START_TIMEOUT = 60.0
 
 
@@ -34,15 +37,20 @@ class ServerSpec:
     name: str
     base: str
     flags: tuple[str, ...] = ()
+    db_flags: tuple[str, ...] = ()
 
     @classmethod
     def parse(cls, name: str) -> ServerSpec:
         base, *mods = name.split("+")
-        if base not in BASES or any(m not in FLAGS for m in mods):
-            raise ValueError(f"unknown server {name!r}: bases {BASES}, flags {sorted(FLAGS)}")
+        if base not in BASES or any(m not in FLAGS and m not in DB_FLAGS for m in mods):
+            known = sorted([*FLAGS, *DB_FLAGS])
+            raise ValueError(f"unknown server {name!r}: bases {BASES}, flags {known}")
         if mods and base == "bare-node":
             raise ValueError(f"{name}: +flags apply to the Python servers only")
-        return cls(name, base, tuple(FLAGS[m] for m in mods))
+        if base != "chatcore-secantus" and any(m in DB_FLAGS for m in mods):
+            raise ValueError(f"{name}: +standalone applies to chatcore-secantus only")
+        flags = tuple(FLAGS[m] for m in mods if m in FLAGS)
+        return cls(name, base, flags, tuple(DB_FLAGS[m] for m in mods if m in DB_FLAGS))
 
     @property
     def chatcore(self) -> bool:
@@ -95,7 +103,7 @@ async def running(spec: ServerSpec, children: Children, work: Path) -> AsyncIter
                 "CHATCORE_ACCESS_TOKEN_TTL_SECONDS": "7200",
             }
             if spec.base == "chatcore-secantus":
-                db, uri = await _start_secantus(spec.name, children, home)
+                db, uri = await _start_secantus(spec, children, home)
                 env["CHATCORE_MONGODB_URI"] = uri
                 argv += ["--storage", "mongo"]
             else:
@@ -111,14 +119,15 @@ async def running(spec: ServerSpec, children: Children, work: Path) -> AsyncIter
                 await children.stop(child)
 
 
-async def _start_secantus(name: str, children: Children, home: Path) -> tuple[Child, str]:
+async def _start_secantus(spec: ServerSpec, children: Children, home: Path) -> tuple[Child, str]:
     port = free_port()
     argv = [
         str(Path(sys.executable).with_name("secantusd-py")),
         *("--host", "127.0.0.1", "--port", str(port)),
         *("--storage-path", str(home / "db"), "--log-level", "WARNING"),
+        *spec.db_flags,
     ]
-    db = await children.start(f"{name}-db", argv, cwd=home)
+    db = await children.start(f"{spec.name}-db", argv, cwd=home)
     await wait_tcp(db, port, START_TIMEOUT)
     return db, f"mongodb://127.0.0.1:{port}/?directConnection=true"
 
