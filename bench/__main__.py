@@ -403,6 +403,8 @@ def run() -> int:
     work = Path(tempfile.mkdtemp(prefix="chatcore-bench-"))
     children = Children(work)
     atexit.register(children.kill_all_now)
+    # Explicitly: a shell starting us in the background may have left SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: sys.exit(128 + 15))
     print(f"chatcore bench: servers {[s.name for s in args.specs]}, logs in {work}", flush=True)

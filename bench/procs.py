@@ -2,14 +2,16 @@
 
 Every child runs in a new session (its own process group), so stopping it also
 stops whatever it started. :class:`Children` remembers them all and kills the
-lot on exit, on error and on SIGINT/SIGTERM. CPU time and RSS are read from
-``/proc``.
+lot on exit, on error and on SIGINT/SIGTERM; should the orchestrator itself be
+killed outright, the kernel sends each child SIGKILL (``PR_SET_PDEATHSIG``).
+CPU time and RSS are read from ``/proc``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -20,6 +22,12 @@ from pathlib import Path
 import httpx
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child, between fork and exec
+    os.setsid()
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def free_port() -> int:
@@ -90,7 +98,7 @@ class Children:
                 stderr=out,
                 env={**os.environ, **(env or {})},
                 cwd=cwd,
-                start_new_session=True,
+                preexec_fn=_die_with_parent,  # the orchestrator runs no threads
                 limit=16 * 1024 * 1024,
             )
         child = Child(name, proc, log)
