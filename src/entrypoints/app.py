@@ -28,6 +28,7 @@ from entrypoints.http.endpoints import starlette_routes
 from entrypoints.http.errors import EXCEPTION_HANDLERS
 from entrypoints.http.middleware import BodySizeLimit, RequestLog
 from entrypoints.http.openapi import openapi_document
+from entrypoints.http.pages import static_mount
 from entrypoints.http.routes import all_endpoints
 from entrypoints.presence_upkeep import PresenceUpkeep
 from entrypoints.runtime import ReadinessProbe, Runtime
@@ -91,7 +92,7 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Cha
             log.info("chatcore stopped")
 
     http_app = Starlette(
-        routes=starlette_routes(endpoints, runtime),
+        routes=[*starlette_routes(endpoints, runtime), static_mount()],
         middleware=[
             Middleware(RequestLog, metrics=runtime.metrics),
             Middleware(

@@ -1,4 +1,4 @@
-"""Operations: liveness, readiness, metrics, and the placeholder home page."""
+"""Operations: liveness, readiness, metrics, and the home page (the bundled web chat)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from starlette.responses import HTMLResponse, Response
 
 from chatcore.errors import Unavailable
 from entrypoints.http.endpoints import Api, Call
-from entrypoints.http.pages import INDEX_HTML
+from entrypoints.http.pages import INDEX_HEADERS, index_html
 from entrypoints.http.responses import json_response
 from entrypoints.http.schemas import HealthOut
 from entrypoints.metrics import METRICS_CONTENT_TYPE
@@ -81,4 +81,4 @@ async def metrics(call: Call) -> Response:
     media_type="text/html",
 )
 async def index(call: Call) -> Response:
-    return HTMLResponse(INDEX_HTML)
+    return HTMLResponse(index_html(), headers=INDEX_HEADERS)

@@ -1,0 +1,267 @@
+// The bundled web chat page (GET /) in headless Chromium, driven by playwright-core,
+// for tests/web/test_web_chat_browser.py.
+//
+//   node web_chat.mjs <base-url> <screenshot-dir>
+//
+// Two users, each in a browser of their own (a fresh profile directory each), use the
+// page the way people do: register, find each other, chat. Only the page's UI is used;
+// what the pages show is reported, the Python test asserts on it.
+//
+// stdout, one JSON object per line:
+//   {"type": "observed", "name": <what>, "value": <what the page showed>}
+//   {"type": "screenshot", "name": <name>, "path": <png>}
+//   {"type": "request", "what": <name>, ...}  the test does something server-side, then
+//                                             writes {"done": <name>} on stdin
+//   {"type": "console", "page": <who>, "step": <step>, "text": <message>}  errors only
+//   {"type": "error", "step": <step>, "message": <why>}   then exit code 1
+//   {"type": "done"}
+// Chromium: /usr/bin/chromium (CHROMIUM to override); browsers are never downloaded.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { chromium } from "playwright-core";
+
+const [baseUrl, screenshotDir] = process.argv.slice(2);
+if (!baseUrl || !screenshotDir) {
+  process.stderr.write("usage: node web_chat.mjs <base-url> <screenshot-dir>\n");
+  process.exit(2);
+}
+const STEP_TIMEOUT_MS = 5000; // every wait has this deadline; nothing sleeps a fixed time
+const PASSWORD = "correct horse";
+const CHROMIUM_ARGS = [
+  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+];
+
+const out = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
+const observe = (name, value) => out({ type: "observed", name, value });
+let step = "start";
+
+// Requests to the Python side: answered by a line {"done": <what>} on stdin.
+const answers = createInterface({ input: process.stdin });
+const pendingAnswers = new Map();
+answers.on("line", (line) => {
+  if (!line.trim()) return;
+  const { done } = JSON.parse(line);
+  pendingAnswers.get(done)?.();
+});
+function ask(what, details = {}) {
+  const answered = new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer to ${what}`)), STEP_TIMEOUT_MS * 2);
+    pendingAnswers.set(what, () => { clearTimeout(timer); resolve(); });
+  });
+  out({ type: "request", what, ...details });
+  return answered;
+}
+
+const profiles = [];
+const browsers = [];
+
+async function openPage(who) {
+  const profile = mkdtempSync(join(tmpdir(), `chatcore-web-${who}-`));
+  profiles.push(profile);
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: CHROMIUM_ARGS,
+    viewport: { width: 1100, height: 720 },
+    timeout: STEP_TIMEOUT_MS * 3,
+  });
+  browsers.push(context);
+  context.setDefaultTimeout(STEP_TIMEOUT_MS);
+  const page = context.pages()[0] ?? (await context.newPage());
+  page.on("console", (msg) => {
+    if (msg.type() === "error") out({ type: "console", page: who, step, text: msg.text(), url: msg.location().url });
+  });
+  page.on("pageerror", (err) => out({ type: "console", page: who, step, text: `uncaught: ${err.message}` }));
+  await page.goto(baseUrl);
+  return page;
+}
+
+async function screenshot(page, name) {
+  const path = join(screenshotDir, `${name}.png`);
+  await page.screenshot({ path });
+  out({ type: "screenshot", name, path });
+}
+
+async function register(page, username, displayName) {
+  await page.getByLabel("Username", { exact: true }).fill(username);
+  await page.getByLabel("Password").fill(PASSWORD);
+  await page.getByLabel("Display name").fill(displayName);
+  await page.getByRole("button", { name: "Register" }).click();
+  await page.locator("#me", { hasText: displayName }).waitFor();
+  await page.locator('#connection[data-state="online"]').waitFor();
+}
+
+const conversationItem = (page, title) =>
+  page.locator("#conversation-list li").filter({ has: page.locator(".title", { hasText: title }) });
+const lastMessage = (page) => page.locator("#message-list .message").last();
+
+async function run() {
+  step = "open pages";
+  const [alice, bob] = await Promise.all([openPage("alice"), openPage("bob")]);
+  observe("title", await alice.title());
+
+  step = "register";
+  await Promise.all([register(alice, "alice", "Alice"), register(bob, "bob", "Bob")]);
+  observe("registered", await alice.locator("#me").textContent());
+
+  step = "search and open the direct conversation";
+  await alice.getByLabel("Find people").fill("bo");
+  await alice.getByRole("button", { name: "Message Bob (@bob)" }).click();
+  await alice.locator("#conversation-title", { hasText: "Bob" }).waitFor();
+  await alice.locator("#conversation-status", { hasText: "online" }).waitFor();
+  observe("alice header", {
+    title: await alice.locator("#conversation-title").textContent(),
+    status: await alice.locator("#conversation-status").textContent(),
+    dotOnline: await alice.locator("#conversation-dot.online").isVisible(),
+  });
+
+  step = "alice sends";
+  const hello = "Hello Bob! <b>not bold</b> & <img src=x onerror=alert(1)>";
+  await alice.getByLabel("Message", { exact: true }).fill(hello);
+  // Submitting and reading the DOM in one synchronous turn: the ack cannot have arrived yet.
+  observe("status right after sending", await alice.evaluate(() => {
+    document.getElementById("composer").requestSubmit();
+    return document.querySelector("#message-list .message:last-child").dataset.status;
+  }));
+  await alice.locator('#message-list .message.mine[data-status="sent"]').waitFor();
+  observe("alice sent", {
+    text: await lastMessage(alice).locator(".body").textContent(),
+    injectedElements: await alice.locator("#message-list b, #message-list img").count(),
+    composer: await alice.getByLabel("Message", { exact: true }).inputValue(),
+  });
+
+  step = "bob sees it live, unread";
+  const bobsItem = conversationItem(bob, "Alice");
+  await bobsItem.locator(".badge", { hasText: "1" }).waitFor();
+  await bob.waitForFunction(() => document.title === "(1) chatcore");
+  observe("bob unread", {
+    badge: await bobsItem.locator(".badge").textContent(),
+    preview: await bobsItem.locator(".preview").textContent(),
+    online: await bobsItem.locator(".dot.online").count(),
+    title: await bob.title(),
+  });
+  await screenshot(bob, "bob-unread");
+
+  step = "bob opens it: receipt";
+  await bobsItem.getByRole("button").click();
+  await bob.locator("#message-list .message.theirs .body", { hasText: "Hello Bob!" }).waitFor();
+  await bobsItem.locator(".badge").waitFor({ state: "detached" });
+  await alice.locator('#message-list .message.mine[data-status="read"]').waitFor();
+  observe("alice sees read", await lastMessage(alice).locator(".meta").textContent());
+
+  step = "bob types: alice sees it";
+  await bob.getByLabel("Message", { exact: true }).pressSequentially("Hi Alice", { delay: 10 });
+  await alice.locator("#typing", { hasText: "Bob is typing…" }).waitFor();
+  observe("alice typing indicator", await alice.locator("#typing").textContent());
+  await screenshot(alice, "alice-typing");
+
+  step = "bob replies: alice sees it live";
+  await bob.getByLabel("Message", { exact: true }).press("Enter");
+  await alice.locator("#message-list .message.theirs .body", { hasText: "Hi Alice" }).waitFor();
+  await alice.waitForFunction(() => document.getElementById("typing").textContent === "");
+  await bob.locator('#message-list .message.mine[data-status="read"]').waitFor();
+  observe("alice received", {
+    bodies: await alice.locator("#message-list .message .body").allTextContents(),
+    typing: await alice.locator("#typing").textContent(),
+    unreadBadges: await alice.locator("#conversation-list .badge").count(),
+  });
+  observe("bob sees read", await lastMessage(bob).getAttribute("data-status"));
+
+  step = "bob's network drops: sync catches up";
+  await bob.context().setOffline(true);
+  await bob.locator('#connection[data-state="offline"]').waitFor();
+  await ask("send while bob is away", { body: "sent while you were away" });
+  await bob.context().setOffline(false);
+  await bob.locator("#message-list .message.theirs .body", { hasText: "sent while you were away" }).waitFor();
+  await bob.locator('#connection[data-state="online"]').waitFor();
+  observe("bob caught up", await bob.locator("#message-list .message .body").allTextContents());
+
+  step = "alice creates a group";
+  await alice.getByText("New group").click();
+  await alice.getByLabel("Group name").fill("Team <3");
+  await alice.getByLabel("Members").fill("bob");
+  await alice.getByRole("button", { name: "Create group" }).click();
+  await alice.locator("#conversation-title", { hasText: "Team <3" }).waitFor();
+  await conversationItem(bob, "Team <3").waitFor();
+  observe("group", {
+    aliceStatus: await alice.locator("#conversation-status").textContent(),
+    bobList: await bob.locator("#conversation-list .title").allTextContents(),
+  });
+
+  step = "bob fills the group while alice reads another conversation";
+  await conversationItem(alice, "Bob").getByRole("button").click();
+  await alice.locator("#conversation-title", { hasText: "Bob" }).waitFor();
+  await ask("fill the group", { name: "Team <3", count: 60 });
+  await conversationItem(alice, "Team <3").locator(".badge", { hasText: "60" }).waitFor();
+  observe("group unread live", await alice.locator("#conversation-list .title").allTextContents());
+
+  step = "alice's access token is refused: the refresh token renews it";
+  const before = await alice.evaluate(() => JSON.parse(sessionStorage.getItem("chatcore.session")));
+  await alice.evaluate(() => {
+    const session = JSON.parse(sessionStorage.getItem("chatcore.session"));
+    sessionStorage.setItem("chatcore.session", JSON.stringify({ ...session, accessToken: "expired.token.x" }));
+  });
+  await alice.reload();
+  await alice.locator('#connection[data-state="online"]').waitFor();
+  const after = await alice.evaluate(() => JSON.parse(sessionStorage.getItem("chatcore.session")));
+  observe("tokens renewed", {
+    refreshRotated: after.refreshToken !== before.refreshToken,
+    accessReplaced: after.accessToken !== "expired.token.x",
+    me: await alice.locator("#me").textContent(),
+    conversations: await alice.locator("#conversation-list .title").allTextContents(),
+  });
+
+  step = "history: load older";
+  const group = conversationItem(alice, "Team <3");
+  await group.locator(".badge", { hasText: "60" }).waitFor();
+  await group.getByRole("button").click();
+  await alice.locator("#message-list .message .body", { hasText: "group message 60" }).waitFor();
+  const firstPage = await alice.locator("#message-list .message").count();
+  const loadOlder = alice.getByRole("button", { name: "Load older messages" });
+  const olderVisible = await loadOlder.isVisible();
+  await loadOlder.click();
+  await alice.locator("#message-list .message .body", { hasText: /^group message 1$/ }).waitFor();
+  observe("history", {
+    firstPage,
+    olderVisible,
+    afterLoad: await alice.locator("#message-list .message").count(),
+    olderStillVisible: await loadOlder.isVisible(),
+    firstBody: await alice.locator("#message-list .message .body").first().textContent(),
+    sender: await alice.locator("#message-list .message .sender").first().textContent(),
+  });
+  await screenshot(alice, "alice-group");
+  await screenshot(bob, "bob-direct");
+
+  step = "narrow screen";
+  await alice.setViewportSize({ width: 390, height: 720 });
+  observe("narrow", {
+    sidebarVisible: await alice.locator(".sidebar").isVisible(),
+    conversationVisible: await alice.locator("#conversation").isVisible(),
+  });
+  await screenshot(alice, "alice-narrow");
+  await alice.getByRole("button", { name: "Back to conversations" }).click();
+  observe("narrow back", { sidebarVisible: await alice.locator(".sidebar").isVisible() });
+
+  step = "log out";
+  await bob.getByRole("button", { name: "Log out" }).click();
+  await bob.locator("#auth-form").waitFor();
+  observe("logged out", await bob.evaluate(() => sessionStorage.getItem("chatcore.session")));
+}
+
+let failed = false;
+try {
+  await run();
+  out({ type: "done" });
+} catch (err) {
+  failed = true;
+  out({ type: "error", step, message: String(err?.stack ?? err) });
+} finally {
+  await Promise.all(browsers.map((b) => b.close().catch(() => {})));
+  for (const profile of profiles) rmSync(profile, { recursive: true, force: true });
+  answers.close();
+  process.stdin.destroy(); // an open stdin would keep Node running
+}
+process.exitCode = failed ? 1 : 0;
