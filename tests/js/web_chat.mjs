@@ -167,6 +167,7 @@ async function run() {
     bodies: await alice.locator("#message-list .message .body").allTextContents(),
     typing: await alice.locator("#typing").textContent(),
     unreadBadges: await alice.locator("#conversation-list .badge").count(),
+    announced: await alice.locator("#announcer").textContent(),
   });
   observe("bob sees read", await lastMessage(bob).getAttribute("data-status"));
 
@@ -197,6 +198,15 @@ async function run() {
   await ask("fill the group", { name: "Team <3", count: 60 });
   await conversationItem(alice, "Team <3").locator(".badge", { hasText: "60" }).waitFor();
   observe("group unread live", await alice.locator("#conversation-list .title").allTextContents());
+
+  step = "an edit and a deletion show live";
+  await ask("edit and delete", { edit: "Hi Alice", to: "Hi Alice, edited", remove: "sent while you were away" });
+  await alice.locator("#message-list .message.deleted .body", { hasText: "Message deleted" }).waitFor();
+  await alice.locator("#message-list .message .body", { hasText: "Hi Alice, edited" }).waitFor();
+  observe("edited and deleted", {
+    bodies: await alice.locator("#message-list .message .body").allTextContents(),
+    editedMeta: await alice.locator("#message-list .message.theirs .meta").last().textContent(),
+  });
 
   step = "alice's access token is refused: the refresh token renews it";
   const before = await alice.evaluate(() => JSON.parse(sessionStorage.getItem("chatcore.session")));
@@ -246,9 +256,15 @@ async function run() {
   observe("narrow back", { sidebarVisible: await alice.locator(".sidebar").isVisible() });
 
   step = "log out";
+  const loggedOut = bob.waitForResponse((r) => r.url().endsWith("/api/auth/logout"));
   await bob.getByRole("button", { name: "Log out" }).click();
   await bob.locator("#auth-form").waitFor();
-  observe("logged out", await bob.evaluate(() => sessionStorage.getItem("chatcore.session")));
+  observe("logged out", {
+    status: (await loggedOut).status(),
+    session: await bob.evaluate(() => sessionStorage.getItem("chatcore.session")),
+    listEmptied: await bob.locator("#conversation-list li").count(),
+  });
+  await screenshot(bob, "bob-logged-out");
 }
 
 let failed = false;

@@ -81,10 +81,28 @@ async def _fill_group(live: LiveChat, name: str, count: int) -> None:
         assert response.status_code == 201, response.text
 
 
+async def _edit_and_delete(live: LiveChat, edit: str, to: str, remove: str) -> None:
+    """Bob edits one of his messages, alice deletes one of hers (over HTTP, as another
+    client of theirs would)."""
+    alice, bob = await _login(live, "alice"), await _login(live, "bob")
+    conversation_id = (await live.direct(alice, bob))["id"]
+    messages = f"/api/conversations/{conversation_id}/messages"
+    history = (await live.http.get(messages, headers=live.auth(alice))).json()["messages"]
+    by_body = {m["body"]: m["id"] for m in history}
+    edited = await live.http.patch(
+        f"{messages}/{by_body[edit]}", json={"body": to}, headers=live.auth(bob)
+    )
+    assert edited.status_code == 200, edited.text
+    deleted = await live.http.delete(f"{messages}/{by_body[remove]}", headers=live.auth(alice))
+    assert deleted.status_code == 200, deleted.text
+
+
 async def _answer(live: LiveChat, request: dict[str, Any]) -> None:
     what = request["what"]
     if what == "send while bob is away":
         await _send_while_away(live, request["body"])
+    elif what == "edit and delete":
+        await _edit_and_delete(live, request["edit"], request["to"], request["remove"])
     elif what == "fill the group":
         await _fill_group(live, request["name"], request["count"])
     else:
@@ -164,6 +182,7 @@ async def test_two_people_chat_through_the_page(live: LiveChat, tmp_path: Path) 
         "bodies": [HELLO, "Hi Alice"],
         "typing": "",
         "unreadBadges": 0,
+        "announced": "Bob: Hi Alice",  # for screen readers
     }
     assert seen["bob sees read"] == "read"
     # Missed while disconnected, caught up by sync after the automatic reconnection.
@@ -187,7 +206,11 @@ async def test_two_people_chat_through_the_page(live: LiveChat, tmp_path: Path) 
     }
     assert seen["narrow"] == {"sidebarVisible": False, "conversationVisible": True}
     assert seen["narrow back"] == {"sidebarVisible": True}
-    assert seen["logged out"] is None
+    # Live edits and deletions (made by other clients of theirs).
+    assert seen["edited and deleted"]["bodies"] == [HELLO, "Hi Alice, edited", "Message deleted"]
+    assert seen["edited and deleted"]["editedMeta"].endswith(" · edited")
+    # Logging out revokes the refresh token and forgets the session and what it showed.
+    assert seen["logged out"] == {"status": 204, "session": None, "listEmptied": 0}
 
     # The only errors in the consoles: the refused access token's 401 (before the refresh)
     # and the reconnection attempts of bob's offline browser.
@@ -205,6 +228,7 @@ async def test_two_people_chat_through_the_page(live: LiveChat, tmp_path: Path) 
         "alice-group",
         "bob-direct",
         "alice-narrow",
+        "bob-logged-out",
     }
     for path in screenshots.values():
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path

@@ -221,6 +221,9 @@ function applyMessage(message) {
   if (conv.id === state.openId) {
     renderThread();
     markRead();
+    if (message.senderId !== me().id) {
+      $("announcer").textContent = `${userName(message.senderId)}: ${message.body}`;
+    }
   }
 }
 
