@@ -103,6 +103,14 @@ async function run() {
   const [alice, bob] = await Promise.all([openPage("alice"), openPage("bob")]);
   observe("title", await alice.title());
 
+  step = "log in before registering";
+  await bob.getByLabel("Username", { exact: true }).fill("bob");
+  await bob.getByLabel("Password").fill(PASSWORD);
+  await bob.getByRole("button", { name: "Log in" }).click();
+  const refused = bob.getByRole("alert").filter({ hasText: /\S/ });
+  await refused.waitFor();
+  observe("login refused", { alert: await refused.textContent(), chatHidden: await bob.locator("#chat-view").isHidden() });
+
   step = "register";
   await Promise.all([register(alice, "alice", "Alice"), register(bob, "bob", "Bob")]);
   observe("registered", await alice.locator("#me").textContent());

@@ -43,6 +43,7 @@ pytestmark = [
 ]
 
 HELLO = "Hello Bob! <b>not bold</b> & <img src=x onerror=alert(1)>"
+REFUSED_STEP = "log in before registering"
 TOKEN_STEP = "alice's access token is refused: the refresh token renews it"
 OFFLINE_STEP = "bob's network drops: sync catches up"
 
@@ -161,6 +162,8 @@ async def test_two_people_chat_through_the_page(live: LiveChat, tmp_path: Path) 
 
     seen = {line["name"]: line["value"] for line in lines if line["type"] == "observed"}
     assert seen["title"] == "chatcore"
+    # The server's message, shown in the form.
+    assert seen["login refused"] == {"alert": "invalid username or password", "chatHidden": True}
     assert seen["registered"] == "Alice"
     # Search, open the direct conversation; bob's page is connected, so he is online.
     assert seen["alice header"] == {"title": "Bob", "status": "online", "dotOnline": True}
@@ -212,9 +215,13 @@ async def test_two_people_chat_through_the_page(live: LiveChat, tmp_path: Path) 
     # Logging out revokes the refresh token and forgets the session and what it showed.
     assert seen["logged out"] == {"status": 204, "session": None, "listEmptied": 0}
 
-    # The only errors in the consoles: the refused access token's 401 (before the refresh)
-    # and the reconnection attempts of bob's offline browser.
-    expected = {TOKEN_STEP: "status of 401", OFFLINE_STEP: "net::ERR_INTERNET_DISCONNECTED"}
+    # The only errors in the consoles: the refused login's and the refused access token's
+    # 401s, and the reconnection attempts of bob's offline browser.
+    expected = {
+        REFUSED_STEP: "status of 401",
+        TOKEN_STEP: "status of 401",
+        OFFLINE_STEP: "net::ERR_INTERNET_DISCONNECTED",
+    }
     console = [line for line in lines if line["type"] == "console"]
     unexpected = [c for c in console if expected.get(c["step"], "\0") not in c["text"]]
     assert not unexpected, unexpected

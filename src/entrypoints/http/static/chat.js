@@ -214,8 +214,9 @@ function applyMessage(message) {
     conv.lastMessage = message;
     if (message.senderId !== me().id && message.seq > conv.lastReadSeq) conv.unreadCount += 1;
   }
+  // Also into a thread whose history is still loading: the page may not include it.
   const thread = state.threads.get(conv.id);
-  if (thread?.loaded) mergeIntoThread(thread, message);
+  if (thread) mergeIntoThread(thread, message);
   stopShowingTyping(conv.id, message.senderId); // they sent what they were typing
   renderList();
   if (conv.id === state.openId) {
@@ -243,7 +244,7 @@ async function loadHistory(id, before) {
   const query = new URLSearchParams({ limit: String(PAGE_SIZE), ...(before && { before }) });
   const page = await api("GET", `${path("/api/conversations/{}/messages", id)}?${query}`);
   for (const message of page.messages) mergeIntoThread(thread, message);
-  if (!before || page.messages.length) thread.hasMore = page.hasMore;
+  thread.hasMore = page.hasMore; // older messages exist
   thread.loaded = true;
 }
 
@@ -693,7 +694,7 @@ function wireUp() {
   $("composer").addEventListener("submit", (event) => {
     event.preventDefault();
     const body = input.value.trim();
-    if (!body || !state.threads.get(state.openId)?.loaded) return;
+    if (!body || !state.socket || !state.threads.get(state.openId)?.loaded) return;
     input.value = "";
     stopTyping();
     sendMessage(body);
