@@ -4,8 +4,9 @@
 //   node web_chat.mjs <base-url> <screenshot-dir>
 //
 // Two users, each in a browser of their own (a fresh profile directory each), use the
-// page the way people do: register, find each other, chat. Only the page's UI is used;
-// what the pages show is reported, the Python test asserts on it.
+// page the way people do: register, find each other, chat. They act through the UI only
+// (plus sessionStorage, and the network switched off, where a step says so); what the
+// pages show is reported, and the Python test asserts on it.
 //
 // stdout, one JSON object per line:
 //   {"type": "observed", "name": <what>, "value": <what the page showed>}
@@ -72,9 +73,11 @@ async function openPage(who) {
   context.setDefaultTimeout(STEP_TIMEOUT_MS);
   const page = context.pages()[0] ?? (await context.newPage());
   page.on("console", (msg) => {
-    if (msg.type() === "error") out({ type: "console", page: who, step, text: msg.text(), url: msg.location().url });
+    if (msg.type() !== "error") return;
+    out({ type: "console", page: who, step, text: msg.text(), url: msg.location().url });
   });
-  page.on("pageerror", (err) => out({ type: "console", page: who, step, text: `uncaught: ${err.message}` }));
+  page.on("pageerror", (err) =>
+    out({ type: "console", page: who, step, text: `uncaught: ${err.message}` }));
   await page.goto(baseUrl);
   return page;
 }
@@ -109,7 +112,10 @@ async function run() {
   await bob.getByRole("button", { name: "Log in" }).click();
   const refused = bob.getByRole("alert").filter({ hasText: /\S/ });
   await refused.waitFor();
-  observe("login refused", { alert: await refused.textContent(), chatHidden: await bob.locator("#chat-view").isHidden() });
+  observe("login refused", {
+    alert: await refused.textContent(),
+    chatHidden: await bob.locator("#chat-view").isHidden(),
+  });
 
   step = "register";
   await Promise.all([register(alice, "alice", "Alice"), register(bob, "bob", "Bob")]);
@@ -184,7 +190,8 @@ async function run() {
   await bob.locator('#connection[data-state="offline"]').waitFor();
   await ask("send while bob is away", { body: "sent while you were away" });
   await bob.context().setOffline(false);
-  await bob.locator("#message-list .message.theirs .body", { hasText: "sent while you were away" }).waitFor();
+  await bob.locator("#message-list .message.theirs .body", { hasText: "sent while you were away" })
+    .waitFor();
   await bob.locator('#connection[data-state="online"]').waitFor();
   observe("bob caught up", await bob.locator("#message-list .message .body").allTextContents());
 
@@ -208,8 +215,11 @@ async function run() {
   observe("group unread live", await alice.locator("#conversation-list .title").allTextContents());
 
   step = "an edit and a deletion show live";
-  await ask("edit and delete", { edit: "Hi Alice", to: "Hi Alice, edited", remove: "sent while you were away" });
-  await alice.locator("#message-list .message.deleted .body", { hasText: "Message deleted" }).waitFor();
+  await ask("edit and delete", {
+    edit: "Hi Alice", to: "Hi Alice, edited", remove: "sent while you were away",
+  });
+  await alice.locator("#message-list .message.deleted .body", { hasText: "Message deleted" })
+    .waitFor();
   await alice.locator("#message-list .message .body", { hasText: "Hi Alice, edited" }).waitFor();
   observe("edited and deleted", {
     bodies: await alice.locator("#message-list .message .body").allTextContents(),
@@ -220,7 +230,8 @@ async function run() {
   const before = await alice.evaluate(() => JSON.parse(sessionStorage.getItem("chatcore.session")));
   await alice.evaluate(() => {
     const session = JSON.parse(sessionStorage.getItem("chatcore.session"));
-    sessionStorage.setItem("chatcore.session", JSON.stringify({ ...session, accessToken: "expired.token.x" }));
+    const refused = { ...session, accessToken: "expired.token.x" };
+    sessionStorage.setItem("chatcore.session", JSON.stringify(refused));
   });
   await alice.reload();
   await alice.locator('#connection[data-state="online"]').waitFor();

@@ -2,8 +2,9 @@
 
 ``tests/js/web_chat.mjs`` drives two Chromium browsers with playwright-core and reports
 what the pages showed as JSON lines; this test serves the real app (in-memory storage),
-does the server-side parts of the scenario the script asks for (a dropped connection, a
-burst of messages), and checks every observation. Screenshots land in the test's
+does the server-side parts of the scenario the script asks for (a message sent while bob's
+browser is offline, an edit and a deletion, a burst of messages), and checks every
+observation. Screenshots land in the test's
 temporary directory (their paths are printed).
 
 Skipped, with the reason shown, without Node, Chromium (/usr/bin/chromium, or
