@@ -36,8 +36,10 @@ from bench.procs import Children, rss_mib
 from bench.runner import BASES, Server, ServerSpec, run_loadgen, running
 
 NO_DB = ("chatcore-memory", "bare-python", "bare-node")
-# Others' CPU use (% of one core) during a phase beyond which it is run again.
+# Others' CPU use (% of one core) during a phase beyond which it is run again, if at
+# least RETRY_RESERVE seconds of the run's budget are left.
 DISTURBED_PCT = 30.0
+RETRY_RESERVE = 240.0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -46,7 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--servers", default=",".join(BASES), help="comma list; +plain/+nodeflate")
     p.add_argument("--scenarios", default="delivery,idle,http")
     p.add_argument("--pairs", type=int, default=50)
-    p.add_argument("--seconds", type=float, help="per measured delivery phase (10; quick 4)")
+    p.add_argument("--seconds", type=float, help="per measured delivery phase (8; quick 4)")
     p.add_argument(
         "--rate", type=int, action="append", help="open-loop msg/s (repeatable; default: auto)"
     )
@@ -63,14 +65,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--keep-logs", action="store_true", help="keep the servers' logs")
     args = p.parse_args(argv)
     quick = args.quick
-    args.seconds = args.seconds or (4.0 if quick else 10.0)
+    args.seconds = args.seconds or (4.0 if quick else 8.0)
     args.warmup = 1.0 if quick else 2.0
     args.repeat = args.repeat or (1 if quick else 2)
     args.retries = args.retries or (1 if quick else 2)
-    args.idle = [int(k) for k in (args.idle or ("1000" if quick else "1000,10000")).split(",")]
+    idle_counts = args.idle or ("1000" if quick else "1000,10000")
+    args.idle = sorted(int(k) for k in idle_counts.split(","))
     args.http_seconds = args.http_seconds or (3.0 if quick else 8.0)
     args.budget = args.budget or (180.0 if quick else 570.0)
-    args.quiet = 1.5 if quick else 5.0  # longest wait for a quiet machine before a run
+    args.quiet = 1.5 if quick else 3.0  # longest wait for a quiet machine before a run
+    args.deadline = time.monotonic() + args.budget
     args.specs = [ServerSpec.parse(s.strip()) for s in args.servers.split(",") if s.strip()]
     args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     return args
@@ -138,7 +142,9 @@ async def delivery(args: argparse.Namespace, children: Children, work: Path) -> 
             mine = [r for r in rates if r <= 0.8 * closed_rate[name]]
             if mine:
                 started = time.monotonic()
-                phases = await least_disturbed(partial(run, name, 0, mine), args.retries)
+                phases = await least_disturbed(
+                    partial(run, name, 0, mine), args.retries, args.deadline
+                )
                 for phase in phases:
                     records[name]["open"][str(phase["offeredPerSec"])] = phase
                 progress(f"{name} open loop at {mine} msg/s", started)
@@ -146,15 +152,19 @@ async def delivery(args: argparse.Namespace, children: Children, work: Path) -> 
 
 
 async def least_disturbed(
-    run: Callable[[], Awaitable[list[dict[str, Any]]]], attempts: int
+    run: Callable[[], Awaitable[list[dict[str, Any]]]], attempts: int, deadline: float
 ) -> list[dict[str, Any]]:
     """Run again (``attempts`` in all) while others' CPU use disturbed a phase; keep, per
     phase, the least disturbed run without failures. Latency at a fixed rate suffers
     from a busy neighbour as much as from a slow server. Failures of every run are
-    counted in the kept one (``failuresAllRuns``): a retry never hides a lost message."""
+    counted in the kept one (``failuresAllRuns``): a retry never hides a lost message.
+    No retry starts less than ``RETRY_RESERVE`` seconds before ``deadline``."""
     runs: dict[str, list[dict[str, Any]]] = {}
     for attempt in range(attempts):
         if attempt:
+            if time.monotonic() > deadline - RETRY_RESERVE:
+                print("  .. others used the machine during a phase; no time to rerun", flush=True)
+                break
             print("  .. others used the machine during a phase: running it again", flush=True)
         for phase in await run():
             runs.setdefault(phase["name"], []).append(phase)
@@ -191,48 +201,53 @@ def _round_down(x: float) -> int:
 
 
 async def idle(args: argparse.Namespace, children: Children, work: Path) -> dict[str, Any]:
-    """K idle authenticated sockets, on a fresh server per K: RSS per socket, connect rate."""
+    """K idle authenticated sockets in stages (1,000 then 10,000) on a fresh server:
+    RSS per socket, connect rate."""
     rows = []
-    for count in args.idle:
-        for spec in args.specs:
-            started = time.monotonic()
-            async with running(spec, children, work) as server:
-                rows.append(await idle_once(args, children, server, count))
-            progress(f"{spec.name} {count} idle sockets", started)
+    for spec in args.specs:
+        started = time.monotonic()
+        async with running(spec, children, work) as server:
+            rows += await idle_once(args, children, server)
+        progress(f"{spec.name} {'/'.join(map(str, args.idle))} idle sockets", started)
     return {"scenario": "idle", "rows": rows}
 
 
 async def idle_once(
-    args: argparse.Namespace, children: Children, server: Server, count: int
-) -> dict[str, Any]:
+    args: argparse.Namespace, children: Children, server: Server
+) -> list[dict[str, Any]]:
     users = await server.fixtures.users(args.idle_users)
     await asyncio.sleep(1.0)  # let the registrations' garbage settle
     pid = server.child.pid
-    rss = {"before": rss_mib(pid)}
+    before = rss_mib(pid)
+    after: dict[int, float] = {}
 
-    async def measure(_: dict[str, Any]) -> None:
-        rss["after"] = rss_mib(pid)
+    async def measure(event: dict[str, Any]) -> None:
+        after[event["count"]] = rss_mib(pid)
 
     config = {
         "mode": "idle",
         "url": server.url,
         "tokens": [token for _, token in users],
-        "count": count,
-        "concurrency": 50,
+        "counts": args.idle,
+        "concurrency": 100,
         "settleMs": 1000 if args.quick else 2000,
     }
+    within = 60 + max(args.idle) / 50
     out = await run_loadgen(
-        children, server, config, within=60 + count / 50, on_wait=measure, quiet=args.quiet
+        children, server, config, within=within, on_wait=measure, quiet=args.quiet
     )
-    res = out.result
-    return {
-        "server": server.spec.name,
-        **res,
-        "rssBeforeMiB": round(rss["before"], 1),
-        "rssAfterMiB": round(rss["after"], 1),
-        "kibPerSocket": round((rss["after"] - rss["before"]) * 1024 / (res["connected"] or 1), 1),
-        "cpu": out.cpu.get("connect", {}),
-    }
+    return [
+        {
+            "server": server.spec.name,
+            **stage,
+            "rssBeforeMiB": round(before, 1),
+            "rssAfterMiB": round(after[count], 1),
+            "kibPerSocket": round((after[count] - before) * 1024 / (stage["connected"] or 1), 1),
+            "cpu": out.cpu.get(f"connect{count}", {}),
+        }
+        for stage in out.result["stages"]
+        for count in [stage["requested"]]
+    ]
 
 
 # ---- http ----
@@ -262,7 +277,7 @@ async def http(args: argparse.Namespace, children: Children, work: Path) -> dict
                 },
             }
             run = partial(http_once, args, children, server, config)
-            for phase in await least_disturbed(run, args.retries):
+            for phase in await least_disturbed(run, args.retries, args.deadline):
                 rows.append({"server": spec.name, **phase})
         progress(f"{spec.name} http", started)
     return {"scenario": "http", "concurrency": args.http_concurrency, "rows": rows}
@@ -368,7 +383,7 @@ def print_scenario(rec: dict[str, Any]) -> None:
         for key, values in rec["ratios"].items():
             print(f"  {key}: " + ", ".join(f"{k} {v}x" for k, v in values.items()))
     elif name == "idle":
-        print("\n== idle: authenticated idle sockets (fresh server each) ==")
+        print("\n== idle: authenticated idle sockets (a fresh server, connected in stages) ==")
         print(report.idle_table(rec["rows"]))
     else:
         print(f"\n== http: keep-alive, {rec['concurrency']} concurrent connections ==")

@@ -147,7 +147,7 @@ async def run_loadgen(
     within: float,
     on_wait: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
     on_mark: Callable[[str], Awaitable[None]] | None = None,
-    quiet: float = 5.0,
+    quiet: float = 3.0,
 ) -> LoadResult:
     """Run ``loadgen.mjs`` against ``server`` and sample CPU% of every process per phase.
 

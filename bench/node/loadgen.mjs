@@ -250,35 +250,38 @@ async function delivery() {
   emit({ event: "result", mode: "delivery", pairs: pairs.length, unexpectedDisconnects, phases: results });
 }
 
-// ---- idle: K authenticated sockets that do nothing ----
+// ---- idle: K authenticated sockets that do nothing, in stages (e.g. 1,000 then 10,000) ----
 
 async function idle() {
-  const { tokens, count, concurrency } = config;
-  await mark("connect:start");
-  const meter = selfMeter();
-  const t0 = performance.now();
-  const { sockets, errors } = await connectMany(tokens, count, concurrency);
-  const seconds = (performance.now() - t0) / 1000;
-  const gen = meter();
-  await mark("connect:end");
+  const { tokens, counts, concurrency } = config;
+  const sockets = [];
+  const stages = [];
   let disconnects = 0;
-  for (const s of sockets) s.on("disconnect", () => disconnects++);
-  await sleep(config.settleMs);
-  await waitFor("connected", { connected: sockets.length });
-  const droppedWhileIdle = disconnects;
+  for (const count of counts) {
+    await mark(`connect${count}:start`);
+    const meter = selfMeter();
+    const t0 = performance.now();
+    const { sockets: more, errors } = await connectMany(tokens, count - sockets.length, concurrency);
+    const seconds = (performance.now() - t0) / 1000;
+    const gen = meter();
+    await mark(`connect${count}:end`);
+    for (const s of more) s.on("disconnect", () => disconnects++);
+    sockets.push(...more);
+    await sleep(config.settleMs);
+    await waitFor("connected", { count, connected: sockets.length });
+    stages.push({
+      requested: count,
+      connected: sockets.length,
+      failed: count - sockets.length,
+      errors,
+      connectSeconds: Math.round(seconds * 100) / 100,
+      connectsPerSec: Math.round(more.length / seconds),
+      droppedWhileIdle: disconnects,
+      ...gen,
+    });
+  }
   for (const s of sockets) s.close();
-  emit({
-    event: "result",
-    mode: "idle",
-    requested: count,
-    connected: sockets.length,
-    failed: count - sockets.length,
-    errors,
-    connectSeconds: Math.round(seconds * 100) / 100,
-    connectsPerSec: Math.round(sockets.length / seconds),
-    droppedWhileIdle,
-    ...gen,
-  });
+  emit({ event: "result", mode: "idle", stages });
 }
 
 // ---- http: keep-alive requests from a few concurrent connections ----
