@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DATA_DIR ?= ./data
 
-.PHONY: install run test lint fmt typecheck pytest bench clean js bench-js
+.PHONY: install run test lint fmt typecheck pytest bench clean js bench-js browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,17 @@ js:
 		fi; \
 	else echo "npm not found: JavaScript interop tests will be skipped"; fi
 
+# Chromium for the web page's browser test (tests/web): installed with apt-get only where it
+# is missing and we are root; otherwise that test is skipped (pytest -ra shows why).
+browser:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 \
+		|| { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; } \
+		|| echo "chromium could not be installed: the browser test will be skipped"; \
+	else echo "/usr/bin/chromium is missing and apt-get is not usable as root: the browser test will be skipped"; fi
+
 run: install
 	$(BIN)/chatcore serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
 
@@ -42,7 +53,7 @@ fmt: install
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
-pytest: install js
+pytest: install js browser
 	$(BIN)/pytest --cov=chatcore --cov-report=term:skip-covered $(PYTEST_ARGS)
 
 test: lint pytest
