@@ -8,7 +8,8 @@ to the innermost frame of a known layer (validation, storage, JSON, emit, ...),
 and also counts the samples that pass through each layer (inclusive time).
 
 Run: ``python -m bench.profile [--server chatcore-memory] [--seconds 20] [--rate 600]``
-(``--rate``: open loop at that offered rate instead of the closed loop).
+(``--rate``: open loop at that offered rate instead of the closed loop), or
+``--http history|send`` to profile an HTTP request instead.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.procs import Children
-from bench.runner import ServerSpec, run_loadgen, running
+from bench.runner import Server, ServerSpec, run_loadgen, running
 
 # (layer, pattern on py-spy's "function (path/file.py:line)"), checked from the innermost
 # frame outwards. The event loop's own C code (uvloop: callbacks, socket reads and
@@ -57,6 +58,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--server", default="chatcore-memory")
     p.add_argument("--seconds", type=float, default=20.0, help="sampled seconds")
     p.add_argument("--rate", type=int, help="open loop at this msg/s (default: closed loop)")
+    p.add_argument(
+        "--http",
+        choices=["history", "send"],
+        help="profile this HTTP request (4 keep-alive connections) instead of delivery",
+    )
     p.add_argument("--pairs", type=int, default=50)
     p.add_argument("--top", type=int, default=25)
     p.add_argument("--out", type=Path, help="keep the raw collapsed stacks here")
@@ -70,40 +76,69 @@ async def profile(args: argparse.Namespace, children: Children, work: Path) -> P
     raw = args.out or work / "profile.txt"
     spec = ServerSpec.parse(args.server)
     async with running(spec, children, work) as server:
-        pairs = [p.loadgen() for p in await server.fixtures.pairs(args.pairs)]
         sampling: list[Any] = []
+        target = f"{args.http}:start" if args.http else None
 
         async def on_mark(name: str) -> None:
-            if name.endswith(":start") and not name.startswith("warmup"):
+            wanted = name == target if target else not name.startswith("warmup")
+            if name.endswith(":start") and wanted and not sampling:
                 argv = [py_spy, "record", "--pid", str(server.child.pid), "--rate", "200"]
                 argv += ["--duration", str(int(args.seconds)), "--format", "raw", "-o", str(raw)]
                 sampling.append(await children.start("py-spy", argv))
 
-        config = {
-            "mode": "delivery",
-            "url": server.url,
-            "pairs": pairs,
-            "includeReceiverId": not spec.chatcore,
-            "bodyBytes": 100,
-            "ackTimeoutMs": 10_000,
-            "drainMs": 5_000,
-            "warmupSeconds": 2,
-            # A little longer than the sampling, so py-spy never sees the load stop.
-            "closedSeconds": 0 if args.rate else args.seconds + 3,
-            "openRates": [args.rate] if args.rate else [],
-            "openSeconds": args.seconds + 3,
-        }
+        if args.http:
+            config = await http_config(server, args.seconds)
+        else:
+            config = await delivery_config(server, args)
         out = await run_loadgen(
-            children, server, config, within=60 + 2 * args.seconds, on_mark=on_mark
+            children, server, config, within=90 + 3 * args.seconds, on_mark=on_mark
         )
         await asyncio.wait_for(sampling[0].proc.wait(), 30)
-        phase = out.result["phases"][0]
-        print(
-            f"{args.server} under {phase['name']}: {phase['deliveredPerSec']} msg/s, "
-            f"server CPU {out.cpu[phase['name']].get('server')}%, "
-            f"delivery p99 {phase['deliveryMs']['p99']} ms"
-        )
+        for phase in out.result["phases"]:
+            name = phase["name"]
+            if args.http and name != args.http:
+                continue
+            rate = phase.get("deliveredPerSec", phase.get("requestsPerSec"))
+            p99 = phase.get("deliveryMs", phase.get("latencyMs"))["p99"]
+            cpu = out.cpu[name].get("server")
+            print(f"{args.server} under {name}: {rate}/s, server CPU {cpu}%, p99 {p99} ms")
+            break
     return raw
+
+
+async def delivery_config(server: Server, args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "mode": "delivery",
+        "url": server.url,
+        "pairs": [p.loadgen() for p in await server.fixtures.pairs(args.pairs)],
+        "includeReceiverId": not server.spec.chatcore,
+        "bodyBytes": 100,
+        "ackTimeoutMs": 10_000,
+        "drainMs": 5_000,
+        "warmupSeconds": 2,
+        # A little longer than the sampling, so py-spy never sees the load stop.
+        "closedSeconds": 0 if args.rate else args.seconds + 3,
+        "openRates": [args.rate] if args.rate else [],
+        "openSeconds": args.seconds + 3,
+    }
+
+
+async def http_config(server: Server, seconds: float) -> dict[str, Any]:
+    pairs = await server.fixtures.pairs(4)
+    await server.fixtures.seed_history(pairs[0], 120)
+    return {
+        "mode": "http",
+        "baseUrl": server.url,
+        "workers": [{"token": p.sender_token, "conversationId": p.conversation_id} for p in pairs],
+        "concurrency": 4,
+        "seconds": seconds + 3,
+        "warmupSeconds": 2,
+        "bodyBytes": 100,
+        "history": {
+            "path": f"/api/conversations/{pairs[0].conversation_id}/messages?limit=50",
+            "token": pairs[0].sender_token,
+        },
+    }
 
 
 def layer_of(frame: str) -> str | None:
