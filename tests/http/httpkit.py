@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import AsyncIterable
 from typing import Any
 
 import httpx
@@ -104,9 +105,23 @@ class ApiClient:
         payload: dict[str, Any] = {"body": body}
         if client_msg_id is not None:
             payload["clientMsgId"] = client_msg_id
-        return await self.http.post(
-            f"/api/conversations/{conversation_id}/messages", json=payload, headers=me.headers
-        )
+        return await self.post_message(me, conversation_id, payload)
+
+    async def post_message(
+        self,
+        me: Account,
+        conversation_id: str,
+        payload: Any = None,
+        *,
+        raw: bytes | AsyncIterable[bytes] | None = None,
+    ) -> httpx.Response:
+        """POST to a conversation's messages as given, valid or not: ``payload`` as
+        JSON, or else ``raw`` bytes (streamed if iterable) labelled application/json."""
+        url = f"/api/conversations/{conversation_id}/messages"
+        if raw is None:
+            return await self.http.post(url, json=payload, headers=me.headers)
+        headers = {**me.headers, "Content-Type": "application/json"}
+        return await self.http.post(url, content=raw, headers=headers)
 
     async def sent(self, me: Account, conversation_id: str, body: str = "hello") -> dict[str, Any]:
         response = await self.send(me, conversation_id, body)

@@ -16,18 +16,7 @@ from entrypoints.http.schemas import (
     ReadReceiptOut,
     ReceiptsOut,
 )
-
-CONVERSATION_KEYS = {
-    "id",
-    "type",
-    "name",
-    "memberIds",
-    "createdAt",
-    "lastMessage",
-    "lastSeq",
-    "lastReadSeq",
-    "unreadCount",
-}
+from support.wire_keys import CONVERSATION_KEYS, RECEIPT_KEYS
 
 
 async def test_create_group_returns_201_with_the_creator_as_member(
@@ -273,7 +262,7 @@ async def test_mark_read_returns_the_receipt(http: httpx.AsyncClient, api: ApiCl
 
     assert response.status_code == 200
     receipt = shaped(ReadReceiptOut, response.json())
-    assert set(receipt) == {"conversationId", "userId", "lastReadSeq", "readAt"}
+    assert set(receipt) == RECEIPT_KEYS
     assert (receipt["conversationId"], receipt["userId"], receipt["lastReadSeq"]) == (
         dm["id"],
         me.id,

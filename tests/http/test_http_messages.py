@@ -8,18 +8,7 @@ from httpapp import on_every_backend
 from httpkit import ApiClient, assert_error, shaped
 
 from entrypoints.http.schemas import HistoryOut, MessageOut
-
-MESSAGE_KEYS = {
-    "id",
-    "conversationId",
-    "seq",
-    "senderId",
-    "body",
-    "clientMsgId",
-    "createdAt",
-    "editedAt",
-    "deletedAt",
-}
+from support.wire_keys import MESSAGE_KEYS
 
 
 @on_every_backend
@@ -150,13 +139,11 @@ async def test_the_same_client_msg_id_from_someone_else_is_a_new_message(
     ],
 )
 async def test_invalid_messages_are_validation_errors(
-    http: httpx.AsyncClient, api: ApiClient, body: dict[str, object]
+    api: ApiClient, body: dict[str, object]
 ) -> None:
     me, other = await api.register(), await api.register()
     dm = await api.direct(me, other)
-    response = await http.post(
-        f"/api/conversations/{dm['id']}/messages", json=body, headers=me.headers
-    )
+    response = await api.post_message(me, dm["id"], body)
     assert_error(response, 422, "validation_error")
     assert (await api.history(me, dm["id"]))["messages"] == []
 

@@ -42,13 +42,11 @@ async def test_operators_and_wrong_types_never_reach_login(
     ],
 )
 async def test_operators_in_a_message_are_validation_errors(
-    http: httpx.AsyncClient, api: ApiClient, body: dict[str, Any]
+    api: ApiClient, body: dict[str, Any]
 ) -> None:
     me, other = await api.register(), await api.register()
     dm = await api.direct(me, other)
-    response = await http.post(
-        f"/api/conversations/{dm['id']}/messages", json=body, headers=me.headers
-    )
+    response = await api.post_message(me, dm["id"], body)
     assert_error(response, 422, "validation_error")
 
 
@@ -137,27 +135,19 @@ async def test_json_content_types_and_none_are_accepted(
     assert response.status_code == 200
 
 
-async def test_a_body_over_the_limit_is_413_before_it_is_read(
-    http: httpx.AsyncClient, api: ApiClient
-) -> None:
+async def test_a_body_over_the_limit_is_413_before_it_is_read(api: ApiClient) -> None:
     me, other = await api.register(), await api.register()
     dm = await api.direct(me, other)
     huge = b'{"body": "' + b"x" * (64 * 1024) + b'"}'
 
-    response = await http.post(
-        f"/api/conversations/{dm['id']}/messages",
-        content=huge,
-        headers={**me.headers, "Content-Type": "application/json"},
-    )
+    response = await api.post_message(me, dm["id"], raw=huge)
 
     error = assert_error(response, 413, "payload_too_large")
     assert error["details"] == {"maxBytes": 64 * 1024}
     assert (await api.history(me, dm["id"]))["messages"] == []
 
 
-async def test_a_streamed_body_is_counted_as_it_arrives(
-    http: httpx.AsyncClient, api: ApiClient
-) -> None:
+async def test_a_streamed_body_is_counted_as_it_arrives(api: ApiClient) -> None:
     me, other = await api.register(), await api.register()
     dm = await api.direct(me, other)
 
@@ -168,11 +158,7 @@ async def test_a_streamed_body_is_counted_as_it_arrives(
             yield b"y" * 4096
         yield b'"}'
 
-    response = await http.post(
-        f"/api/conversations/{dm['id']}/messages",
-        content=chunks(),
-        headers={**me.headers, "Content-Type": "application/json"},
-    )
+    response = await api.post_message(me, dm["id"], raw=chunks())
 
     assert_error(response, 413, "payload_too_large")
 
@@ -183,13 +169,7 @@ async def test_a_body_just_under_the_limit_is_read(start_app: AppFactory) -> Non
         me, other = await api.register(), await api.register()
         dm = await api.direct(me, other)
         body = {"body": "z" * 1900}
-        ok = await http.post(
-            f"/api/conversations/{dm['id']}/messages", json=body, headers=me.headers
-        )
+        ok = await api.post_message(me, dm["id"], body)
         assert ok.status_code == 201
-        too_big = await http.post(
-            f"/api/conversations/{dm['id']}/messages",
-            json={"body": "z" * 2100},
-            headers=me.headers,
-        )
+        too_big = await api.post_message(me, dm["id"], {"body": "z" * 2100})
         assert_error(too_big, 413, "payload_too_large")

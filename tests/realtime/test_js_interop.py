@@ -21,6 +21,8 @@ import jwt
 import pytest
 from livechat import TIMEOUT, LiveChat, User
 
+from support.wire_keys import MESSAGE_KEYS
+
 JS_DIR = Path(__file__).resolve().parent.parent / "js"
 CLIENT = JS_DIR / "client.mjs"
 NODE = shutil.which("node")
@@ -123,20 +125,6 @@ async def js_client(url: str, **options: Any) -> AsyncIterator[JsClient]:
         await client.close()
 
 
-def _message_keys() -> set[str]:
-    return {
-        "id",
-        "conversationId",
-        "seq",
-        "senderId",
-        "body",
-        "clientMsgId",
-        "createdAt",
-        "editedAt",
-        "deletedAt",
-    }
-
-
 @pytest.mark.parametrize("transport", ["websocket", "polling"])
 async def test_js_client_connects_sends_and_receives(live: LiveChat, transport: str) -> None:
     alice, bob = await live.users("alice", "bob")
@@ -153,7 +141,7 @@ async def test_js_client_connects_sends_and_receives(live: LiveChat, transport: 
         )
         assert set(ack) == {"ok", "message"}
         assert ack["ok"] is True
-        assert set(ack["message"]) == _message_keys()
+        assert set(ack["message"]) == MESSAGE_KEYS
         assert ack["message"]["body"] == "from JS"
         assert ack["message"]["seq"] == 1
         assert await python_bob.next("newMessage") == ack["message"]

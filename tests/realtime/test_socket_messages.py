@@ -7,18 +7,8 @@ import re
 
 from livechat import LiveChat, on_every_backend
 
-MESSAGE_KEYS = {
-    "id",
-    "conversationId",
-    "seq",
-    "senderId",
-    "body",
-    "clientMsgId",
-    "createdAt",
-    "editedAt",
-    "deletedAt",
-}
-RECEIPT_KEYS = {"conversationId", "userId", "lastReadSeq", "readAt"}
+from support.wire_keys import MESSAGE_KEYS, RECEIPT_KEYS
+
 ISO_MILLIS_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
 

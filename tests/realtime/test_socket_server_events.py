@@ -4,17 +4,7 @@ from __future__ import annotations
 
 from livechat import LiveChat, on_every_backend
 
-CONVERSATION_KEYS = {
-    "id",
-    "type",
-    "name",
-    "memberIds",
-    "createdAt",
-    "lastMessage",
-    "lastSeq",
-    "lastReadSeq",
-    "unreadCount",
-}
+from support.wire_keys import CONVERSATION_KEYS
 
 
 @on_every_backend

@@ -1,0 +1,31 @@
+"""The keys of the API's JSON objects, as HTTP responses and socket events carry them."""
+
+from __future__ import annotations
+
+MESSAGE_KEYS = frozenset(
+    {
+        "id",
+        "conversationId",
+        "seq",
+        "senderId",
+        "body",
+        "clientMsgId",
+        "createdAt",
+        "editedAt",
+        "deletedAt",
+    }
+)
+CONVERSATION_KEYS = frozenset(
+    {
+        "id",
+        "type",
+        "name",
+        "memberIds",
+        "createdAt",
+        "lastMessage",
+        "lastSeq",
+        "lastReadSeq",
+        "unreadCount",
+    }
+)
+RECEIPT_KEYS = frozenset({"conversationId", "userId", "lastReadSeq", "readAt"})
