@@ -62,6 +62,14 @@ def _invalid(field: str, message: str) -> ValidationFailed:
     return ValidationFailed(message, details={"field": field})
 
 
+def _wrong_type(field: str, value: Any, must_be: str) -> ValidationFailed:
+    """The error for a ``value`` of the wrong type: missing (None), or else not ``must_be``.
+    Only built on failure, so the checks of the hot path stay one ``type(...) is`` each."""
+    if value is None:
+        return _invalid(field, f"{field} is required")
+    return _invalid(field, f"{field} must be {must_be}")
+
+
 def _payload(args: tuple[Any, ...]) -> dict[str, Any]:
     # Events are emitted with exactly one argument, a JSON object (the ack callback is
     # not an argument on the wire). Zero or several arguments are a client bug.
@@ -74,9 +82,7 @@ def _payload(args: tuple[Any, ...]) -> dict[str, Any]:
 def _id(payload: dict[str, Any], field: str) -> str:
     value = payload.get(field)
     if type(value) is not str:
-        if value is None:
-            raise _invalid(field, f"{field} is required")
-        raise _invalid(field, f"{field} must be a string")
+        raise _wrong_type(field, value, "a string")
     if not 1 <= len(value) <= limits.MAX_ID_CHARS:
         raise _invalid(field, f"{field} must be 1..{limits.MAX_ID_CHARS} characters")
     return value
@@ -85,9 +91,7 @@ def _id(payload: dict[str, Any], field: str) -> str:
 def _seq(value: Any, field: str) -> int:
     # ``type(...) is int`` also refuses True/False (bool subclasses int) and 3.0.
     if type(value) is not int:
-        if value is None:
-            raise _invalid(field, f"{field} is required")
-        raise _invalid(field, f"{field} must be an integer")
+        raise _wrong_type(field, value, "an integer")
     if not 0 <= value <= MAX_SEQ:
         raise _invalid(field, f"{field} must be an integer in 0..{MAX_SEQ}")
     return value
@@ -98,9 +102,7 @@ def send_message(args: tuple[Any, ...]) -> SendMessage:
     payload = _payload(args)
     body = payload.get("body")
     if type(body) is not str:
-        if body is None:
-            raise _invalid("body", "body is required")
-        raise _invalid("body", "body must be a string")
+        raise _wrong_type("body", body, "a string")
     client_msg_id = payload.get("clientMsgId")
     if client_msg_id is not None and type(client_msg_id) is not str:
         raise _invalid("clientMsgId", "clientMsgId must be a string")
@@ -125,9 +127,7 @@ def typing(args: tuple[Any, ...]) -> Typing:
     conversation_id = _id(payload, "conversationId")
     is_typing = payload.get("isTyping")
     if type(is_typing) is not bool:
-        if is_typing is None:
-            raise _invalid("isTyping", "isTyping is required")
-        raise _invalid("isTyping", "isTyping must be a boolean")
+        raise _wrong_type("isTyping", is_typing, "a boolean")
     return Typing(conversation_id, is_typing)
 
 
@@ -136,9 +136,7 @@ def sync(args: tuple[Any, ...]) -> Sync:
     payload = _payload(args)
     since = payload.get("since")
     if type(since) is not dict:
-        if since is None:
-            raise _invalid("since", "since is required")
-        raise _invalid("since", "since must be an object of conversationId to seq")
+        raise _wrong_type("since", since, "an object of conversationId to seq")
     if len(since) > limits.SYNC_MAX_CONVERSATIONS:
         raise _invalid(
             "since", f"since names at most {limits.SYNC_MAX_CONVERSATIONS} conversations"

@@ -20,22 +20,17 @@ from pathlib import Path
 import httpx
 import pytest
 
+from support.accounts import PASSWORD
+from support.secantus import free_port
+from support.serve import start_serve
+
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and signals"),
 ]
 
-CHATCORE = Path(sys.executable).with_name("chatcore")
 STARTUP_DEADLINE = 90.0
 SHUTDOWN_DEADLINE = 45.0
-PASSWORD = "correct horse battery"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _clean_env() -> dict[str, str]:
@@ -94,19 +89,9 @@ class Server:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    str(CHATCORE),
-                    *("serve", "--host", "127.0.0.1", "--port", str(self.port)),
-                    *("--data-dir", str(self.data_dir)),
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=_clean_env(),
-                cwd=self.data_dir.parent,  # no stray .env from the repository
-            )
+        self.process = start_serve(
+            self.port, self.data_dir, self.log_path, env=_clean_env(), cwd=self.data_dir.parent
+        )
 
     @property
     def log(self) -> str:

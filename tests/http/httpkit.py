@@ -7,27 +7,17 @@ from collections.abc import AsyncIterable
 from typing import Any
 
 import httpx
-from attrs import frozen
 from pydantic import BaseModel
 
-PASSWORD = "correct horse battery"
+from support.accounts import PASSWORD, Account
+
+__all__ = ["PASSWORD", "Account", "ApiClient", "assert_error", "error_of", "shaped"]
+
 _names = itertools.count(1)
 
 
 def unique_username(prefix: str = "user") -> str:
     return f"{prefix}{next(_names)}"
-
-
-@frozen
-class Account:
-    id: str
-    username: str
-    access_token: str
-    refresh_token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.access_token}"}
 
 
 def error_of(response: httpx.Response) -> dict[str, Any]:
@@ -71,13 +61,7 @@ class ApiClient:
             body["displayName"] = display_name
         response = await self.http.post("/api/auth/register", json=body)
         assert response.status_code == 201, response.text
-        session = response.json()
-        return Account(
-            id=session["user"]["id"],
-            username=session["user"]["username"],
-            access_token=session["accessToken"],
-            refresh_token=session["refreshToken"],
-        )
+        return Account.from_session(response.json())
 
     async def direct(self, me: Account, other: Account) -> dict[str, Any]:
         response = await self.http.post(f"/api/conversations/direct/{other.id}", headers=me.headers)

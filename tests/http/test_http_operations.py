@@ -254,14 +254,23 @@ def _storage_with_users(users: InMemoryUserRepository) -> Storage:
     )
 
 
+async def _get_me_while_users_raise(
+    start_app: AppFactory, caplog: pytest.LogCaptureFixture, error: Exception
+) -> httpx.Response:
+    """GET /api/users/me, as a registered user, on an app whose user store then raises
+    ``error``; the ``chatcore.http`` errors logged meanwhile are in ``caplog``."""
+    async with start_app(storage=_storage_with_users(_ExplodingUsers(error))) as http:
+        me = await ApiClient(http).register()
+        with caplog.at_level(logging.ERROR, logger="chatcore.http"):
+            return await http.get("/api/users/me", headers=me.headers)
+
+
 async def test_an_unexpected_error_is_a_500_without_internals(
     start_app: AppFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    storage = _storage_with_users(_ExplodingUsers(RuntimeError("db password is hunter2")))
-    async with start_app(storage=storage) as http:
-        me = await ApiClient(http).register()
-        with caplog.at_level(logging.ERROR, logger="chatcore.http"):
-            response = await http.get("/api/users/me", headers=me.headers)
+    response = await _get_me_while_users_raise(
+        start_app, caplog, RuntimeError("db password is hunter2")
+    )
 
     error = assert_error(response, 500, "internal_error")
     request_id = response.headers["x-request-id"]
@@ -280,11 +289,9 @@ class _StorageBug(ChatError):
 async def test_an_internal_domain_error_is_a_500_without_its_message(
     start_app: AppFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    storage = _storage_with_users(_ExplodingUsers(_StorageBug("index users_1 is corrupt")))
-    async with start_app(storage=storage) as http:
-        me = await ApiClient(http).register()
-        with caplog.at_level(logging.ERROR, logger="chatcore.http"):
-            response = await http.get("/api/users/me", headers=me.headers)
+    response = await _get_me_while_users_raise(
+        start_app, caplog, _StorageBug("index users_1 is corrupt")
+    )
 
     error = assert_error(response, 500, "internal_error")
     assert error["details"] == {"requestId": response.headers["x-request-id"]}

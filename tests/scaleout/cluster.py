@@ -18,7 +18,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections import defaultdict
@@ -33,11 +32,11 @@ import socketio
 from pymongo import AsyncMongoClient
 from redis_support import delete_prefixed, unique_prefix
 
+from support.accounts import PASSWORD, Account
 from support.secantus import free_port
+from support.serve import start_serve
 
-CHATCORE = Path(sys.executable).with_name("chatcore")
 JWT_SECRET = "scaleout-test-secret-" + "s" * 43
-PASSWORD = "correct horse battery"
 STARTUP_DEADLINE = 60.0
 STOP_DEADLINE = 15.0
 # Long enough for a loaded machine, short enough that a lost event fails fast.
@@ -62,19 +61,9 @@ class ServeProcess:
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    str(CHATCORE),
-                    *("serve", "--host", "127.0.0.1", "--port", str(self.port)),
-                    *("--data-dir", str(self.data_dir)),
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-                cwd=self.data_dir,  # no stray .env from the repository
-            )
+        self.process = start_serve(
+            self.port, self.data_dir, self.log_path, env=self.env, cwd=self.data_dir
+        )
 
     @property
     def log(self) -> str:
@@ -142,7 +131,7 @@ class Cluster:
     def __getitem__(self, index: int) -> ServeProcess:
         return self.processes[index]
 
-    async def register(self, name: str, on: ServeProcess | None = None) -> User:
+    async def register(self, name: str, on: ServeProcess | None = None) -> Account:
         self._counter += 1
         username = f"{name}{self._counter}"
         base = (on or self.processes[0]).url
@@ -150,37 +139,36 @@ class Cluster:
             f"{base}/api/auth/register", json={"username": username, "password": PASSWORD}
         )
         assert response.status_code == 201, response.text
-        body = response.json()
-        return User(id=body["user"]["id"], name=username, token=body["accessToken"])
+        return Account.from_session(response.json())
 
-    async def group(self, owner: User, *members: User, on: ServeProcess) -> str:
+    async def group(self, owner: Account, *members: Account, on: ServeProcess) -> str:
         response = await self.http.post(
             f"{on.url}/api/conversations",
             json={"type": "group", "name": "team", "memberIds": [m.id for m in members]},
-            headers=owner.auth,
+            headers=owner.headers,
         )
         assert response.status_code == 201, response.text
         conversation_id: str = response.json()["id"]
         return conversation_id
 
-    async def connect(self, user: User, on: ServeProcess) -> Client:
+    async def connect(self, user: Account, on: ServeProcess) -> Client:
         """A connected socket of ``user`` on process ``on`` (closed when the test ends)."""
         client = Client(user, on)
         self.clients.append(client)
         await client.connect()
         return client
 
-    async def presence(self, on: ServeProcess, asker: User, *users: User) -> dict[str, bool]:
+    async def presence(self, on: ServeProcess, asker: Account, *users: Account) -> dict[str, bool]:
         """GET /api/presence on ``on``: user id -> online."""
         response = await self.http.get(
             f"{on.url}/api/presence",
             params={"userIds": ",".join(u.id for u in users)},
-            headers=asker.auth,
+            headers=asker.headers,
         )
         assert response.status_code == 200, response.text
         return {p["userId"]: p["online"] for p in response.json()["presence"]}
 
-    async def sockets_in_redis(self, user: User) -> int:
+    async def sockets_in_redis(self, user: Account) -> int:
         """How many sockets of ``user`` shared presence holds, on every process."""
         client = aioredis.Redis.from_url(self.redis_url)
         try:
@@ -190,22 +178,11 @@ class Cluster:
             await client.aclose()
 
 
-@dataclass
-class User:
-    id: str
-    name: str
-    token: str
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-
 class Client:
     """A python-socketio client on one process that records every event it receives
     (with its arrival time, ``time.monotonic()``) in per-event queues."""
 
-    def __init__(self, user: User, process: ServeProcess) -> None:
+    def __init__(self, user: Account, process: ServeProcess) -> None:
         self.user = user
         self.process = process
         self.sio = socketio.AsyncClient(reconnection=False)
@@ -220,7 +197,7 @@ class Client:
     async def connect(self) -> None:
         await self.sio.connect(
             self.process.url,
-            auth={"token": self.user.token},
+            auth={"token": self.user.access_token},
             transports=["websocket"],
             wait_timeout=TIMEOUT,
         )
@@ -237,7 +214,7 @@ class Client:
             return await asyncio.wait_for(self._queues[event].get(), within)
         except TimeoutError:
             raise AssertionError(
-                f"{self.user.name} on {self.process.name}: no {event} within {within}s"
+                f"{self.user.username} on {self.process.name}: no {event} within {within}s"
             ) from None
 
     def pending(self, event: str) -> list[Any]:
@@ -332,4 +309,4 @@ async def wait_for(condition: Any, *, within: float = TIMEOUT, what: str = "cond
 
 
 def names(clients: Sequence[Client]) -> list[str]:
-    return [f"{c.user.name}@{c.process.name}" for c in clients]
+    return [f"{c.user.username}@{c.process.name}" for c in clients]

@@ -48,13 +48,32 @@ async def _client(url: str) -> AsyncIterator[aioredis.Redis]:
         await client.aclose()
 
 
+async def _two_nodes(
+    client: aioredis.Redis, prefix: str
+) -> tuple[RedisPresenceTracker, RedisPresenceTracker]:
+    """The trackers of node-a and node-b, both having beaten once."""
+    a = _tracker(client, prefix, "node-a")
+    b = _tracker(client, prefix, "node-b")
+    await a.heartbeat()
+    await b.heartbeat()
+    return a, b
+
+
+async def _changes_during_an_outage(a: RedisPresenceTracker, redis_server: RedisServer) -> None:
+    """Kill ``redis_server``; then on ``a`` "leaves" (s-1) and "stays" (s-2) disconnect
+    and "arrives" (s-5) connects, each refused as Unavailable. Redis stays down."""
+    redis_server.kill()
+    for user, sid in (("leaves", "s-1"), ("stays", "s-2")):
+        with pytest.raises(Unavailable):
+            await a.disconnect(user, sid)
+    with pytest.raises(Unavailable):
+        await a.connect("arrives", "s-5")
+
+
 async def test_first_and_last_socket_are_decided_across_nodes(
     redis_client: aioredis.Redis, redis_prefix: str
 ) -> None:
-    a = _tracker(redis_client, redis_prefix, "node-a")
-    b = _tracker(redis_client, redis_prefix, "node-b")
-    await a.heartbeat()
-    await b.heartbeat()
+    a, b = await _two_nodes(redis_client, redis_prefix)
 
     assert await a.connect("u-1", "sid-1") is True
     assert await b.connect("u-1", "sid-2") is False
@@ -151,10 +170,7 @@ async def test_a_late_heartbeat_before_any_sweep_changes_nothing(
 async def test_heartbeat_writes_sockets_back_after_redis_lost_them(
     redis_client: aioredis.Redis, redis_prefix: str
 ) -> None:
-    a = _tracker(redis_client, redis_prefix, "node-a")
-    b = _tracker(redis_client, redis_prefix, "node-b")
-    await a.heartbeat()
-    await b.heartbeat()
+    a, b = await _two_nodes(redis_client, redis_prefix)
     await a.connect("u-1", "s-1")
     await a.connect("u-2", "s-1")  # connection ids need not be unique across users
     await a.connect("u-3", "s-3")
@@ -202,22 +218,13 @@ async def test_a_disconnect_during_an_outage_is_replayed_and_reported_offline_on
 ) -> None:
     # Redis unreachable for a while, then back with its data (persistent server).
     async with _client(own_persistent_redis.url) as client:
-        prefix = unique_prefix()
-        a = _tracker(client, prefix, "node-a")
-        b = _tracker(client, prefix, "node-b")
-        await a.heartbeat()
-        await b.heartbeat()
+        a, b = await _two_nodes(client, unique_prefix())
         await a.connect("leaves", "s-1")
         await a.connect("stays", "s-2")
         await b.connect("stays", "s-3")
         await a.connect("was-online", "s-4")
 
-        own_persistent_redis.kill()
-        for user, sid in (("leaves", "s-1"), ("stays", "s-2")):
-            with pytest.raises(Unavailable):
-                await a.disconnect(user, sid)
-        with pytest.raises(Unavailable):
-            await a.connect("arrives", "s-5")
+        await _changes_during_an_outage(a, own_persistent_redis)
         with pytest.raises(Unavailable):
             await a.heartbeat()  # still down: retried later
         own_persistent_redis.start()
@@ -238,22 +245,13 @@ async def test_a_disconnect_during_an_outage_is_reported_after_redis_restarted_e
     own_redis: RedisServer,
 ) -> None:
     async with _client(own_redis.url) as client:
-        prefix = unique_prefix()
-        a = _tracker(client, prefix, "node-a")
-        b = _tracker(client, prefix, "node-b")
-        await a.heartbeat()
-        await b.heartbeat()
+        a, b = await _two_nodes(client, unique_prefix())
         await a.connect("leaves", "s-1")
         await a.connect("stays", "s-2")
         await a.connect("stays", "s-3")
         await b.connect("on-b", "s-4")
 
-        own_redis.kill()
-        for user, sid in (("leaves", "s-1"), ("stays", "s-2")):
-            with pytest.raises(Unavailable):
-                await a.disconnect(user, sid)
-        with pytest.raises(Unavailable):
-            await a.connect("arrives", "s-5")
+        await _changes_during_an_outage(a, own_redis)
         own_redis.start()  # empty
 
         assert await b.heartbeat() == Resync()

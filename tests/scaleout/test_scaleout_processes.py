@@ -13,7 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
-from cluster import PRESENCE_BOUND, Client, Cluster, User, cluster, names, wait_for
+from cluster import PRESENCE_BOUND, Client, Cluster, cluster, names, wait_for
+
+from support.accounts import Account
 
 pytestmark = [
     pytest.mark.slow,
@@ -36,7 +38,9 @@ async def _barrier(typist: Client, conversation_id: str, watchers: list[Client])
         assert seen["userId"] == typist.user.id, seen
 
 
-async def _presence_everywhere(chat: Cluster, asker: User, *users: User) -> list[dict[str, bool]]:
+async def _presence_everywhere(
+    chat: Cluster, asker: Account, *users: Account
+) -> list[dict[str, bool]]:
     return [await chat.presence(p, asker, *users) for p in chat.processes]
 
 
@@ -65,7 +69,7 @@ async def test_messages_reach_every_socket_whatever_process_it_is_on(
         sent = await chat.http.post(
             f"{b.url}/api/conversations/{message['conversationId']}/messages",
             json={"body": "from B over HTTP"},
-            headers=bob.auth,
+            headers=bob.headers,
         )
 
         assert sent.status_code == 201, sent.text
@@ -125,7 +129,7 @@ async def test_presence_is_exact_across_processes_with_several_tabs(
         assert [w.pending("userOnline") for w in watchers] == [[], []]
 
 
-async def _count_is(chat: Cluster, user: User, count: int) -> bool:
+async def _count_is(chat: Cluster, user: Account, count: int) -> bool:
     return await chat.sockets_in_redis(user) == count
 
 
@@ -154,7 +158,7 @@ async def test_a_killed_process_takes_only_its_own_users_offline(
             arrived, offline = await watcher.next_timed("userOffline", within=OFFLINE_DEADLINE)
             assert offline["userId"] == alice.id
             print(
-                f"\nSIGKILL -> userOffline at {watcher.user.name}@{watcher.process.name}: "
+                f"\nSIGKILL -> userOffline at {watcher.user.username}@{watcher.process.name}: "
                 f"{arrived - killed_at:.2f} s (bound {PRESENCE_BOUND:.2f} s)"
             )
         for process in (a, b):

@@ -36,7 +36,7 @@ async def _status(http: httpx.AsyncClient, url: str, **kwargs: object) -> tuple[
 
 
 async def _presence(chat: Cluster, url: str, params: dict[str, str], asker: Any) -> dict[str, bool]:
-    status, body = await _status(chat.http, url, params=params, headers=asker.auth)
+    status, body = await _status(chat.http, url, params=params, headers=asker.headers)
     assert status == 200, body
     return {p["userId"]: p["online"] for p in body["presence"]}  # type: ignore[index]
 
@@ -99,7 +99,7 @@ async def test_chat_survives_a_redis_outage_and_presence_heals_after_it(
         await wait_for(not_ready, what="/readyz to answer 503")
         status, body = await _status(chat.http, f"{server.url}/readyz")
         assert (status, body["error"]["code"]) == (503, "unavailable")  # type: ignore[index]
-        status, body = await _status(chat.http, presence_url, params=everyone, headers=bob.auth)
+        status, body = await _status(chat.http, presence_url, params=everyone, headers=bob.headers)
         assert (status, body["error"]["code"]) == (503, "unavailable")  # type: ignore[index]
 
         ack = await alice_socket.call("sendMessage", {"conversationId": group, "body": "down"})
