@@ -39,7 +39,7 @@ NO_DB = ("chatcore-memory", "bare-python", "bare-node")
 # Others' CPU use (% of one core) during a phase beyond which it is run again, if at
 # least RETRY_RESERVE seconds of the run's budget are left.
 DISTURBED_PCT = 30.0
-RETRY_RESERVE = 240.0
+RETRY_RESERVE = 120.0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

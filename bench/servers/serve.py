@@ -1,7 +1,9 @@
 """Uvicorn settings shared by every Python server of the benchmark, so they run on one stack.
 
 The defaults are those of ``chatcore serve`` (uvloop, httptools, websockets with
-uvicorn's default per-message deflate, no access log). ``--plain`` swaps uvloop +
+uvicorn's default per-message deflate, no access log, uvicorn's loggers left to the
+application's logging set-up: chatcore logs each WebSocket accept at INFO, as
+``chatcore serve`` does; the bare server configures no logging). ``--plain`` swaps uvloop +
 httptools for asyncio + h11, ``--no-ws-deflate`` turns per-message deflate off,
 to measure what each buys.
 """
@@ -37,7 +39,7 @@ def run(app: Any, args: argparse.Namespace) -> None:
         ws_per_message_deflate=not args.no_ws_deflate,
         lifespan="on",
         access_log=False,
-        log_level="warning",
+        log_config=None,
         server_header=False,
         timeout_graceful_shutdown=2,
     )
