@@ -45,7 +45,7 @@ RETRY_RESERVE = 120.0
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="short phases, 1,000 idle sockets only")
-    p.add_argument("--servers", default=",".join(BASES), help="comma list; +plain/+nodeflate")
+    p.add_argument("--servers", default=",".join(BASES), help="comma list; +plain/+deflate")
     p.add_argument("--scenarios", default="delivery,idle,http")
     p.add_argument("--pairs", type=int, default=50)
     p.add_argument("--seconds", type=float, help="per measured delivery phase (8; quick 4)")

@@ -2,7 +2,7 @@
 
 A server name is a base name plus optional ``+flags``: ``chatcore-memory``,
 ``chatcore-secantus``, ``bare-python``, ``bare-node``; ``+plain`` (asyncio + h11
-instead of uvloop + httptools) and ``+nodeflate`` (no WebSocket per-message
+instead of uvloop + httptools) and ``+deflate`` (WebSocket per-message
 deflate) apply to the Python ones, e.g. ``chatcore-memory+plain``;
 ``+standalone`` starts SecantusDB as a standalone server (no replica set, so
 chatcore's MongoDB adapter runs without transactions).
@@ -27,7 +27,7 @@ from bench.procs import Child, Children, CpuMeter, free_port, wait_http, wait_qu
 REPO = Path(__file__).resolve().parent.parent
 NODE_DIR = REPO / "bench" / "node"
 BASES = ("chatcore-memory", "chatcore-secantus", "bare-python", "bare-node")
-FLAGS = {"plain": "--plain", "nodeflate": "--no-ws-deflate"}
+FLAGS = {"plain": "--plain", "deflate": "--ws-deflate"}
 DB_FLAGS = {"standalone": "--standalone"}
 START_TIMEOUT = 60.0
 

@@ -1,10 +1,10 @@
 """Uvicorn settings shared by every Python server of the benchmark, so they run on one stack.
 
-The defaults are those of ``chatcore serve`` (uvloop, httptools, websockets with
-uvicorn's default per-message deflate, no access log, uvicorn's loggers left to the
+The defaults are those of ``chatcore serve`` (uvloop, httptools, websockets without
+per-message deflate, no access log, uvicorn's loggers left to the
 application's logging set-up: chatcore logs each WebSocket accept at INFO, as
 ``chatcore serve`` does; the bare server configures no logging). ``--plain`` swaps uvloop +
-httptools for asyncio + h11, ``--no-ws-deflate`` turns per-message deflate off,
+httptools for asyncio + h11, ``--ws-deflate`` turns per-message deflate on (uvicorn's default),
 to measure what each buys.
 """
 
@@ -23,7 +23,9 @@ def add_server_args(parser: argparse.ArgumentParser) -> None:
         "--plain", action="store_true", help="asyncio + h11 instead of uvloop + httptools"
     )
     parser.add_argument(
-        "--no-ws-deflate", action="store_true", help="no WebSocket per-message deflate"
+        "--ws-deflate",
+        action="store_true",
+        help="WebSocket per-message deflate (uvicorn's default)",
     )
 
 
@@ -36,7 +38,7 @@ def run(app: Any, args: argparse.Namespace) -> None:
         loop="asyncio" if args.plain else "uvloop",
         http="h11" if args.plain else "httptools",
         ws="auto",  # websockets (sans-I/O), as chatcore serve
-        ws_per_message_deflate=not args.no_ws_deflate,
+        ws_per_message_deflate=args.ws_deflate,
         lifespan="on",
         access_log=False,
         log_config=None,

@@ -18,8 +18,12 @@ def iso(at: datetime | None) -> str | None:
     """``2026-01-01T12:00:00.000Z``; None stays None."""
     if at is None:
         return None
-    at = at.astimezone(UTC) if at.tzinfo is not None else at.replace(tzinfo=UTC)
-    return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    elif at.utcoffset():
+        at = at.astimezone(UTC)
+    # isoformat is C code, twice as fast as strftime; it ends in "+00:00" here.
+    return at.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def user_json(user: User) -> JsonDict:

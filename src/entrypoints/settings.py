@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     presence_ttl_seconds: float = Field(default=10.0, ge=0.5, le=300)
     log_level: LogLevel = "INFO"
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # WebSocket per-message deflate (RFC 7692) in `chatcore serve`; see bench/RESULTS.md.
+    ws_per_message_deflate: bool = False
 
     @field_validator("cors_origins", mode="before")
     @classmethod

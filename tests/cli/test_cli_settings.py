@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from adapters.jwt_tokens import JwtAccessTokens
+from entrypoints.cli import _drop_per_connection_lines
 from entrypoints.settings import JWT_SECRET_FILE, Settings, read_or_create_secret
 
 
@@ -87,3 +89,26 @@ def test_an_empty_secret_file_is_an_error_not_a_silent_new_secret(tmp_path: Path
     (tmp_path / JWT_SECRET_FILE).write_text("")
     with pytest.raises(RuntimeError, match="empty"):
         _settings(data_dir=tmp_path).resolved_jwt_secret()
+
+
+def test_websocket_compression_is_off_unless_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().ws_per_message_deflate is False
+    monkeypatch.setenv("CHATCORE_WS_PER_MESSAGE_DEFLATE", "true")
+    assert Settings().ws_per_message_deflate is True
+
+
+@pytest.mark.parametrize(
+    ("level", "message", "kept"),
+    [
+        (logging.INFO, '%s - "WebSocket %s" [accepted]', False),
+        (logging.INFO, "connection open", False),
+        (logging.INFO, "connection closed", False),
+        (logging.INFO, "Uvicorn running on %s://%s:%d (Press CTRL+C to quit)", True),
+        (logging.WARNING, "connection open", True),
+    ],
+)
+def test_serve_drops_only_uvicorns_per_connection_info_lines(
+    level: int, message: str, kept: bool
+) -> None:
+    record = logging.LogRecord("uvicorn.error", level, __file__, 1, message, None, None)
+    assert _drop_per_connection_lines(record) is kept
