@@ -249,14 +249,14 @@ class Tally:
             self.drained.set()
 
 
-async def _register(http: httpx.AsyncClient, name: str) -> tuple[str, str]:
+async def register_user(http: httpx.AsyncClient, name: str) -> tuple[str, str]:
     response = await http.post("/api/auth/register", json={"username": name, "password": PASSWORD})
     response.raise_for_status()
     body = response.json()
     return body["user"]["id"], body["accessToken"]
 
 
-async def _bounded(limit: int, coroutines: Sequence[Any]) -> list[Any]:
+async def bounded(limit: int, coroutines: Sequence[Any]) -> list[Any]:
     gate = asyncio.Semaphore(limit)
 
     async def run(coroutine: Any) -> Any:
@@ -266,18 +266,22 @@ async def _bounded(limit: int, coroutines: Sequence[Any]) -> list[Any]:
     return await asyncio.gather(*(run(c) for c in coroutines))
 
 
-async def _connect(url: str, token: str) -> socketio.AsyncClient:
+async def connect_client(url: str, token: str) -> socketio.AsyncClient:
     client = socketio.AsyncClient(reconnection=False)
     await client.connect(url, auth={"token": token}, transports=["websocket"], wait_timeout=10)
     return client
 
 
-async def make_pairs(url: str, count: int, tally: Tally) -> list[Pair]:
-    """Register 2 x ``count`` users, open their direct conversations, connect them."""
+async def make_pairs(
+    url: str, count: int, tally: Tally, receiver_url: str | None = None
+) -> list[Pair]:
+    """Register 2 x ``count`` users, open their direct conversations, connect them
+    (the receivers to ``receiver_url`` when given: another process of a cluster)."""
+    receiver_url = receiver_url or url
     run = os.urandom(3).hex()
     async with httpx.AsyncClient(base_url=url, timeout=30.0) as http:
-        users = await _bounded(
-            8, [_register(http, f"b{run}{side}{n}") for n in range(count) for side in "sr"]
+        users = await bounded(
+            8, [register_user(http, f"b{run}{side}{n}") for n in range(count) for side in "sr"]
         )
         senders, receivers = users[0::2], users[1::2]
 
@@ -290,10 +294,14 @@ async def make_pairs(url: str, count: int, tally: Tally) -> list[Pair]:
             conversation_id: str = response.json()["id"]
             return conversation_id
 
-        conversations = await _bounded(8, [open_direct(n) for n in range(count)])
-    sockets = await _bounded(
+        conversations = await bounded(8, [open_direct(n) for n in range(count)])
+    sockets = await bounded(
         10,
-        [_connect(url, token) for n in range(count) for token in (senders[n][1], receivers[n][1])],
+        [
+            connect_client(where, token)
+            for n in range(count)
+            for where, token in ((url, senders[n][1]), (receiver_url, receivers[n][1]))
+        ],
     )
     pairs = []
     for n in range(count):
@@ -348,7 +356,7 @@ class Result:
     client_cpu: float
 
 
-def _percentile(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
     if len(values) == 1:
@@ -409,9 +417,9 @@ async def run_variant(storage: str, pairs: int, seconds: float, window: int) -> 
         lost=len(tally.outstanding),
         errors=tally.errors,
         rate=tally.delivered_while_measuring / elapsed,
-        p50_ms=_percentile(tally.latencies, 0.50) * 1000,
-        p99_ms=_percentile(tally.latencies, 0.99) * 1000,
-        ack_p50_ms=_percentile(tally.ack_latencies, 0.50) * 1000,
+        p50_ms=percentile(tally.latencies, 0.50) * 1000,
+        p99_ms=percentile(tally.latencies, 0.99) * 1000,
+        ack_p50_ms=percentile(tally.ack_latencies, 0.50) * 1000,
         server_cpu=server_cpu,
         db_cpu=db_cpu if db_pid is not None else None,
         client_cpu=client_cpu,

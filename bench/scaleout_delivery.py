@@ -41,7 +41,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -49,16 +48,14 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import httpx
 import socketio
 
 from bench.procs import Child, Children, CpuMeter, free_port, wait_http, wait_tcp
+from bench.realtime_delivery import Pair, Tally, make_pairs, percentile
 
 REPO = Path(__file__).resolve().parent.parent
 JWT_SECRET = "bench-scaleout-delivery-" + "s" * 40
-PASSWORD = "bench-password"
 VARIANTS = ("1proc", "1proc+redis", "2proc+redis")
 WARMUP_SECONDS = 1.0
 DRAIN_SECONDS = 5.0
@@ -150,113 +147,6 @@ async def start_servers(
 # -- the load -------------------------------------------------------------------------
 
 
-@dataclass
-class Tally:
-    """What happened, shared by every pair (one event loop: no locks needed)."""
-
-    measuring: bool = False
-    stopped: bool = False
-    sent_at: dict[str, float] = field(default_factory=dict)
-    delivered: set[str] = field(default_factory=set)
-    outstanding: set[str] = field(default_factory=set)  # acked, not delivered yet
-    drained: asyncio.Event = field(default_factory=asyncio.Event)
-    latencies: list[float] = field(default_factory=list)
-    delivered_while_measuring: int = 0
-    acked: int = 0
-    errors: int = 0
-
-    def on_delivery(self, message: dict[str, Any]) -> None:
-        now = time.perf_counter()
-        key = message.get("clientMsgId")
-        sent = self.sent_at.get(key) if isinstance(key, str) else None
-        if sent is None or key in self.delivered:
-            return
-        self.delivered.add(key)
-        self.outstanding.discard(key)
-        if self.measuring:
-            self.delivered_while_measuring += 1
-            self.latencies.append(now - sent)
-        if self.stopped and not self.outstanding:
-            self.drained.set()
-
-    def on_ack(self, key: str) -> None:
-        self.acked += 1
-        if key not in self.delivered:
-            self.outstanding.add(key)
-
-    def stop(self) -> None:
-        self.stopped = True
-        if not self.outstanding:
-            self.drained.set()
-
-
-@dataclass
-class Pair:
-    index: int
-    conversation_id: str
-    sender: socketio.AsyncClient
-    receiver: socketio.AsyncClient
-
-
-async def _bounded(limit: int, coroutines: Sequence[Any]) -> list[Any]:
-    gate = asyncio.Semaphore(limit)
-
-    async def run(coroutine: Any) -> Any:
-        async with gate:
-            return await coroutine
-
-    return await asyncio.gather(*(run(c) for c in coroutines))
-
-
-async def _register(http: httpx.AsyncClient, name: str) -> tuple[str, str]:
-    response = await http.post("/api/auth/register", json={"username": name, "password": PASSWORD})
-    response.raise_for_status()
-    body = response.json()
-    return body["user"]["id"], body["accessToken"]
-
-
-async def _connect(url: str, token: str) -> socketio.AsyncClient:
-    client = socketio.AsyncClient(reconnection=False)
-    await client.connect(url, auth={"token": token}, transports=["websocket"], wait_timeout=10)
-    return client
-
-
-async def make_pairs(sender_url: str, receiver_url: str, count: int, tally: Tally) -> list[Pair]:
-    """Users and conversations on the senders' process; senders connected there,
-    receivers to ``receiver_url``."""
-    run = os.urandom(3).hex()
-    async with httpx.AsyncClient(base_url=sender_url, timeout=30.0) as http:
-        users = await _bounded(
-            8, [_register(http, f"s{run}{side}{n}") for n in range(count) for side in "sr"]
-        )
-        senders, receivers = users[0::2], users[1::2]
-
-        async def open_direct(n: int) -> str:
-            response = await http.post(
-                f"/api/conversations/direct/{receivers[n][0]}",
-                headers={"Authorization": f"Bearer {senders[n][1]}"},
-            )
-            response.raise_for_status()
-            conversation_id: str = response.json()["id"]
-            return conversation_id
-
-        conversations = await _bounded(8, [open_direct(n) for n in range(count)])
-    sockets = await _bounded(
-        10,
-        [
-            _connect(url, token)
-            for n in range(count)
-            for url, token in ((sender_url, senders[n][1]), (receiver_url, receivers[n][1]))
-        ],
-    )
-    pairs = []
-    for n in range(count):
-        pair = Pair(n, conversations[n], sockets[2 * n], sockets[2 * n + 1])
-        pair.receiver.on("newMessage", tally.on_delivery)
-        pairs.append(pair)
-    return pairs
-
-
 async def _send_loop(pair: Pair, tally: Tally, stop_at: float) -> None:
     n = 0
     while time.perf_counter() < stop_at:
@@ -296,14 +186,6 @@ class Result:
         return servers / 100 / self.rate * 1000 if self.rate else float("nan")
 
 
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=1000, method="inclusive")[round(q * 1000) - 1]
-
-
 async def run_variant(
     variant: str, args: argparse.Namespace, backing: Backing, children: Children, work: Path
 ) -> Result:
@@ -312,7 +194,7 @@ async def run_variant(
         sender_url = servers[0][1]
         receiver_url = servers[-1][1]
         tally = Tally()
-        pairs = await make_pairs(sender_url, receiver_url, args.pairs, tally)
+        pairs = await make_pairs(sender_url, args.pairs, tally, receiver_url=receiver_url)
         groups = {child.name: child.pid for child, _ in servers}
         if variant.endswith("+redis"):
             groups["redis"] = backing.groups["redis"]
@@ -351,8 +233,8 @@ async def run_variant(
         lost=len(tally.outstanding),
         errors=tally.errors,
         rate=tally.delivered_while_measuring / elapsed,
-        p50_ms=_percentile(tally.latencies, 0.50) * 1000,
-        p99_ms=_percentile(tally.latencies, 0.99) * 1000,
+        p50_ms=percentile(tally.latencies, 0.50) * 1000,
+        p99_ms=percentile(tally.latencies, 0.99) * 1000,
         cpu=cpu,
     )
 
