@@ -67,13 +67,16 @@ class JwtAccessTokens(AccessTokens):
                 token,
                 self._secret,
                 algorithms=[self._algorithm],
-                options={"require": _REQUIRED_CLAIMS},
+                # Expiry is checked below against the injected clock, the same one that
+                # set ``exp`` at issue (PyJWT would use the wall clock).
+                options={"require": _REQUIRED_CLAIMS, "verify_exp": False},
             )
-        except jwt.ExpiredSignatureError as exc:
-            raise Unauthorized("access token expired") from exc
         except jwt.PyJWTError as exc:
             # Tampered, wrong algorithm, alg "none", malformed: one answer for all.
             raise Unauthorized("invalid access token") from exc
+        expires_at = claims.get("exp")
+        if not isinstance(expires_at, int) or self._clock.now().timestamp() >= expires_at:
+            raise Unauthorized("access token expired")
         subject = claims.get("sub")
         if claims.get("typ") != ACCESS_TOKEN_TYPE or not isinstance(subject, str) or not subject:
             raise Unauthorized("invalid access token")

@@ -63,7 +63,7 @@ def in_memory_chat(
     ids = SequentialIds()
     notifier = RecordingNotifier()
     presence = LocalPresenceTracker()
-    tokens = FakeAccessTokens()
+    tokens = FakeAccessTokens(clock=clock)
     chat = build_chat(
         storage=storage,
         notifier=notifier,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -48,32 +49,50 @@ class SequentialIds(IdGenerator):
 
 
 class FakePasswordHasher(PasswordHasher):
-    """Fast and deterministic; for tests only (a salted SHA-256, not a password hash)."""
+    """Fast, salted like the real one (the same password hashes differently each time);
+    for tests only: one SHA-256 round is no password hash."""
 
     async def hash(self, password: str) -> str:
-        return "fake$" + hashlib.sha256(b"salt" + password.encode()).hexdigest()
+        salt = secrets.token_hex(8)
+        return f"fake${salt}${self._digest(salt, password)}"
 
     async def verify(self, password_hash: str, password: str) -> bool:
-        return password_hash == await self.hash(password)
+        scheme, _, rest = password_hash.partition("$")
+        salt, _, digest = rest.partition("$")
+        if scheme != "fake" or not salt or not digest:
+            return False
+        return secrets.compare_digest(digest, self._digest(salt, password))
+
+    @staticmethod
+    def _digest(salt: str, password: str) -> str:
+        return hashlib.sha256(f"{salt}:{password}".encode()).hexdigest()
 
 
 class FakeAccessTokens(AccessTokens):
-    """Tokens of the form ``access:<userId>:<n>``; ``revoke_all`` makes them all invalid."""
+    """Tokens of the form ``access:<userId>:<n>`` that expire like real ones
+    (``expires_in`` seconds by ``clock``); ``revoke_all`` makes them all invalid."""
 
-    def __init__(self, expires_in: int = 900) -> None:
+    def __init__(self, expires_in: int = 900, clock: Clock | None = None) -> None:
         self._expires_in = expires_in
+        self._clock = clock
         self._counter = itertools.count(1)
-        self._valid: dict[str, str] = {}
+        self._valid: dict[str, tuple[str, datetime | None]] = {}
 
     def issue(self, user_id: str) -> IssuedAccessToken:
         token = f"access:{user_id}:{next(self._counter)}"
-        self._valid[token] = user_id
+        expires_at = (
+            self._clock.now() + timedelta(seconds=self._expires_in) if self._clock else None
+        )
+        self._valid[token] = (user_id, expires_at)
         return IssuedAccessToken(token=token, expires_in=self._expires_in)
 
     def verify(self, token: str) -> str:
-        user_id = self._valid.get(token)
-        if user_id is None:
+        found = self._valid.get(token)
+        if found is None:
             raise Unauthorized("invalid access token")
+        user_id, expires_at = found
+        if expires_at is not None and self._clock is not None and self._clock.now() >= expires_at:
+            raise Unauthorized("access token expired")
         return user_id
 
     def revoke_all(self) -> None:
