@@ -4,6 +4,8 @@ A server name is a base name plus optional ``+flags``: ``chatcore-memory``,
 ``chatcore-secantus``, ``bare-python``, ``bare-node``; ``+plain`` (asyncio + h11
 instead of uvloop + httptools) and ``+deflate`` (WebSocket per-message
 deflate) apply to the Python ones, e.g. ``chatcore-memory+plain``;
+``+stockfanout`` (chatcore only) puts python-socketio's own fan-out back (one
+Task per recipient socket) for a before/after comparison;
 ``+standalone`` starts SecantusDB as a standalone server (no replica set, so
 chatcore's MongoDB adapter runs without transactions).
 """
@@ -29,6 +31,8 @@ NODE_DIR = REPO / "bench" / "node"
 BASES = ("chatcore-memory", "chatcore-secantus", "bare-python", "bare-node")
 FLAGS = {"plain": "--plain", "deflate": "--ws-deflate"}
 DB_FLAGS = {"standalone": "--standalone"}
+# chatcore only: python-socketio's own fan-out (a Task per recipient), for before/after.
+CHATCORE_FLAGS = {"stockfanout": "--stock-fanout"}
 START_TIMEOUT = 60.0
 
 
@@ -42,14 +46,17 @@ class ServerSpec:
     @classmethod
     def parse(cls, name: str) -> ServerSpec:
         base, *mods = name.split("+")
-        if base not in BASES or any(m not in FLAGS and m not in DB_FLAGS for m in mods):
-            known = sorted([*FLAGS, *DB_FLAGS])
+        known_mods = {**FLAGS, **DB_FLAGS, **CHATCORE_FLAGS}
+        if base not in BASES or any(m not in known_mods for m in mods):
+            known = sorted(known_mods)
             raise ValueError(f"unknown server {name!r}: bases {BASES}, flags {known}")
         if mods and base == "bare-node":
             raise ValueError(f"{name}: +flags apply to the Python servers only")
         if base != "chatcore-secantus" and any(m in DB_FLAGS for m in mods):
             raise ValueError(f"{name}: +standalone applies to chatcore-secantus only")
-        flags = tuple(FLAGS[m] for m in mods if m in FLAGS)
+        if not base.startswith("chatcore") and any(m in CHATCORE_FLAGS for m in mods):
+            raise ValueError(f"{name}: +stockfanout applies to chatcore only")
+        flags = tuple({**FLAGS, **CHATCORE_FLAGS}[m] for m in mods if m not in DB_FLAGS)
         return cls(name, base, flags, tuple(DB_FLAGS[m] for m in mods if m in DB_FLAGS))
 
     @property

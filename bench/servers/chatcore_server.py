@@ -19,9 +19,11 @@ import logging
 import sys
 
 import argon2
+import socketio
 from dependency_injector import providers
 
 from adapters.passwords import Argon2PasswordHasher
+from adapters.socketio_fanout import FanoutManager
 from bench.servers.serve import add_server_args, run
 from chatcore.testing import in_memory_storage
 from entrypoints.app import create_app
@@ -34,7 +36,14 @@ def main() -> None:
     add_server_args(parser)
     parser.add_argument("--storage", choices=["memory", "mongo"], default="memory")
     parser.add_argument("--cheap-passwords", action="store_true", help="argon2 CHEAPEST")
+    parser.add_argument(
+        "--stock-fanout",
+        action="store_true",
+        help="python-socketio's own emit (a Task per recipient) instead of FanoutManager's",
+    )
     args = parser.parse_args()
+    if args.stock_fanout:
+        FanoutManager.emit = socketio.AsyncManager.emit  # type: ignore[method-assign]
 
     settings = Settings(host=args.host, port=args.port)
     if args.storage == "mongo" and settings.mongodb_uri is None:

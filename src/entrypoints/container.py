@@ -26,6 +26,7 @@ from adapters.jwt_tokens import JwtAccessTokens
 from adapters.mongo import MongoStore, MongoTimeouts
 from adapters.passwords import Argon2PasswordHasher
 from adapters.redis import RedisPresenceTracker
+from adapters.socketio_fanout import FanoutManager
 from adapters.socketio_notifier import SocketIONotifier
 from chatcore.chat import Storage, build_chat
 from chatcore.errors import Unavailable
@@ -42,7 +43,7 @@ _REDIS_TIMEOUTS = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
 _RESUBSCRIBE_MAX_SECONDS = 2.0
 
 
-class _RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]  # socketio ships no types
+class _RedisManager(socketio.AsyncRedisManager, FanoutManager):  # type: ignore[misc]
     """python-socketio's Redis client manager, resubscribing promptly after an outage.
 
     Upstream doubles its wait between attempts up to a minute: after Redis was
@@ -75,7 +76,7 @@ class _RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]  # socket
 
 def _socketio_server(settings: Settings) -> socketio.AsyncServer:
     origins: list[str] | str = settings.cors_origins or []
-    manager = None
+    manager: socketio.AsyncManager = FanoutManager()
     if settings.redis_url is not None:
         # Emits reach this process's sockets directly and the others' through Redis
         # pub/sub; with Redis down, local delivery still happens.
