@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
-from adapters.redis import RedisPresenceTracker
+from adapters.redis import RedisPresenceTracker, RoutedRedisManager
 from chatcore.chat import Chat
 from entrypoints.container import Container
 from entrypoints.http.docs import docs_endpoints
@@ -57,6 +57,8 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Cha
         container.settings.override(settings)
     sio: socketio.AsyncServer = container.sio()
     runtime = Runtime(metrics=container.metrics())
+    if isinstance(sio.manager, RoutedRedisManager):
+        runtime.metrics.watch_broker(sio.manager.counters)
 
     endpoints = all_endpoints()
     endpoints += docs_endpoints(

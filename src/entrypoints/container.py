@@ -11,11 +11,9 @@ then passes its URI in the settings: the container only ever sees a MongoDB URI.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any
 
 import redis.asyncio as aioredis
 import socketio
@@ -25,7 +23,7 @@ from adapters import socketio_json
 from adapters.jwt_tokens import JwtAccessTokens
 from adapters.mongo import MongoStore, MongoTimeouts
 from adapters.passwords import Argon2PasswordHasher
-from adapters.redis import RedisPresenceTracker
+from adapters.redis import RedisPresenceTracker, RoutedRedisManager, routes_channel
 from adapters.socketio_fanout import FanoutManager
 from adapters.socketio_notifier import SocketIONotifier
 from chatcore.chat import Storage, build_chat
@@ -39,50 +37,19 @@ from entrypoints.settings import Settings
 
 # Redis calls fail fast, so an outage is reported (503, unavailable) rather than waited out.
 _REDIS_TIMEOUTS = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
-# Longest wait between two attempts to subscribe again after losing Redis.
-_RESUBSCRIBE_MAX_SECONDS = 2.0
 
 
-class _RedisManager(socketio.AsyncRedisManager, FanoutManager):  # type: ignore[misc]
-    """python-socketio's Redis client manager, resubscribing promptly after an outage.
-
-    Upstream doubles its wait between attempts up to a minute: after Redis was
-    down for D seconds, this process would go on missing every other process's
-    emits for up to about D more seconds (pub/sub keeps nothing), while /readyz
-    already says ready. Here the wait stops growing at ``_RESUBSCRIBE_MAX_SECONDS``.
-    """
-
-    async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
-        retry_sleep = 0.25
-        while True:
-            try:
-                if self.pubsub is not None:
-                    with contextlib.suppress(Exception):
-                        await self.pubsub.aclose()  # don't leave a subscription behind
-                self._redis_connect()
-                await self.pubsub.subscribe(self.channel)
-                retry_sleep = 0.25
-                async for message in self.pubsub.listen():
-                    yield message
-            except Exception as exc:
-                self._get_logger().error(
-                    "Cannot receive from redis... retrying in %.2g secs",
-                    retry_sleep,
-                    extra={"redis_exception": str(exc)},
-                )
-                await asyncio.sleep(retry_sleep)
-                retry_sleep = min(retry_sleep * 2, _RESUBSCRIBE_MAX_SECONDS)
-
-
-def _socketio_server(settings: Settings) -> socketio.AsyncServer:
+def _socketio_server(settings: Settings, node_id: str) -> socketio.AsyncServer:
     origins: list[str] | str = settings.cors_origins or []
     manager: socketio.AsyncManager = FanoutManager()
     if settings.redis_url is not None:
-        # Emits reach this process's sockets directly and the others' through Redis
-        # pub/sub; with Redis down, local delivery still happens.
-        manager = _RedisManager(
+        # Emits reach this process's sockets directly and, through Redis, only the
+        # processes holding recipients; with Redis down, local delivery still happens.
+        manager = RoutedRedisManager(
             settings.redis_url,
-            channel=settings.redis_prefix + "socketio",
+            channel=_socketio_channel(settings),
+            node_id=node_id,
+            presence_prefix=_presence_prefix(settings),
             redis_options=dict(_REDIS_TIMEOUTS),
         )
     return socketio.AsyncServer(
@@ -131,13 +98,28 @@ async def _redis_client(settings: Settings) -> AsyncIterator[aioredis.Redis | No
         await client.aclose()
 
 
-def _presence(settings: Settings, client: aioredis.Redis | None) -> PresenceTracker:
+def _socketio_channel(settings: Settings) -> str:
+    return settings.redis_prefix + "socketio"
+
+
+def _presence_prefix(settings: Settings) -> str:
+    return settings.redis_prefix + "presence:"
+
+
+def _node_id() -> str:
+    """This process's id in Redis: presence entries and its routed-emit channel."""
+    return uuid.uuid4().hex
+
+
+def _presence(settings: Settings, client: aioredis.Redis | None, node_id: str) -> PresenceTracker:
     if client is None:
         return LocalPresenceTracker()
     return RedisPresenceTracker(
         client,
-        prefix=settings.redis_prefix + "presence:",
+        prefix=_presence_prefix(settings),
+        node_id=node_id,
         heartbeat_ttl=settings.presence_ttl_seconds,
+        routes_channel=routes_channel(_socketio_channel(settings)),
     )
 
 
@@ -190,9 +172,10 @@ class Container(containers.DeclarativeContainer):
     redis_client = providers.Resource(_redis_client, settings)
     readiness_probe = providers.Callable(_readiness_of, mongo_store, redis_client)
 
-    sio = providers.Singleton(_socketio_server, settings)
+    node_id = providers.Singleton(_node_id)
+    sio = providers.Singleton(_socketio_server, settings, node_id)
     metrics = providers.Singleton(Metrics)
-    presence = providers.Singleton(_presence, settings, redis_client)
+    presence = providers.Singleton(_presence, settings, redis_client, node_id)
     notifier = providers.Singleton(
         CountingNotifier, providers.Singleton(SocketIONotifier, sio), metrics
     )

@@ -15,6 +15,7 @@ from datetime import datetime
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from adapters.redis.routing import BrokerCounters
 from chatcore.models import ConversationView, Message, ReadReceipt
 from chatcore.ports import Notifier
 
@@ -53,6 +54,16 @@ class Metrics:
             "Messages stored (idempotent replays not counted).",
             registry=self.registry,
         )
+
+    def watch_broker(self, counters: BrokerCounters) -> None:
+        """Expose what this process exchanged with the Redis broker (routed emits)."""
+        for name, doc in (
+            ("published", "Routed emits published to other processes (one per target)."),
+            ("received", "Routed emits received from other processes."),
+            ("lookups", "Route lookups in Redis (route cache misses)."),
+        ):
+            gauge = Gauge(f"chatcore_broker_routed_{name}", doc, registry=self.registry)
+            gauge.set_function(lambda name=name: float(getattr(counters, name)))  # type: ignore[misc]
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         labels = (method, route, str(status))
