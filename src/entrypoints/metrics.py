@@ -58,11 +58,15 @@ class Metrics:
     def watch_broker(self, counters: BrokerCounters) -> None:
         """Expose what this process exchanged with the Redis broker (routed emits)."""
         for name, doc in (
-            ("published", "Routed emits published to other processes (one per target)."),
-            ("received", "Routed emits received from other processes."),
-            ("lookups", "Route lookups in Redis (route cache misses)."),
+            ("routed_published", "Routed emits published to other processes (one per target)."),
+            ("routed_received", "Routed emits received from other processes."),
+            ("routed_messages_published", "Redis messages carrying routed emits, sent."),
+            ("routed_messages_received", "Redis messages carrying routed emits, received."),
+            ("route_lookups", "Route lookups in Redis (route cache misses)."),
+            ("broadcast_published", "Emits published to every process (not user rooms)."),
+            ("broadcast_received", "Emits received that were published to every process."),
         ):
-            gauge = Gauge(f"chatcore_broker_routed_{name}", doc, registry=self.registry)
+            gauge = Gauge(f"chatcore_broker_{name}", doc, registry=self.registry)
             gauge.set_function(lambda name=name: float(getattr(counters, name)))  # type: ignore[misc]
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:

@@ -172,11 +172,11 @@ async def test_each_process_is_sent_only_emits_for_users_it_holds_and_routes_fol
             # Every recipient on A: nothing published, and no lookup once routes are known.
             await send(alice_a, dave, "to dave on A")
             await dave_a.next("newMessage")
-            lookups = await metric(a, "chatcore_broker_routed_lookups")
+            lookups = await metric(a, "chatcore_broker_route_lookups")
             await send(alice_a, dave, "to dave on A again")
             await dave_a.next("newMessage")
             assert routed(await tap.settle(), chat) == {}
-            assert await metric(a, "chatcore_broker_routed_lookups") == lookups
+            assert await metric(a, "chatcore_broker_route_lookups") == lookups
 
             # bob moves from B to C: routes follow him.
             await bob_b.close()

@@ -14,6 +14,13 @@ chatcore emits) is:
    all of them (the receiving process queues it on its sockets as is, without
    decoding it). No target process: Redis is not touched at all.
 
+Routing and publishing happen in one sender task per process, not in the
+emitting task: ``emit`` returns once local delivery is done, and everything
+emitted meanwhile (one event-loop iteration, or one Redis round trip under load)
+leaves as one Redis message per target process, in emit order. So a process's
+routed emits reach each other process in the order they were made, and one
+PUBLISH (and one pub/sub message to decode) carries many emits under load.
+
 **The route cache.** Asking Redis on every emit would cost a round trip even
 when every recipient is local. So each process remembers, per user, which other
 processes hold their sockets (also "none"), and forgets it when told: the
@@ -27,9 +34,13 @@ when it is back. A publish that reached no subscriber (the target died) also
 drops those users' routes, so the next emit asks Redis again.
 
 **What this guarantees.** No duplicates: an emit is delivered locally once and
-published at most once per other process. A socket that connects on another
+published at most once per other process (a batch is sent again only when its
+first attempt failed to connect: Redis restarted under a pooled connection). A socket that connects on another
 process while an emit is in flight may miss it (as with any pub/sub); the
-client's ``sync`` after connecting covers it. After a dead process is swept,
+client's ``sync`` after connecting covers what was stored before that sync; an
+emit made after it but before the emitting process has read the route notice
+(a pub/sub hop, normally well under a millisecond) is missed: the remaining
+window, see docs/scaling.md. After a dead process is swept,
 nobody routes to it. With Redis down, local delivery goes on; other processes'
 sockets miss what was sent meanwhile (``sync`` again).
 
@@ -43,7 +54,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -91,9 +102,14 @@ class BrokerCounters:
     """What this process exchanged with the broker (for metrics and benchmarks)."""
 
     def __init__(self) -> None:
-        self.published = 0  # routed emits published (one per target process)
-        self.received = 0  # routed emits received on this process's channel
-        self.lookups = 0  # route lookups in Redis (cache misses, batched per emit)
+        self.routed_published = 0  # routed emits published (one per target process)
+        self.routed_received = 0  # routed emits received on this process's channel
+        # Redis messages carrying them: what one loop iteration emits goes as one message.
+        self.routed_messages_published = 0
+        self.routed_messages_received = 0
+        self.route_lookups = 0  # route lookups in Redis (cache misses, batched per emit)
+        self.broadcast_published = 0  # python-socketio's own messages, to every process
+        self.broadcast_received = 0
 
 
 class RoutedRedisManager(socketio.AsyncRedisManager, FanoutManager):  # type: ignore[misc]
@@ -126,6 +142,9 @@ class RoutedRedisManager(socketio.AsyncRedisManager, FanoutManager):  # type: ig
         self._generation = 0
         self._subscribed = False
         self._failing = False
+        # Routed emits waiting for the sender task, in emit order: (user ids, record).
+        self._outbox: list[tuple[list[str], bytes]] = []
+        self._sender: asyncio.Future[None] | None = None
 
     # -- emitting ----------------------------------------------------------------------
 
@@ -156,81 +175,98 @@ class RoutedRedisManager(socketio.AsyncRedisManager, FanoutManager):  # type: ig
             await super().emit(event, data, namespace=namespace, room=room)
             return
         self.fanout.deliver(namespace, room, engineio_packets(encoded))
-        rooms = [room] if isinstance(room, str) else list(room)
-        for attempt in (1, 2):
-            try:
-                await self._route(users, namespace, rooms, encoded[0])
-            except RedisConnectionError as exc:
-                # A pooled connection that died with a Redis restart fails once; the
-                # next attempt connects afresh (nothing was sent on the dead one).
-                if attempt == 2:
-                    self._report_failure(exc)
-            except Exception as exc:  # Redis down or failing: local delivery is done
-                self._report_failure(exc)
-                return
-            else:
-                self._failing = False
-                return
-
-    async def _route(self, users: list[str], namespace: str, rooms: list[str], packet: str) -> None:
-        nodes = await self._nodes_of(users)
-        if nodes:
-            header = orjson.dumps([namespace, rooms])
-            await self._publish_routed(nodes, users, header + b"\n" + packet.encode())
-
-    async def _nodes_of(self, users: Sequence[str]) -> set[str]:
         routes = self._routes
-        nodes: set[str] = set()
-        missing = []
-        for user_id in users:
-            known = routes.get(user_id)
-            if known is None:
-                missing.append(user_id)
-            else:
-                nodes.update(known)
-        if missing:
-            nodes.update(await self._look_up(missing))
-        return nodes
+        if all(routes.get(u) == () for u in users):
+            return  # every recipient's sockets are here (or nowhere): Redis is not needed
+        rooms = [room] if isinstance(room, str) else list(room)
+        record = orjson.dumps([namespace, rooms]) + b"\n" + encoded[0].encode()
+        self._outbox.append((users, record))
+        if self._sender is None:
+            # One Task per batch (whatever this loop iteration emits), not per emit.
+            self._sender = asyncio.ensure_future(self._send_outbox())
 
-    async def _look_up(self, users: list[str]) -> set[str]:
+    async def _send_outbox(self) -> None:
+        """Route and publish what is queued, in order, until nothing is left. One sender
+        at a time, so routed emits leave (and arrive) in the order they were made."""
+        try:
+            while self._outbox:
+                batch, self._outbox = self._outbox, []
+                for attempt in (1, 2):
+                    try:
+                        await self._send(batch)
+                    except RedisConnectionError as exc:
+                        # Pooled connections that died with a Redis restart fail on first
+                        # use: drop them all, and the next attempt connects afresh.
+                        await self._commands.connection_pool.disconnect()
+                        if attempt == 2:
+                            self._report_failure(exc)
+                    except Exception as exc:  # Redis down or failing: local delivery is done
+                        self._report_failure(exc)
+                        break
+                    else:
+                        self._failing = False
+                        break
+        finally:
+            self._sender = None
+
+    async def _send(self, batch: list[tuple[list[str], bytes]]) -> None:
+        routes = self._routes
+        missing = list({u: None for users, _ in batch for u in users if u not in routes})
+        found = await self._look_up(missing) if missing else {}
+        per_node: dict[str, list[bytes]] = {}
+        for users, record in batch:
+            nodes: set[str] = set()
+            for user_id in users:
+                nodes.update(found[user_id] if user_id in found else routes.get(user_id, ()))
+            for node in nodes:
+                per_node.setdefault(node, []).append(record)
+        if per_node:
+            await self._publish_routed(per_node)
+
+    async def _look_up(self, users: list[str]) -> dict[str, tuple[str, ...]]:
+        """The other processes holding each user's sockets, from the presence data;
+        remembered unless a route notice may have come in meanwhile."""
         generation = self._generation
-        self.counters.lookups += 1
+        self.counters.route_lookups += 1
         async with self._commands.pipeline(transaction=False) as pipe:
             for user_id in users:
                 pipe.smembers(f"{self._presence_prefix}user:{user_id}")
             answers = await pipe.execute()
-        remember = self._subscribed and generation == self._generation
-        if remember and len(self._routes) + len(users) > ROUTE_CACHE_SIZE:
-            self._routes.clear()
-        nodes: set[str] = set()
         me = self.node_id
+        found = {}
         for user_id, entries in zip(users, answers, strict=True):
             held = {entry.split(b"|", 1)[0].decode() for entry in entries}
             held.discard(me)
-            nodes |= held
-            if remember:
-                self._routes[user_id] = tuple(held)
-        return nodes
+            found[user_id] = tuple(held)
+        if self._subscribed and generation == self._generation:
+            if len(self._routes) + len(found) > ROUTE_CACHE_SIZE:
+                self._routes.clear()
+            self._routes.update(found)
+        return found
 
-    async def _publish_routed(self, nodes: set[str], users: Sequence[str], payload: bytes) -> None:
+    async def _publish_routed(self, per_node: dict[str, list[bytes]]) -> None:
+        # Records are joined with \x1e, which JSON text never contains unescaped (the
+        # separator Engine.IO's own polling payloads use).
         channel = self.channel
-        if len(nodes) == 1:
-            receivers = [await self._commands.publish(node_channel(channel, *nodes), payload)]
-        else:
-            async with self._commands.pipeline(transaction=False) as pipe:
-                for node in nodes:
-                    pipe.publish(node_channel(channel, node), payload)
-                receivers = await pipe.execute()
-        self.counters.published += len(nodes)
-        if not all(receivers):
-            # A target is not listening (it died, or is resubscribing): ask Redis next time.
-            for user_id in users:
-                self._routes.pop(user_id, None)
+        async with self._commands.pipeline(transaction=False) as pipe:
+            for node, records in per_node.items():
+                pipe.publish(node_channel(channel, node), b"\x1e".join(records))
+            receivers = await pipe.execute()
+        self.counters.routed_messages_published += len(per_node)
+        self.counters.routed_published += sum(len(r) for r in per_node.values())
+        gone = {node for node, n in zip(per_node, receivers, strict=True) if not n}
+        if gone:
+            # Not listening (it died, or is resubscribing): ask Redis again next time.
+            self._routes = {u: r for u, r in self._routes.items() if gone.isdisjoint(r)}
 
     def _report_failure(self, exc: Exception) -> None:
         if not self._failing:
             logger.warning("routing an emit through Redis failed (local delivery done): %r", exc)
         self._failing = True
+
+    async def _publish(self, data: Any) -> Any:
+        self.counters.broadcast_published += 1
+        return await super()._publish(data)
 
     # -- receiving ---------------------------------------------------------------------
 
@@ -274,18 +310,22 @@ class RoutedRedisManager(socketio.AsyncRedisManager, FanoutManager):  # type: ig
             elif channel == routes:
                 self._route_changed(data)
             elif channel == broadcast:
+                self.counters.broadcast_received += 1
                 yield data  # python-socketio's own messages, handled by its _thread
 
     def _deliver_routed(self, data: bytes) -> None:
-        self.counters.received += 1
-        try:
-            header, _, encoded = data.partition(b"\n")
-            namespace, rooms = orjson.loads(header)
-            packet = eio_packet.Packet(eio_packet.MESSAGE, encoded.decode())
-        except (ValueError, TypeError):
-            logger.warning("dropped a malformed routed emit: %r", data[:200])
-            return
-        self.fanout.deliver(namespace, rooms, [packet])
+        self.counters.routed_messages_received += 1
+        deliver = self.fanout.deliver
+        for record in data.split(b"\x1e"):
+            self.counters.routed_received += 1
+            try:
+                header, _, encoded = record.partition(b"\n")
+                namespace, rooms = orjson.loads(header)
+                packet = eio_packet.Packet(eio_packet.MESSAGE, encoded.decode())
+            except (ValueError, TypeError):
+                logger.warning("dropped a malformed routed emit: %r", record[:200])
+                continue
+            deliver(namespace, rooms, [packet])
 
     def _route_changed(self, data: bytes) -> None:
         self._generation += 1
