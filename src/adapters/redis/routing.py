@@ -35,14 +35,14 @@ drops those users' routes, so the next emit asks Redis again.
 
 **What this guarantees.** No duplicates: an emit is delivered locally once and
 published at most once per other process (a batch is sent again only when its
-first attempt failed to connect: Redis restarted under a pooled connection). A socket that connects on another
-process while an emit is in flight may miss it (as with any pub/sub); the
-client's ``sync`` after connecting covers what was stored before that sync; an
-emit made after it but before the emitting process has read the route notice
-(a pub/sub hop, normally well under a millisecond) is missed: the remaining
-window, see docs/scaling.md. After a dead process is swept,
-nobody routes to it. With Redis down, local delivery goes on; other processes'
-sockets miss what was sent meanwhile (``sync`` again).
+first attempt failed to connect: Redis restarted under a pooled connection).
+A socket that connects on another process while an emit is in flight may miss
+it (as with any pub/sub); the client's ``sync`` after connecting covers what was
+stored before that sync. An emit made after it, but before the emitting process
+has read the route notice (a pub/sub hop, normally well under a millisecond),
+is missed: the remaining window, see docs/scaling.md. After a dead process is
+swept, nobody routes to it. With Redis down, local delivery goes on; other
+processes' sockets miss what was sent meanwhile (``sync`` again).
 
 Emits that are not to user rooms only (a broadcast, a sid room, another room),
 with a callback or ``skip_sid``, or with binary data, take python-socketio's
