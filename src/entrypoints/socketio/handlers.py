@@ -23,9 +23,10 @@ import socketio
 from adapters.socketio_notifier import user_room
 from adapters.wire import message_json, receipt_json
 from chatcore.errors import ChatError
-from entrypoints import socket_payloads, socket_transport
 from entrypoints.error_codes import INTERNAL_ERROR
 from entrypoints.runtime import Runtime
+from entrypoints.socketio import payloads as socket_payloads
+from entrypoints.socketio import transport as socket_transport
 
 logger = logging.getLogger(__name__)
 
