@@ -29,7 +29,7 @@ from chatcore.ports import (
 from chatcore.services.access import require_membership
 
 
-@define
+@define(kw_only=True)
 class ConversationViews:
     """Adds each viewer's read pointer and unread count to conversations, in batches."""
 
@@ -86,7 +86,7 @@ class ConversationViews:
         return list(await asyncio.gather(*(view(v) for v in viewers)))
 
 
-@define
+@define(kw_only=True)
 class ConversationService:
     """Get-or-create direct conversations, create groups, manage members, list."""
 

@@ -30,7 +30,7 @@ class SyncResult:
     has_more: bool
 
 
-@define
+@define(kw_only=True)
 class MessageService:
     """Every path that creates or changes messages; notifies only after storing."""
 
