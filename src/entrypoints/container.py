@@ -36,7 +36,7 @@ from chatcore.chat import Chat, Storage, build_chat
 from chatcore.errors import Unavailable
 from chatcore.ports import PresenceTracker
 from chatcore.system import LocalPresenceTracker, SystemClock, TimeOrderedIdGenerator
-from entrypoints.metrics import CountingNotifier, Metrics
+from entrypoints.metrics import Metrics
 from entrypoints.presence_upkeep import PresenceUpkeep
 from entrypoints.runtime import ReadinessProbe, Runtime
 from entrypoints.settings import Settings
@@ -239,9 +239,7 @@ class Container(containers.DeclarativeContainer):
     runtime = providers.Singleton(Runtime, metrics=metrics)
     redis_presence = providers.Resource(_redis_presence, settings, redis_client)
     presence = providers.Resource(_presence, redis_presence)
-    notifier = providers.Singleton(
-        CountingNotifier, providers.Singleton(SocketIONotifier, sio), metrics
-    )
+    notifier = providers.Singleton(SocketIONotifier, sio, on_event=metrics.provided.event_emitted)
     passwords = providers.Singleton(Argon2PasswordHasher)
     # The domain's time and ids (tests override the clock to control ordering).
     clock = providers.Singleton(SystemClock)
