@@ -7,8 +7,9 @@ from typing import Any
 
 import httpx
 import pytest
-from httpapp import AppFactory
 from httpkit import PASSWORD, ApiClient, assert_error
+
+from support.app import AppFactory
 
 
 @pytest.mark.parametrize(

@@ -8,14 +8,11 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
-from asgi_lifespan import LifespanManager
-from dependency_injector import providers
 
 from adapters.redis import RedisPresenceTracker
 from chatcore.testing import in_memory_storage
 from entrypoints.app import create_app
-from entrypoints.container import Container
-from entrypoints.settings import Settings
+from support.app import make_container, make_settings, running
 
 
 async def test_a_clean_stop_takes_its_sockets_out_of_shared_presence(
@@ -25,19 +22,11 @@ async def test_a_clean_stop_takes_its_sockets_out_of_shared_presence(
     redis_client: aioredis.Redis,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None,
-        data_dir=tmp_path,
-        jwt_secret="lifespan-test-secret-" + "x" * 43,
-        redis_url=shared_redis_url,
-        redis_prefix=redis_prefix,
-    )
-    container = Container(settings=settings)
-    container.storage.override(providers.Object(in_memory_storage()))
-    app = create_app(settings, container=container)
+    settings = make_settings(tmp_path, redis_url=shared_redis_url, redis_prefix=redis_prefix)
+    app = create_app(settings, container=make_container(settings, in_memory_storage()))
     observer = RedisPresenceTracker(redis_client, prefix=redis_prefix + "presence:")
 
-    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
+    async with running(app):
         chat = app.runtime.chat
         user = (await chat.auth.register("alice", "correct horse battery")).user
         await chat.presence.connected(user.id, "socket-1")
