@@ -180,7 +180,7 @@ class SocketHandlers:
         cmd = socket_payloads.sync(args)
         result = await self._runtime.chat.messages.sync(user_id, cmd.since)
         ack: Ack = {"ok": True, "messages": [message_json(m) for m in result.messages]}
-        # Only when true (docs/decisions.md): the ack otherwise is exactly API.md's shape.
+        # Only when true (docs/decisions.md): the ack otherwise is exactly docs/api.md's shape.
         if result.has_more:
             ack["hasMore"] = True
         return ack
