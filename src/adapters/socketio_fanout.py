@@ -12,8 +12,10 @@ WebSocket writer task, or the pending long-poll GET) takes it from there.
 * **encoded once**: one Socket.IO encoding and one Engine.IO packet per emit,
   shared by every recipient (Engine.IO caches the packet's encoding, so the
   writers of all recipients write the same string);
-* **no Task, no await per recipient**: ``queue.put_nowait`` on each socket's
-  unbounded queue, in the emitting task;
+* **no Task, no await per recipient**: on an idle WebSocket served by uvicorn,
+  the frame (built once) is written to the socket's transport at once
+  (:mod:`adapters.socketio_direct`); otherwise ``queue.put_nowait`` on the
+  socket's unbounded queue, in the emitting task, for its writer to send;
 * **per-socket order kept**: each socket's queue is FIFO and has one writer;
 * **one slow or broken socket isolated**: queuing never waits for a socket's
   writer, so a slow socket only grows its own queue; a closed or vanished
@@ -34,6 +36,9 @@ from typing import Any
 import socketio
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
+
+from adapters import socketio_direct
+from adapters.socketio_direct import text_frame, write_frame
 
 
 def socketio_packets(server: Any, namespace: str, event: str, data: Any) -> list[Any]:
@@ -94,6 +99,9 @@ class LocalFanout:
         ping_timeout = eio.ping_timeout
         now = time.time()
         delivered = 0
+        # The WebSocket frame of a single text packet, built at most once for all.
+        frame: bytes | None = None
+        direct = len(packets) == 1 and not packets[0].binary
         for eio_sid in eio_sids:
             socket = sockets.get(eio_sid)
             if socket is None or socket.closed:
@@ -103,10 +111,15 @@ class LocalFanout:
                 # The client stopped answering: socket.send closes it (rare, off the hot path).
                 self._close_gone(socket, packets)
                 continue
+            delivered += 1
+            if direct and getattr(socket, "direct_line", None) is not None:
+                if frame is None:
+                    frame = text_frame(packets[0].encode())
+                if write_frame(socket, frame):
+                    continue
             queue = socket.queue
             for p in packets:
                 queue.put_nowait(p)
-            delivered += 1
         return delivered
 
     def _close_gone(self, socket: Any, packets: list[Any]) -> None:
@@ -124,6 +137,7 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]  # socketio sh
         # Cooperative: also a base of pub/sub managers, whose arguments pass through.
         super().__init__(*args, **kwargs)
         self.fanout = LocalFanout(self)
+        socketio_direct.install()
 
     async def emit(
         self,

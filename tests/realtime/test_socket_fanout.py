@@ -14,14 +14,17 @@ from typing import Any
 import pytest
 from livechat import TIMEOUT, LiveChat
 
+from adapters import socketio_direct, socketio_fanout
 from adapters.socketio_fanout import FanoutManager
 
-# A client in a process of its own: connects with the token in argv[2], says so, idles.
+# A client in a process of its own: connects with the token in argv[2], says so, then
+# prints the "n" of every "probe" event it receives.
 _CLIENT = """
 import asyncio, sys, socketio
 
 async def main():
     sio = socketio.AsyncClient(reconnection=False)
+    sio.on("probe", lambda data: print(data["n"], flush=True))
     await sio.connect(sys.argv[1], auth={"token": sys.argv[2]}, transports=["websocket"])
     print("connected", flush=True)
     await asyncio.sleep(3600)
@@ -76,6 +79,28 @@ async def test_an_emit_to_many_sockets_creates_no_task(live: LiveChat) -> None:
     # python-socketio's own manager creates one Task per recipient socket here.
     assert created == []
     assert [await s.next("probe") for s in sockets] == [{"n": 1}] * 10
+
+
+async def test_emits_to_idle_websockets_are_written_to_their_transports_at_once(
+    live: LiveChat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice, bob = await live.users("alice", "bob")
+    websockets = [await live.connect(alice), await live.connect(bob)]
+    polling = await live.connect(alice, transports=["polling"])
+    written: list[bool] = []
+
+    def recording(socket: Any, frame: bytes) -> bool:
+        written.append(socketio_direct.write_frame(socket, frame))
+        return written[-1]
+
+    monkeypatch.setattr(socketio_fanout, "write_frame", recording)
+
+    await live.sio.emit("probe", {"n": 1}, to=[f"user:{alice.id}", f"user:{bob.id}"])
+
+    # The two WebSockets directly; the polling socket has no direct line (queued).
+    assert written == [True, True]
+    for socket in [*websockets, polling]:
+        assert await socket.next("probe") == {"n": 1}
 
 
 async def test_every_socket_gets_every_emit_in_order_on_either_transport(
@@ -142,6 +167,13 @@ async def test_a_stopped_client_does_not_hold_back_the_others(
 
     got = [(await listener.next("probe", within=TIMEOUT))["n"] for _ in range(total)]
     assert got == list(range(total))
+    # Resumed, the stopped client gets everything in order: what was written before
+    # its connection backed up, then what waited in its queue meanwhile.
+    for n in range(total, total + 5):
+        await live.sio.emit("probe", {"n": n}, to=f"user:{alice.id}")
+    stopped.send_signal(signal.SIGCONT)
+    lines = [await asyncio.to_thread(stopped.stdout.readline) for _ in range(total + 5)]
+    assert [int(line) for line in lines] == list(range(total + 5))
 
 
 async def test_a_killed_client_does_not_stop_delivery_to_the_others(
