@@ -71,6 +71,9 @@ async def _recording_handler(self: Any, ws: Any) -> None:
 
         ws.send = counted_send
         self.direct_line = line
+        # uvicorn keeps the parsed handshake request (headers: ~3 KiB) for the life of
+        # the connection and never reads it after the accept.
+        line.protocol.request = None
     try:
         await _original_handler(self, ws)
     finally:

@@ -139,6 +139,16 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]  # socketio sh
         self.fanout = LocalFanout(self)
         socketio_direct.install()
 
+    async def connect(self, sid: str, namespace: str) -> Any:
+        sid = await super().connect(sid, namespace)
+        # The connection's WSGI-style environ lives as long as the socket; its
+        # 'wsgi.input' is a request-body reader whose class Engine.IO's ASGI driver
+        # defines per request (~2.5 KiB each). The socket never reads it again.
+        environ = self.server.environ.get(self.eio_sid_from_sid(sid, namespace))
+        if environ is not None:
+            environ.pop("wsgi.input", None)
+        return sid
+
     async def emit(
         self,
         event: str,
