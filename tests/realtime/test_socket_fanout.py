@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from livechat import TIMEOUT, LiveChat
+from livechat import TIMEOUT, LiveChat, SocketClient, User
 
 from adapters import socketio_direct, socketio_fanout
 from adapters.socketio_fanout import FanoutManager
@@ -51,6 +51,18 @@ def client_process() -> Iterator[Any]:
             proc.send_signal(signal.SIGCONT)
             proc.kill()
         proc.wait()
+
+
+async def _elsewhere_and_here(
+    live: LiveChat, client_process: Any
+) -> tuple[User, User, subprocess.Popen[str], SocketClient]:
+    """alice with a socket from a client process of her own, bob with one here."""
+    alice, bob = await live.users("alice", "bob")
+    proc: subprocess.Popen[str] = client_process(live.url, alice.token)
+    assert proc.stdout is not None
+    assert await asyncio.to_thread(proc.stdout.readline) == "connected\n"
+    await live.wait_socket_count(alice, 1)
+    return alice, bob, proc, await live.connect(bob)
 
 
 async def test_the_server_uses_the_fanout_manager(live: LiveChat) -> None:
@@ -148,12 +160,7 @@ async def test_skip_sid_leaves_that_socket_out(live: LiveChat) -> None:
 async def test_a_stopped_client_does_not_hold_back_the_others(
     live: LiveChat, client_process: Any
 ) -> None:
-    alice, bob = await live.users("alice", "bob")
-    stopped = client_process(live.url, alice.token)
-    assert stopped.stdout is not None
-    assert await asyncio.to_thread(stopped.stdout.readline) == "connected\n"
-    await live.wait_socket_count(alice, 1)
-    listener = await live.connect(bob)
+    alice, bob, stopped, listener = await _elsewhere_and_here(live, client_process)
     stopped.send_signal(signal.SIGSTOP)
     # Several MB: more than the kernel buffers of the stopped client's connection hold,
     # so the server's writer for that socket blocks.
@@ -172,6 +179,7 @@ async def test_a_stopped_client_does_not_hold_back_the_others(
     for n in range(total, total + 5):
         await live.sio.emit("probe", {"n": n}, to=f"user:{alice.id}")
     stopped.send_signal(signal.SIGCONT)
+    assert stopped.stdout is not None
     lines = [await asyncio.to_thread(stopped.stdout.readline) for _ in range(total + 5)]
     assert [int(line) for line in lines] == list(range(total + 5))
 
@@ -179,12 +187,7 @@ async def test_a_stopped_client_does_not_hold_back_the_others(
 async def test_a_killed_client_does_not_stop_delivery_to_the_others(
     live: LiveChat, client_process: Any
 ) -> None:
-    alice, bob = await live.users("alice", "bob")
-    killed = client_process(live.url, alice.token)
-    assert killed.stdout is not None
-    assert await asyncio.to_thread(killed.stdout.readline) == "connected\n"
-    await live.wait_socket_count(alice, 1)
-    listener = await live.connect(bob)
+    alice, bob, killed, listener = await _elsewhere_and_here(live, client_process)
     os.kill(killed.pid, signal.SIGKILL)
     killed.wait()
 

@@ -142,6 +142,16 @@ async def send(client: Client, receiver: Account, body: str) -> dict[str, Any]:
     return message
 
 
+@contextlib.asynccontextmanager
+async def two_processes(
+    tmp_path: Path, mongodb_uri: str, redis_url: str
+) -> AsyncIterator[tuple[Cluster, Account, Account]]:
+    """Processes A and B, and alice and bob registered on A."""
+    async with cluster(tmp_path, mongodb_uri=mongodb_uri, redis_url=redis_url, size=2) as chat:
+        a = chat.processes[0]
+        yield chat, await chat.register("alice", on=a), await chat.register("bob", on=a)
+
+
 async def test_each_process_is_sent_only_emits_for_users_it_holds_and_routes_follow_a_move(
     shared_redis_url: str, tmp_path: Path, secantus_uri: str
 ) -> None:
@@ -196,11 +206,8 @@ async def test_each_process_is_sent_only_emits_for_users_it_holds_and_routes_fol
 async def test_a_killed_process_is_routed_nothing_once_swept(
     shared_redis_url: str, tmp_path: Path, secantus_uri: str
 ) -> None:
-    async with cluster(
-        tmp_path, mongodb_uri=secantus_uri, redis_url=shared_redis_url, size=2
-    ) as chat:
+    async with two_processes(tmp_path, secantus_uri, shared_redis_url) as (chat, alice, bob):
         a, b = chat.processes
-        alice, bob = await chat.register("alice", on=a), await chat.register("bob", on=a)
         alice_a, bob_b = await chat.connect(alice, a), await chat.connect(bob, b)
         node_b = await node_of(chat, bob_b)
         async with tapped(chat) as tap:
@@ -224,11 +231,8 @@ async def test_a_killed_process_is_routed_nothing_once_swept(
 async def test_a_socket_connecting_while_messages_fly_gets_each_live_or_by_sync(
     shared_redis_url: str, tmp_path: Path, secantus_uri: str
 ) -> None:
-    async with cluster(
-        tmp_path, mongodb_uri=secantus_uri, redis_url=shared_redis_url, size=2
-    ) as chat:
+    async with two_processes(tmp_path, secantus_uri, shared_redis_url) as (chat, alice, bob):
         a, b = chat.processes
-        alice, bob = await chat.register("alice", on=a), await chat.register("bob", on=a)
         alice_a = await chat.connect(alice, a)
         first = await send(alice_a, bob, "0")
         conversation = first["conversationId"]
