@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from attrs import frozen
 
+from chatcore.local_rate_limiter import LocalRateLimiter
 from chatcore.ports import (
     AccessTokens,
     Clock,
@@ -15,10 +16,12 @@ from chatcore.ports import (
     Notifier,
     PasswordHasher,
     PresenceTracker,
+    RateLimiter,
     ReceiptRepository,
     RefreshTokenRepository,
     UserRepository,
 )
+from chatcore.rate_limits import RateLimits
 from chatcore.services import (
     AuthService,
     ConversationService,
@@ -29,6 +32,7 @@ from chatcore.services import (
     UserService,
 )
 from chatcore.services.conversations import ConversationViews
+from chatcore.services.throttle import Throttle
 from chatcore.system import SystemClock, TimeOrderedIdGenerator
 
 
@@ -54,6 +58,8 @@ class Chat:
     receipts: ReceiptService
     presence: PresenceService
     typing: TypingService
+    # The rate limits; the services apply them, edges add the per-request ``api`` one.
+    throttle: Throttle
 
 
 def build_chat(
@@ -66,17 +72,33 @@ def build_chat(
     clock: Clock | None = None,
     ids: IdGenerator | None = None,
     refresh_ttl: timedelta = timedelta(days=30),
+    rate_limits: RateLimits | None = None,
+    rate_limiter: RateLimiter | None = None,
 ) -> Chat:
-    """Wire the services together; no I/O happens here."""
+    """Wire the services together; no I/O happens here.
+
+    ``rate_limits`` default to the public contract's; ``rate_limiter`` to counting
+    in this process (pass a shared one to limit across processes)."""
     clock = clock or SystemClock()
     ids = ids or TimeOrderedIdGenerator()
+    throttle = Throttle(
+        rate_limiter or LocalRateLimiter(clock),
+        RateLimits() if rate_limits is None else rate_limits,
+    )
     views = ConversationViews(storage.messages, storage.receipts)
     conversations = ConversationService(
         storage.conversations, storage.users, views, notifier, clock, ids
     )
     return Chat(
         auth=AuthService(
-            storage.users, storage.refresh_tokens, passwords, access_tokens, clock, ids, refresh_ttl
+            storage.users,
+            storage.refresh_tokens,
+            passwords,
+            access_tokens,
+            clock,
+            ids,
+            throttle,
+            refresh_ttl,
         ),
         users=UserService(storage.users),
         conversations=conversations,
@@ -88,8 +110,10 @@ def build_chat(
             notifier,
             clock,
             ids,
+            throttle,
         ),
         receipts=ReceiptService(storage.receipts, storage.conversations, notifier, clock),
         presence=PresenceService(presence, storage.users, storage.conversations, notifier, clock),
-        typing=TypingService(storage.conversations, notifier),
+        typing=TypingService(storage.conversations, notifier, throttle),
+        throttle=throttle,
     )

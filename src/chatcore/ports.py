@@ -25,6 +25,7 @@ from chatcore.models import (
     RefreshToken,
     User,
 )
+from chatcore.rate_limits import Quota, Rate
 
 
 class Clock(Protocol):
@@ -228,4 +229,25 @@ class Notifier(Protocol):
 
     async def conversation_updated(self, views: Sequence[ConversationView]) -> None:
         """Each view goes to its own viewer."""
+        ...
+
+
+class RateLimiter(Protocol):
+    """Counts actions per key against a :class:`~chatcore.rate_limits.Rate` (GCRA).
+
+    Guarantees: :meth:`acquire` decides and counts in one atomic step, so of any
+    number of concurrent callers (in this process, or in every process sharing the
+    limiter) at most ``rate.count`` get through a fresh key at once, then one per
+    ``rate.period / rate.count``. A refused action is not counted. Decisions follow
+    the injected Clock. A limiter shared across processes that loses its backend
+    falls back to counting per process (never refuses, never raises because of it).
+    """
+
+    async def acquire(self, key: str, rate: Rate) -> Quota:
+        """Count one action under ``key`` if ``rate`` allows it; the decision either way."""
+        ...
+
+    async def release(self, key: str, rate: Rate) -> None:
+        """Give back one action acquired earlier that turned out not to count
+        (an idempotent replay, a successful login). Never below an empty key."""
         ...

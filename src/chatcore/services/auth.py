@@ -19,6 +19,7 @@ from chatcore.ports import (
     RefreshTokenRepository,
     UserRepository,
 )
+from chatcore.services.throttle import Throttle
 
 _BAD_LOGIN = "invalid username or password"
 
@@ -38,16 +39,24 @@ class AuthService:
     access_tokens: AccessTokens
     clock: Clock
     ids: IdGenerator
+    throttle: Throttle
     refresh_ttl: timedelta = timedelta(days=30)
     _dummy_hash: str | None = None
 
     async def register(
-        self, username: str, password: str, display_name: str | None = None
+        self,
+        username: str,
+        password: str,
+        display_name: str | None = None,
+        *,
+        client_address: str | None = None,
     ) -> AuthSession:
-        """Create a user and log them in. Raises Conflict if the username is taken."""
+        """Create a user and log them in. Raises Conflict if the username is taken,
+        RateLimited past the registrations allowed from ``client_address``."""
         username = limits.username(username)
         password = limits.password(password)
         name = limits.display_name(display_name) if display_name is not None else username
+        await self.throttle.register(client_address)
         user = User(
             id=self.ids.new_id(),
             username=username,
@@ -57,11 +66,18 @@ class AuthService:
         await self.users.add(user, await self.passwords.hash(password))
         return await self._session_for(user)
 
-    async def login(self, username: str, password: str) -> AuthSession:
-        """Raises Unauthorized, with the same message whether the user exists or not."""
+    async def login(
+        self, username: str, password: str, *, client_address: str | None = None
+    ) -> AuthSession:
+        """Raises Unauthorized, with the same message whether the user exists or not;
+        RateLimited past the failed logins allowed for (``client_address``, username),
+        before the password is checked."""
         if len(password) > limits.PASSWORD_MAX or len(username) > limits.USERNAME_MAX:
             # No such account can exist; don't feed huge inputs to the hasher.
             raise Unauthorized(_BAD_LOGIN)
+        # Counted before the (slow) check so that concurrent guesses are bounded too;
+        # given back below when the password was right.
+        await self.throttle.login_attempt(client_address, username)
         credentials = await self.users.find_credentials(username)
         if credentials is None:
             # Spend the same time as a real check so response times don't reveal usernames.
@@ -69,6 +85,7 @@ class AuthService:
             raise Unauthorized(_BAD_LOGIN)
         if not await self.passwords.verify(credentials.password_hash, password):
             raise Unauthorized(_BAD_LOGIN)
+        await self.throttle.login_succeeded(client_address, username)
         return await self._session_for(credentials.user)
 
     async def refresh(self, refresh_token: str) -> AuthSession:

@@ -1,0 +1,128 @@
+"""Rate limits: what a limit is, the decision a limiter makes, and the arithmetic of both.
+
+The algorithm is GCRA (the generic cell rate algorithm, a sliding window without a
+log): for a :class:`Rate` of ``count`` actions per ``period``, each action moves the
+key's *theoretical arrival time* (TAT) ``period / count`` further; an action is
+allowed while the TAT stays within one ``period`` of now. So a fresh key allows a
+burst of ``count``, then one action per ``period / count``; nothing is stored per
+action, one number per key. Times are whole microseconds so that every limiter
+(this one, the Redis script) computes exactly the same decisions.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+from attrs import field, frozen
+
+MICROS: Final = 1_000_000
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MICRO: Final = timedelta(microseconds=1)
+_RATE_RE: Final = re.compile(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*s\s*")
+
+
+@frozen
+class Rate:
+    """``count`` actions per ``period`` seconds (a burst of ``count``, then a steady pace)."""
+
+    count: int = field()
+    period: float = field()
+
+    @count.validator
+    def _positive_count(self, _: object, value: int) -> None:
+        if value < 1:
+            raise ValueError("a rate allows at least one action")
+
+    @period.validator
+    def _positive_period(self, _: object, value: float) -> None:
+        if value <= 0:
+            raise ValueError("a rate's period must be positive")
+
+    @property
+    def period_us(self) -> int:
+        return round(self.period * MICROS)
+
+    @property
+    def interval_us(self) -> int:
+        """Microseconds one action costs (at least one)."""
+        return max(1, self.period_us // self.count)
+
+    def __str__(self) -> str:
+        return f"{self.count}/{self.period:g}s"
+
+
+def parse_rate(text: str) -> Rate | None:
+    """``"<count>/<seconds>s"`` (e.g. ``"30/10s"``) as a Rate; ``"off"`` as None."""
+    if text.strip().lower() == "off":
+        return None
+    match = _RATE_RE.fullmatch(text)
+    if match is None:
+        raise ValueError(f"a rate is '<count>/<seconds>s' (e.g. '30/10s') or 'off', not {text!r}")
+    return Rate(int(match.group(1)), float(match.group(2)))
+
+
+@frozen(kw_only=True)
+class RateLimits:
+    """The limits of the public contract (API.md, v1.1 "Rate limits"); None turns one off."""
+
+    # Message sends per user, HTTP and socket together (idempotent replays free).
+    send: Rate | None = Rate(30, 10)
+    # Failed logins per (client address, username).
+    login: Rate | None = Rate(10, 60)
+    # Registrations per client address.
+    register: Rate | None = Rate(20, 60)
+    # Every other authenticated HTTP request and socket event per user, typing excluded.
+    api: Rate | None = Rate(600, 60)
+    # Typing events per user.
+    typing: Rate | None = Rate(20, 10)
+
+    @classmethod
+    def off(cls) -> RateLimits:
+        """No limit at all (tests and benchmarks that send bursts)."""
+        return cls(send=None, login=None, register=None, api=None, typing=None)
+
+
+@frozen
+class Quota:
+    """A limiter's decision on one action, and where the key stands after it."""
+
+    allowed: bool
+    limit: int
+    remaining: int
+    # Seconds until the key is back to its full ``limit``.
+    reset_after: float
+    # Seconds until an action would be allowed (0 when this one was).
+    retry_after: float
+
+
+def micros(at: datetime) -> int:
+    """``at`` as whole microseconds since the Unix epoch (exact, no float rounding)."""
+    return (at - _EPOCH) // _ONE_MICRO
+
+
+def gcra(tat: int | None, now: int, rate: Rate) -> tuple[int | None, Quota]:
+    """One GCRA step: the key's new TAT (None: unchanged, refused) and the decision.
+    The Redis limiter's script is this function, line for line."""
+    interval, period = rate.interval_us, rate.period_us
+    base = now if tat is None or tat < now else tat
+    new_tat = base + interval
+    allow_at = new_tat - period
+    if now < allow_at:
+        return None, Quota(False, rate.count, 0, (base - now) / MICROS, (allow_at - now) / MICROS)
+    return new_tat, quota_after(new_tat, now, rate)
+
+
+def quota_after(new_tat: int, now: int, rate: Rate) -> Quota:
+    """The decision of an allowed action that left the key at ``new_tat``."""
+    remaining = (rate.period_us - (new_tat - now)) // rate.interval_us
+    return Quota(True, rate.count, max(0, remaining), (new_tat - now) / MICROS, 0.0)
+
+
+def refunded(tat: int | None, now: int, rate: Rate) -> int | None:
+    """The TAT after giving one action back (None: nothing left to remember)."""
+    if tat is None:
+        return None
+    new_tat = tat - rate.interval_us
+    return new_tat if new_tat > now else None
