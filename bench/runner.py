@@ -3,7 +3,8 @@
 A server name is a base name plus optional ``+flags``: ``chatcore-memory``,
 ``chatcore-secantus``, ``bare-python``, ``bare-node``; ``+plain`` (asyncio + h11
 instead of uvloop + httptools) and ``+deflate`` (WebSocket per-message
-deflate) apply to the Python ones, e.g. ``chatcore-memory+plain``;
+deflate) apply to the Python ones, e.g. ``chatcore-memory+plain``; ``+limits``
+(chatcore only) checks every rate limit on every action (otherwise they are off);
 ``+standalone`` starts SecantusDB as a standalone server (no replica set, so
 chatcore's MongoDB adapter runs without transactions).
 """
@@ -27,7 +28,7 @@ from bench.procs import Child, Children, CpuMeter, free_port, wait_http, wait_qu
 REPO = Path(__file__).resolve().parent.parent
 NODE_DIR = REPO / "bench" / "node"
 BASES = ("chatcore-memory", "chatcore-secantus", "bare-python", "bare-node")
-FLAGS = {"plain": "--plain", "deflate": "--ws-deflate"}
+FLAGS = {"plain": "--plain", "deflate": "--ws-deflate", "limits": "--limits"}
 DB_FLAGS = {"standalone": "--standalone"}
 START_TIMEOUT = 60.0
 
@@ -47,6 +48,8 @@ class ServerSpec:
             raise ValueError(f"unknown server {name!r}: bases {BASES}, flags {known}")
         if mods and base == "bare-node":
             raise ValueError(f"{name}: +flags apply to the Python servers only")
+        if not base.startswith("chatcore") and "limits" in mods:
+            raise ValueError(f"{name}: +limits applies to the chatcore servers only")
         if base != "chatcore-secantus" and any(m in DB_FLAGS for m in mods):
             raise ValueError(f"{name}: +standalone applies to chatcore-secantus only")
         flags = tuple(FLAGS[m] for m in mods if m in FLAGS)

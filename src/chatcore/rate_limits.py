@@ -110,8 +110,13 @@ def gcra(tat: int | None, now: int, rate: Rate) -> tuple[int | None, Quota]:
     new_tat = base + interval
     allow_at = new_tat - period
     if now < allow_at:
-        return None, Quota(False, rate.count, 0, (base - now) / MICROS, (allow_at - now) / MICROS)
+        return None, refusal(base - now, allow_at - now, rate)
     return new_tat, quota_after(new_tat, now, rate)
+
+
+def refusal(reset_us: int, retry_us: int, rate: Rate) -> Quota:
+    """The decision of a refused action: full again in ``reset_us``, next one in ``retry_us``."""
+    return Quota(False, rate.count, 0, reset_us / MICROS, retry_us / MICROS)
 
 
 def quota_after(new_tat: int, now: int, rate: Rate) -> Quota:

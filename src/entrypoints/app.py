@@ -22,6 +22,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from adapters.redis import RedisPresenceTracker
 from chatcore.chat import Chat
+from entrypoints.client_address import networks
 from entrypoints.container import Container
 from entrypoints.http.docs import docs_endpoints
 from entrypoints.http.endpoints import starlette_routes
@@ -56,7 +57,9 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Cha
     else:
         container.settings.override(settings)
     sio: socketio.AsyncServer = container.sio()
-    runtime = Runtime(metrics=container.metrics())
+    runtime = Runtime(
+        metrics=container.metrics(), trusted_proxies=networks(settings.trusted_proxies)
+    )
 
     endpoints = all_endpoints()
     endpoints += docs_endpoints(
@@ -89,6 +92,7 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Cha
             # The Chat holds the storage just closed: a restarted lifespan builds a new one.
             container.chat.reset()
             container.presence.reset()
+            container.rate_limiter.reset()
             log.info("chatcore stopped")
 
     http_app = Starlette(
@@ -100,7 +104,13 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Cha
                 allow_origins=list(settings.cors_origins),
                 allow_methods=["GET", "POST", "PATCH", "DELETE"],
                 allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
-                expose_headers=["X-Request-ID", "Retry-After"],
+                expose_headers=[
+                    "X-Request-ID",
+                    "Retry-After",
+                    "RateLimit-Limit",
+                    "RateLimit-Remaining",
+                    "RateLimit-Reset",
+                ],
                 max_age=600,
             ),
             Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),

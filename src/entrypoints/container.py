@@ -25,12 +25,14 @@ from adapters import socketio_json
 from adapters.jwt_tokens import JwtAccessTokens
 from adapters.mongo import MongoStore, MongoTimeouts
 from adapters.passwords import Argon2PasswordHasher
-from adapters.redis import RedisPresenceTracker
+from adapters.redis import RedisPresenceTracker, RedisRateLimiter
 from adapters.socketio_notifier import SocketIONotifier
 from chatcore.chat import Storage, build_chat
 from chatcore.errors import Unavailable
-from chatcore.ports import PresenceTracker
+from chatcore.local_rate_limiter import LocalRateLimiter
+from chatcore.ports import Clock, PresenceTracker, RateLimiter
 from chatcore.presence import LocalPresenceTracker
+from chatcore.rate_limits import RateLimits
 from chatcore.system import SystemClock, TimeOrderedIdGenerator
 from entrypoints.metrics import CountingNotifier, Metrics
 from entrypoints.runtime import ReadinessProbe
@@ -140,6 +142,23 @@ def _presence(settings: Settings, client: aioredis.Redis | None) -> PresenceTrac
     )
 
 
+def _rate_limiter(
+    settings: Settings, client: aioredis.Redis | None, clock: Clock, metrics: Metrics
+) -> RateLimiter:
+    if client is None:
+        return LocalRateLimiter(clock)
+    return RedisRateLimiter(
+        client,
+        clock=clock,
+        prefix=settings.redis_prefix + "rate:",
+        on_fallback=metrics.rate_limiter_fell_back,
+    )
+
+
+def _rate_limits(settings: Settings) -> RateLimits:
+    return settings.rate_limits()
+
+
 def _storage_of(store: MongoStore | None) -> Storage:
     if store is None:
         raise RuntimeError(
@@ -200,6 +219,8 @@ class Container(containers.DeclarativeContainer):
     clock = providers.Singleton(SystemClock)
     ids = providers.Singleton(TimeOrderedIdGenerator)
     access_tokens = providers.Singleton(_access_tokens, settings)
+    # Shared through Redis when it is configured, else per process.
+    rate_limiter = providers.Singleton(_rate_limiter, settings, redis_client, clock, metrics)
 
     chat = providers.Singleton(
         build_chat,
@@ -211,4 +232,6 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         ids=ids,
         refresh_ttl=providers.Callable(_refresh_ttl, settings),
+        rate_limits=providers.Callable(_rate_limits, settings),
+        rate_limiter=rate_limiter,
     )

@@ -22,7 +22,7 @@ import socketio
 
 from adapters.socketio_notifier import user_room
 from adapters.wire import message_json, receipt_json
-from chatcore.errors import ChatError
+from chatcore.errors import ChatError, RateLimited
 from entrypoints import socket_payloads, socket_transport
 from entrypoints.error_codes import INTERNAL_ERROR
 from entrypoints.runtime import Runtime
@@ -35,13 +35,20 @@ Handler = Callable[..., Awaitable[Ack]]
 EventHandler = Callable[[str, str, tuple[Any, ...]], Awaitable[Ack]]
 
 
-def error_ack(code: str, message: str) -> Ack:
-    """The failure acknowledgement: ``{"ok": false, "error": {"code", "message"}}``."""
-    return {"ok": False, "error": {"code": code, "message": message}}
+def error_ack(code: str, message: str, details: Any = None) -> Ack:
+    """The failure acknowledgement: ``{"ok": false, "error": {"code", "message",
+    "details"?}}``."""
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        error["details"] = details
+    return {"ok": False, "error": error}
 
 
 def _chat_error_ack(exc: ChatError) -> Ack:
-    return error_ack(exc.code, exc.message)
+    # Details only where the contract gives acks some (rate_limited: retryAfter); other
+    # acks keep v1's exact {code, message} (docs/decisions.md).
+    details = exc.details if isinstance(exc, RateLimited) else None
+    return error_ack(exc.code, exc.message, details)
 
 
 def bearer_token(auth: Any, environ: Mapping[str, Any]) -> str | None:
@@ -72,14 +79,17 @@ class SocketHandlers:
         self._sio = sio
         self._runtime = runtime
         self.users_by_sid: dict[str, str] = {}
+        self._unknown = self._guarded("*", self._not_found)
 
     def register(self) -> None:
         on = self._sio.on
         on("connect", handler=self.connect)
         on("disconnect", handler=self.disconnect)
-        on("sendMessage", handler=self._guarded("sendMessage", self.send_message))
+        # sendMessage and typing have limits of their own (their services apply them);
+        # every other event counts against the user's ``api`` budget.
+        on("sendMessage", handler=self._guarded("sendMessage", self.send_message, metered=False))
         on("readMessage", handler=self._guarded("readMessage", self.read_message))
-        on("typing", handler=self._guarded("typing", self.typing))
+        on("typing", handler=self._guarded("typing", self.typing, metered=False))
         on("sync", handler=self._guarded("sync", self.sync))
         on("*", handler=self.unknown_event)
 
@@ -127,8 +137,9 @@ class SocketHandlers:
 
     # -- events -----------------------------------------------------------------
 
-    def _guarded(self, event: str, handler: EventHandler) -> Handler:
+    def _guarded(self, event: str, handler: EventHandler, *, metered: bool = True) -> Handler:
         users = self.users_by_sid
+        runtime = self._runtime
 
         async def guarded(sid: str, *args: Any) -> Ack:
             user_id = users.get(sid)
@@ -136,7 +147,12 @@ class SocketHandlers:
                 # Only possible in the instant between a disconnect and a late event.
                 return error_ack("unauthorized", "not connected")
             try:
+                if metered:
+                    await runtime.chat.throttle.api(user_id)
                 return await handler(sid, user_id, args)
+            except RateLimited as exc:
+                runtime.metrics.refused(exc.limit, event)
+                return _chat_error_ack(exc)
             except ChatError as exc:
                 return _chat_error_ack(exc)
             except Exception:
@@ -149,9 +165,13 @@ class SocketHandlers:
 
     async def unknown_event(self, event: Any, sid: str, *args: Any) -> Ack:
         """Any other event: acked ``not_found`` so that a client waiting on an ack (e.g.
-        ``emitWithAck``) is not left hanging; like an unknown HTTP route."""
+        ``emitWithAck``) is not left hanging; like an unknown HTTP route. Counts against
+        the ``api`` budget like any event."""
         name = str(event)[:64]
-        return error_ack("not_found", f"unknown event: {name}")
+        return await self._unknown(sid, name)
+
+    async def _not_found(self, sid: str, user_id: str, args: tuple[Any, ...]) -> Ack:
+        return error_ack("not_found", f"unknown event: {args[0]}")
 
     async def send_message(self, sid: str, user_id: str, args: tuple[Any, ...]) -> Ack:
         """``sendMessage``: acked with the stored message (also on an idempotent replay)."""

@@ -17,7 +17,7 @@ from chatcore.chat import Storage
 from chatcore.ports import Clock
 from entrypoints.app import ChatcoreApp
 from entrypoints.container import Container
-from entrypoints.settings import Settings
+from entrypoints.settings import RATE_LIMIT_SETTINGS, Settings
 
 JWT_SECRET = "test-secret-" + "x" * 52
 BASE_URL = "http://testserver"
@@ -30,7 +30,13 @@ AppFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
-    values: dict[str, object] = {"data_dir": data_dir, "jwt_secret": JWT_SECRET}
+    # Rate limits off unless a test sets them: many tests send bursts (tests/http/
+    # test_http_rate_limits.py runs with the contract's defaults).
+    values: dict[str, object] = {
+        "data_dir": data_dir,
+        "jwt_secret": JWT_SECRET,
+        **dict.fromkeys(RATE_LIMIT_SETTINGS, "off"),
+    }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 

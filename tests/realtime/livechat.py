@@ -29,7 +29,7 @@ from chatcore.chat import Storage
 from chatcore.testing import in_memory_storage
 from entrypoints.app import create_app
 from entrypoints.container import Container
-from entrypoints.settings import Settings
+from entrypoints.settings import RATE_LIMIT_SETTINGS, Settings
 from support.waiting import wait_until
 
 # Long enough for a loaded CI machine, short enough that a lost event fails fast.
@@ -52,7 +52,13 @@ class User:
 
 
 def settings_for(data_dir: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"data_dir": data_dir, "jwt_secret": JWT_SECRET, **overrides}
+    # Rate limits off unless a test sets them: many tests send bursts.
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "jwt_secret": JWT_SECRET,
+        **dict.fromkeys(RATE_LIMIT_SETTINGS, "off"),
+        **overrides,
+    }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
