@@ -6,7 +6,6 @@ from datetime import timedelta
 
 from attrs import frozen
 
-from chatcore.local_rate_limiter import LocalRateLimiter
 from chatcore.ports import (
     AccessTokens,
     Clock,
@@ -33,7 +32,7 @@ from chatcore.services import (
 )
 from chatcore.services.conversations import ConversationViews
 from chatcore.services.throttle import Throttle
-from chatcore.system import SystemClock, TimeOrderedIdGenerator
+from chatcore.system import LocalRateLimiter, SystemClock, TimeOrderedIdGenerator
 
 
 @frozen(kw_only=True)
@@ -82,38 +81,56 @@ def build_chat(
     clock = clock or SystemClock()
     ids = ids or TimeOrderedIdGenerator()
     throttle = Throttle(
-        rate_limiter or LocalRateLimiter(clock),
-        RateLimits() if rate_limits is None else rate_limits,
+        limiter=rate_limiter or LocalRateLimiter(clock),
+        limits=RateLimits() if rate_limits is None else rate_limits,
     )
-    views = ConversationViews(storage.messages, storage.receipts)
+    views = ConversationViews(messages=storage.messages, receipts=storage.receipts)
     conversations = ConversationService(
-        storage.conversations, storage.users, views, notifier, clock, ids
+        conversations=storage.conversations,
+        users=storage.users,
+        views=views,
+        notifier=notifier,
+        clock=clock,
+        ids=ids,
     )
     return Chat(
         auth=AuthService(
-            storage.users,
-            storage.refresh_tokens,
-            passwords,
-            access_tokens,
-            clock,
-            ids,
-            throttle,
-            refresh_ttl,
+            users=storage.users,
+            refresh_tokens=storage.refresh_tokens,
+            passwords=passwords,
+            access_tokens=access_tokens,
+            clock=clock,
+            ids=ids,
+            throttle=throttle,
+            refresh_ttl=refresh_ttl,
         ),
-        users=UserService(storage.users),
+        users=UserService(users=storage.users),
         conversations=conversations,
         messages=MessageService(
-            storage.messages,
-            storage.conversations,
-            storage.users,
-            conversations,
-            notifier,
-            clock,
-            ids,
-            throttle,
+            messages=storage.messages,
+            conversations=storage.conversations,
+            users=storage.users,
+            conversation_service=conversations,
+            notifier=notifier,
+            clock=clock,
+            ids=ids,
+            throttle=throttle,
         ),
-        receipts=ReceiptService(storage.receipts, storage.conversations, notifier, clock),
-        presence=PresenceService(presence, storage.users, storage.conversations, notifier, clock),
-        typing=TypingService(storage.conversations, notifier, throttle),
+        receipts=ReceiptService(
+            receipts=storage.receipts,
+            conversations=storage.conversations,
+            notifier=notifier,
+            clock=clock,
+        ),
+        presence=PresenceService(
+            tracker=presence,
+            users=storage.users,
+            conversations=storage.conversations,
+            notifier=notifier,
+            clock=clock,
+        ),
+        typing=TypingService(
+            conversations=storage.conversations, notifier=notifier, throttle=throttle
+        ),
         throttle=throttle,
     )

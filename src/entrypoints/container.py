@@ -29,11 +29,14 @@ from adapters.redis import RedisPresenceTracker, RedisRateLimiter
 from adapters.socketio_notifier import SocketIONotifier
 from chatcore.chat import Storage, build_chat
 from chatcore.errors import Unavailable
-from chatcore.local_rate_limiter import LocalRateLimiter
 from chatcore.ports import Clock, PresenceTracker, RateLimiter
-from chatcore.presence import LocalPresenceTracker
 from chatcore.rate_limits import RateLimits
-from chatcore.system import SystemClock, TimeOrderedIdGenerator
+from chatcore.system import (
+    LocalPresenceTracker,
+    LocalRateLimiter,
+    SystemClock,
+    TimeOrderedIdGenerator,
+)
 from entrypoints.metrics import CountingNotifier, Metrics
 from entrypoints.runtime import ReadinessProbe
 from entrypoints.settings import Settings

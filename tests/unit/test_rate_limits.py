@@ -8,10 +8,10 @@ from __future__ import annotations
 import pytest
 
 from chatcore.errors import RateLimited, Unauthorized, ValidationFailed
-from chatcore.local_rate_limiter import LocalRateLimiter
 from chatcore.models import User
 from chatcore.rate_limits import Rate, RateLimits, parse_rate
 from chatcore.services.throttle import last_quota
+from chatcore.system import LocalRateLimiter
 from chatcore.testing import ChatKit, FixedClock, in_memory_chat
 
 PASSWORD = "correct horse battery"

@@ -9,7 +9,7 @@ limiter; servers are expected to keep their clocks in step (NTP), and a skew of
 a few milliseconds moves a decision by as much.
 
 When Redis does not answer (down, unreachable, too slow), the limiter counts in
-this process instead (a :class:`~chatcore.local_rate_limiter.LocalRateLimiter`),
+this process instead (a :class:`~chatcore.system.LocalRateLimiter`),
 logs the outage once and its end once, and reports every decision taken that way
 through ``on_fallback`` (the server counts them in /metrics). Limits then hold per
 process rather than across them; refusing everything, or letting everything
@@ -27,9 +27,9 @@ from collections.abc import Callable
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from chatcore.local_rate_limiter import LocalRateLimiter
 from chatcore.ports import Clock, RateLimiter
 from chatcore.rate_limits import Quota, Rate, micros, quota_after, refusal
+from chatcore.system import LocalRateLimiter
 
 log = logging.getLogger(__name__)
 

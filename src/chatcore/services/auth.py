@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from datetime import timedelta
 
-from attrs import define
+from attrs import define, field
 
 from chatcore import limits
 from chatcore.errors import Unauthorized
@@ -29,7 +29,7 @@ def hash_refresh_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-@define
+@define(kw_only=True)
 class AuthService:
     """Register, log in, refresh (rotating the refresh token) and log out."""
 
@@ -41,7 +41,7 @@ class AuthService:
     ids: IdGenerator
     throttle: Throttle
     refresh_ttl: timedelta = timedelta(days=30)
-    _dummy_hash: str | None = None
+    _dummy_hash: str | None = field(default=None, init=False)
 
     async def register(
         self,

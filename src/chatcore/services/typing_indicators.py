@@ -9,7 +9,7 @@ from chatcore.services.access import require_membership
 from chatcore.services.throttle import Throttle
 
 
-@define
+@define(kw_only=True)
 class TypingService:
     conversations: ConversationRepository
     notifier: Notifier

@@ -21,9 +21,8 @@ from datetime import timedelta
 from attrs import frozen
 
 from chatcore.chat import Chat, Storage, build_chat
-from chatcore.local_rate_limiter import LocalRateLimiter
-from chatcore.presence import LocalPresenceTracker
 from chatcore.rate_limits import RateLimits
+from chatcore.system import LocalPresenceTracker, LocalRateLimiter
 from chatcore.testing.fakes import (
     EPOCH,
     Event,

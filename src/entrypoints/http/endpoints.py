@@ -20,6 +20,7 @@ from starlette.routing import Route
 from chatcore.chat import Chat
 from chatcore.errors import RateLimited, Unauthorized
 from chatcore.services.throttle import forget_last_quota, last_quota
+from entrypoints.bearer import bearer_credentials
 from entrypoints.client_address import asgi_client_address
 from entrypoints.error_codes import rate_limit_headers
 from entrypoints.http.schemas import QueryParams, RequestBody
@@ -167,9 +168,8 @@ def bearer_token(request: Request) -> str:
     header = request.headers.get("authorization")
     if not header:
         raise Unauthorized("missing bearer token")
-    scheme, _, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
+    token = bearer_credentials(header)
+    if token is None:
         raise Unauthorized("the Authorization header must be 'Bearer <accessToken>'")
     return token
 
