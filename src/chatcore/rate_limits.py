@@ -49,6 +49,12 @@ class Rate:
         """Microseconds one action costs (at least one)."""
         return max(1, self.period_us // self.count)
 
+    @property
+    def window_us(self) -> int:
+        """``count`` intervals: the period in whole intervals, so that a burst is
+        exactly ``count`` (at most ``count`` microseconds shorter than the period)."""
+        return self.interval_us * self.count
+
     def __str__(self) -> str:
         return f"{self.count}/{self.period:g}s"
 
@@ -105,7 +111,7 @@ def micros(at: datetime) -> int:
 def gcra(tat: int | None, now: int, rate: Rate) -> tuple[int | None, Quota]:
     """One GCRA step: the key's new TAT (None: unchanged, refused) and the decision.
     The Redis limiter's script is this function, line for line."""
-    interval, period = rate.interval_us, rate.period_us
+    interval, period = rate.interval_us, rate.window_us
     base = now if tat is None or tat < now else tat
     new_tat = base + interval
     allow_at = new_tat - period
@@ -121,7 +127,7 @@ def refusal(reset_us: int, retry_us: int, rate: Rate) -> Quota:
 
 def quota_after(new_tat: int, now: int, rate: Rate) -> Quota:
     """The decision of an allowed action that left the key at ``new_tat``."""
-    remaining = (rate.period_us - (new_tat - now)) // rate.interval_us
+    remaining = (rate.window_us - (new_tat - now)) // rate.interval_us
     return Quota(True, rate.count, max(0, remaining), (new_tat - now) / MICROS, 0.0)
 
 

@@ -26,6 +26,7 @@ from pymongo import AsyncMongoClient
 
 from adapters.passwords import Argon2PasswordHasher
 from chatcore.chat import Storage
+from chatcore.ports import Clock
 from chatcore.testing import in_memory_storage
 from entrypoints.app import create_app
 from entrypoints.container import Container
@@ -64,16 +65,23 @@ def settings_for(data_dir: Path, **overrides: Any) -> Settings:
 
 @contextlib.asynccontextmanager
 async def live_server(
-    data_dir: Path, *, storage: Storage | None = None, mongo_uri: str | None = None
+    data_dir: Path,
+    *,
+    storage: Storage | None = None,
+    mongo_uri: str | None = None,
+    clock: Clock | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[LiveChat]:
     """The real app (``create_app``) served by uvicorn: on ``storage`` (default: fresh
-    in-memory storage) or, given ``mongo_uri``, on a fresh database there."""
+    in-memory storage) or, given ``mongo_uri``, on a fresh database there; with the
+    domain's ``clock`` if given, and settings ``overrides``."""
     database = f"realtime_{uuid.uuid4().hex[:12]}"
     if mongo_uri is not None:
-        settings = settings_for(data_dir, mongodb_uri=mongo_uri, mongodb_database=database)
-    else:
-        settings = settings_for(data_dir)
+        overrides |= {"mongodb_uri": mongo_uri, "mongodb_database": database}
+    settings = settings_for(data_dir, **overrides)
     container = Container(settings=settings)
+    if clock is not None:
+        container.clock.override(providers.Object(clock))
     if mongo_uri is None:
         container.storage.override(providers.Object(storage or in_memory_storage()))
     # Registration is not under test here: argon2 at its cheapest keeps setup fast.

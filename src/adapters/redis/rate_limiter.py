@@ -33,7 +33,7 @@ from chatcore.system import LocalRateLimiter
 
 log = logging.getLogger(__name__)
 
-# KEYS[1]: the subject's key. ARGV: now, interval, period (all microseconds), and
+# KEYS[1]: the subject's key. ARGV: now, interval, window (all microseconds), and
 # "1" to acquire or "0" to release. Returns {allowed, microseconds until the key is
 # full again, microseconds until the next action is allowed}.
 _GCRA = """
@@ -105,7 +105,7 @@ class RedisRateLimiter(RateLimiter):
         if self._down_until and time.monotonic() < self._down_until:
             self._on_fallback()
             return None
-        args: list[int | str] = [now, rate.interval_us, rate.period_us, mode]
+        args: list[int | str] = [now, rate.interval_us, rate.window_us, mode]
         try:
             async with asyncio.timeout(self._timeout):
                 reply: list[int] = await self._script(keys=[self._prefix + key], args=args)

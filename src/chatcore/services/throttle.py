@@ -13,11 +13,11 @@ import math
 from contextvars import ContextVar
 from typing import Final
 
-from attrs import define, field
+from attrs import define, evolve, field
 
 from chatcore.errors import RateLimited
 from chatcore.ports import RateLimiter
-from chatcore.rate_limits import Quota, Rate, RateLimits
+from chatcore.rate_limits import MICROS, Quota, Rate, RateLimits
 
 # Stands for the client address when the caller gave none (an embedding application).
 NO_ADDRESS: Final = "-"
@@ -95,8 +95,19 @@ class Throttle:
             )
 
     async def _give_back(self, rate: Rate | None, key: str) -> None:
-        if rate is not None:
-            await self.limiter.release(key, rate)
+        if rate is None:
+            return
+        await self.limiter.release(key, rate)
+        quota = _last_quota.get()
+        if quota is not None and quota.allowed:
+            # What an edge publishes is where the key stands now, after the refund.
+            _last_quota.set(
+                evolve(
+                    quota,
+                    remaining=min(quota.limit, quota.remaining + 1),
+                    reset_after=max(0.0, quota.reset_after - rate.interval_us / MICROS),
+                )
+            )
 
 
 def _login_key(address: str | None, username: str) -> str:

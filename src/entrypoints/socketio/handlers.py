@@ -77,7 +77,7 @@ class SocketHandlers:
         self._sio = sio
         self._runtime = runtime
         self.users_by_sid: dict[str, str] = {}
-        self._unknown = self._guarded("*", self._not_found)
+        self._unknown = self._guarded("<unknown>", self._not_found)
 
     def register(self) -> None:
         on = self._sio.on
