@@ -186,6 +186,11 @@ class AccessTokens(Protocol):
         """The user id the token was issued for. Raises Unauthorized otherwise."""
         ...
 
+    def verify_expiring(self, token: str) -> tuple[str, datetime | None]:
+        """Like :meth:`verify`, and when the token stops being accepted (None: the
+        adapter can't tell), so that a long-lived connection can end with it."""
+        return self.verify(token), None
+
 
 class PresenceTracker(Protocol):
     """Counts live connections per user across tabs, devices (and nodes, if shared)."""

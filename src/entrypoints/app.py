@@ -35,8 +35,11 @@ from entrypoints.presence_upkeep import PresenceUpkeep
 from entrypoints.runtime import ReadinessProbe, Runtime
 from entrypoints.settings import Settings
 from entrypoints.socketio.handlers import register_socket_handlers
+from entrypoints.socketio.polling_guard import oversized_poll, refuse_oversized_poll
 
 log = logging.getLogger("chatcore")
+
+SOCKETIO_PATH = "/socket.io/"
 
 
 class ChatcoreApp(socketio.ASGIApp):  # type: ignore[misc]  # socketio ships no types
@@ -48,6 +51,16 @@ class ChatcoreApp(socketio.ASGIApp):  # type: ignore[misc]  # socketio ships no 
     runtime: Runtime
     sio: socketio.AsyncServer
     http_app: Starlette
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        # Engine.IO would leave an oversized long-polling POST unanswered (polling_guard).
+        eio = self.sio.eio
+        if scope.get("path", "").startswith(SOCKETIO_PATH) and oversized_poll(
+            scope, eio.max_http_buffer_size
+        ):
+            await refuse_oversized_poll(scope, send, eio, eio.max_http_buffer_size)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings, *, container: Container | None = None) -> ChatcoreApp:
@@ -118,7 +131,7 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Cha
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
-    register_socket_handlers(sio, runtime)
+    register_socket_handlers(sio, runtime, max_sockets_per_user=settings.max_sockets_per_user)
 
     app = ChatcoreApp(sio, other_asgi_app=http_app)
     app.container = container

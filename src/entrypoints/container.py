@@ -40,6 +40,7 @@ from chatcore.system import (
 from entrypoints.metrics import CountingNotifier, Metrics
 from entrypoints.runtime import ReadinessProbe
 from entrypoints.settings import Settings
+from entrypoints.socketio.server import ChatcoreSocketServer
 
 # Redis calls fail fast, so an outage is reported (503, unavailable) rather than waited out.
 _REDIS_TIMEOUTS = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
@@ -89,7 +90,11 @@ def _socketio_server(settings: Settings) -> socketio.AsyncServer:
             channel=settings.redis_prefix + "socketio",
             redis_options=dict(_REDIS_TIMEOUTS),
         )
-    return socketio.AsyncServer(
+    return ChatcoreSocketServer(
+        handshake_timeout=settings.socket_handshake_timeout_seconds,
+        max_handshaking=settings.max_unauthenticated_sockets,
+        # One event's packet: a body's worth (the HTTP limit) is plenty.
+        max_packet_bytes=settings.max_body_bytes,
         async_mode="asgi",
         client_manager=manager,
         # orjson for this server's packets only (see adapters.socketio_json).

@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     rate_register: str = "20/60s"
     rate_api: str = "600/60s"
     rate_typing: str = "20/10s"
+    # Sockets one user may hold open on one server process (tabs, devices).
+    max_sockets_per_user: int = Field(default=20, ge=1)
+    # Engine.IO sessions must complete an authenticated connect within this many seconds,
+    # and at most this many may be waiting to at once (per process).
+    socket_handshake_timeout_seconds: float = Field(default=10.0, gt=0)
+    max_unauthenticated_sockets: int = Field(default=1000, ge=1)
     # Proxies (CIDRs, comma-separated) whose X-Forwarded-For names the client; default none.
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 

@@ -108,6 +108,14 @@ class AuthService:
         """The user id an access token stands for; raises Unauthorized."""
         return self.access_tokens.verify(access_token)
 
+    def authenticate_until(self, access_token: str) -> tuple[str, float | None]:
+        """The user id an access token stands for and the seconds until it expires
+        (None: unknown); raises Unauthorized. For connections that must end with it."""
+        user_id, expires_at = self.access_tokens.verify_expiring(access_token)
+        if expires_at is None:
+            return user_id, None
+        return user_id, (expires_at - self.clock.now()).total_seconds()
+
     async def _session_for(self, user: User) -> AuthSession:
         access = self.access_tokens.issue(user.id)
         refresh = secrets.token_urlsafe(32)

@@ -13,6 +13,7 @@ a dict lookup needs no await and no copy.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
@@ -30,6 +31,9 @@ from entrypoints.socketio import payloads as socket_payloads
 from entrypoints.socketio import transport as socket_transport
 
 logger = logging.getLogger(__name__)
+
+# Server-to-client event sent just before a socket is closed because its token expired.
+SESSION_EXPIRED = "sessionExpired"
 
 Ack = dict[str, Any]
 Handler = Callable[..., Awaitable[Ack]]
@@ -73,10 +77,17 @@ def _refuse(code: str, message: str) -> socketio.exceptions.ConnectionRefusedErr
 class SocketHandlers:
     """The connection registry (sid -> user id) and the handlers bound to one server."""
 
-    def __init__(self, sio: socketio.AsyncServer, runtime: Runtime) -> None:
+    def __init__(
+        self, sio: socketio.AsyncServer, runtime: Runtime, *, max_sockets_per_user: int = 20
+    ) -> None:
         self._sio = sio
         self._runtime = runtime
         self.users_by_sid: dict[str, str] = {}
+        self.max_sockets_per_user = max_sockets_per_user
+        # Sockets per user on this process, and each socket's end at its token's expiry.
+        self._socket_counts: dict[str, int] = {}
+        self._expiries: dict[str, asyncio.TimerHandle] = {}
+        self._expiring: set[asyncio.Task[None]] = set()
         self._unknown = self._guarded("<unknown>", self._not_found)
 
     def register(self) -> None:
@@ -100,14 +111,24 @@ class SocketHandlers:
             raise _refuse("unauthorized", "an access token is required")
         try:
             chat = self._runtime.chat
-            user_id = chat.auth.authenticate(token)
+            user_id, expires_in = chat.auth.authenticate_until(token)
         except ChatError as exc:
             raise _refuse(exc.code, exc.message) from None
         except Exception:
             # python-socketio would leave the client waiting on an unexpected error.
             logger.exception("socket authentication failed unexpectedly")
             raise _refuse(INTERNAL_ERROR, "internal server error") from None
+        count = self._socket_counts.get(user_id, 0)
+        if count >= self.max_sockets_per_user:
+            raise _refuse(
+                "rate_limited", f"at most {self.max_sockets_per_user} connections per user"
+            )
+        self._socket_counts[user_id] = count + 1
         self.users_by_sid[sid] = user_id
+        if expires_in is not None:
+            self._expiries[sid] = asyncio.get_running_loop().call_later(
+                max(0.0, expires_in), self._token_expired, sid
+            )
         self._runtime.metrics.socket_connected()
         await self._sio.enter_room(sid, user_room(user_id))
         try:
@@ -124,6 +145,12 @@ class SocketHandlers:
         user_id = self.users_by_sid.pop(sid, None)
         if user_id is None:
             return
+        timer = self._expiries.pop(sid, None)
+        if timer is not None:
+            timer.cancel()
+        left = self._socket_counts.pop(user_id, 1) - 1
+        if left > 0:
+            self._socket_counts[user_id] = left
         self._runtime.metrics.socket_disconnected()
         try:
             await self._runtime.chat.presence.disconnected(user_id, sid)
@@ -132,6 +159,23 @@ class SocketHandlers:
             logger.info("presence update on disconnect failed for %s: %r", sid, exc)
         except Exception:
             logger.exception("presence update on disconnect failed for %s", sid)
+
+    def _token_expired(self, sid: str) -> None:
+        if self._expiries.pop(sid, None) is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._end_session(sid))
+        self._expiring.add(task)
+        task.add_done_callback(self._expiring.discard)
+
+    async def _end_session(self, sid: str) -> None:
+        """The socket's access token expired: say so (``sessionExpired``), then close it.
+        A client renews its token and connects again (docs/realtime.md)."""
+        payload = {"code": "unauthorized", "message": "access token expired"}
+        try:
+            await self._sio.emit(SESSION_EXPIRED, payload, to=sid)
+            await self._sio.disconnect(sid)
+        except Exception:
+            logger.exception("closing socket %s at its token's expiry failed", sid)
 
     # -- events -----------------------------------------------------------------
 
@@ -207,9 +251,11 @@ class SocketHandlers:
         return ack
 
 
-def register_socket_handlers(sio: socketio.AsyncServer, runtime: Runtime) -> SocketHandlers:
+def register_socket_handlers(
+    sio: socketio.AsyncServer, runtime: Runtime, *, max_sockets_per_user: int = 20
+) -> SocketHandlers:
     """Attach connect/disconnect and every client-to-server event of the contract."""
     socket_transport.install()
-    handlers = SocketHandlers(sio, runtime)
+    handlers = SocketHandlers(sio, runtime, max_sockets_per_user=max_sockets_per_user)
     handlers.register()
     return handlers
