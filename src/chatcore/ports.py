@@ -160,11 +160,22 @@ class RefreshTokenRepository(Protocol):
     async def add(self, token: RefreshToken) -> None: ...
 
     async def consume(self, token_hash: str, now: datetime) -> RefreshToken | None:
-        """Atomically remove the token and return it if it existed and had not expired.
-        Of two concurrent consumes of the same token at most one gets it."""
+        """Atomically mark the token used and return it if it existed, was unused and had
+        not expired. Of two concurrent consumes of the same token at most one gets it.
+        A used token is kept (until it expires) so that a replay is recognised."""
         ...
 
-    async def revoke(self, token_hash: str) -> None: ...
+    async def find_used(self, token_hash: str) -> RefreshToken | None:
+        """The token if it was consumed before (rotated out) and is still kept."""
+        ...
+
+    async def revoke(self, token_hash: str, user_id: str) -> None:
+        """Revoke the token if it is ``user_id``'s (anyone else's stays valid)."""
+        ...
+
+    async def revoke_family(self, family: str) -> None:
+        """Revoke every token of a family (:attr:`RefreshToken.family`)."""
+        ...
 
     async def revoke_all_for_user(self, user_id: str) -> None: ...
 

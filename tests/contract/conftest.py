@@ -94,7 +94,8 @@ async def _redis_limiter(
     request: pytest.FixtureRequest, clock: FixedClock
 ) -> AsyncIterator[RateLimiter]:
     async with _shared_redis() as (client, prefix):
-        yield RedisRateLimiter(client, clock=clock, prefix=prefix)
+        # A generous timeout: on a loaded machine a slow answer must not become a fallback.
+        yield RedisRateLimiter(client, clock=clock, prefix=prefix, timeout=10.0)
 
 
 STORAGES: dict[str, StorageFactory] = {

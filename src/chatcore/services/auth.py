@@ -89,20 +89,28 @@ class AuthService:
         return await self._session_for(credentials.user)
 
     async def refresh(self, refresh_token: str) -> AuthSession:
-        """Trade a refresh token for a new session; the old refresh token stops working."""
-        stored = await self.refresh_tokens.consume(
-            hash_refresh_token(refresh_token), self.clock.now()
-        )
+        """Trade a refresh token for a new session; the old refresh token stops working.
+
+        Replaying a token that was already traded in (reuse detection, OAuth 2.0
+        security best practice) revokes its whole family: every token rotated from the
+        same login, the current one included. One of the two holders is an attacker
+        with a stolen token, and which one cannot be told."""
+        token_hash = hash_refresh_token(refresh_token)
+        stored = await self.refresh_tokens.consume(token_hash, self.clock.now())
         if stored is None:
+            reused = await self.refresh_tokens.find_used(token_hash)
+            if reused is not None:
+                await self.refresh_tokens.revoke_family(reused.family)
             raise Unauthorized("invalid or expired refresh token")
         user = await self.users.get(stored.user_id)
         if user is None:
             raise Unauthorized("invalid or expired refresh token")
-        return await self._session_for(user)
+        return await self._session_for(user, family=stored.family)
 
-    async def logout(self, refresh_token: str) -> None:
-        """Revoke a refresh token. Unknown tokens are accepted (logout is idempotent)."""
-        await self.refresh_tokens.revoke(hash_refresh_token(refresh_token))
+    async def logout(self, user_id: str, refresh_token: str) -> None:
+        """Revoke one of ``user_id``'s refresh tokens. Unknown tokens, and anyone else's,
+        are accepted and left alone (logout is idempotent and can't log others out)."""
+        await self.refresh_tokens.revoke(hash_refresh_token(refresh_token), user_id)
 
     def authenticate(self, access_token: str) -> str:
         """The user id an access token stands for; raises Unauthorized."""
@@ -116,16 +124,19 @@ class AuthService:
             return user_id, None
         return user_id, (expires_at - self.clock.now()).total_seconds()
 
-    async def _session_for(self, user: User) -> AuthSession:
+    async def _session_for(self, user: User, *, family: str = "") -> AuthSession:
+        """A new session; its refresh token joins ``family`` (a login starts one)."""
         access = self.access_tokens.issue(user.id)
         refresh = secrets.token_urlsafe(32)
+        token_hash = hash_refresh_token(refresh)
         now = self.clock.now()
         await self.refresh_tokens.add(
             RefreshToken(
-                token_hash=hash_refresh_token(refresh),
+                token_hash=token_hash,
                 user_id=user.id,
                 created_at=now,
                 expires_at=now + self.refresh_ttl,
+                family_id=family or token_hash,
             )
         )
         return AuthSession(

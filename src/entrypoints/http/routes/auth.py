@@ -85,5 +85,5 @@ async def refresh(call: Call) -> Response:
     responses={204: None},
 )
 async def logout(call: Call) -> Response:
-    await call.chat.auth.logout(call.body(RefreshTokenBody).refresh_token)
+    await call.chat.auth.logout(call.user_id, call.body(RefreshTokenBody).refresh_token)
     return no_content()
