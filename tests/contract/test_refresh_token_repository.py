@@ -8,8 +8,7 @@ from datetime import timedelta
 import attrs
 
 from chatcore.chat import Storage
-
-from . import factories as make
+from chatcore.testing import factories as make
 
 NOW = make.T0 + timedelta(minutes=1)
 

@@ -12,13 +12,13 @@ from typing import Any
 
 import httpx
 import pytest
-from httpapp import AppFactory, make_container, make_settings, running
 from httpkit import ApiClient, assert_error
 
 from chatcore.testing import FixedClock, in_memory_storage
 from entrypoints.app import create_app
 from entrypoints.settings import RATE_LIMIT_SETTINGS, Settings
 from support.accounts import PASSWORD, Account
+from support.app import AppFactory, make_container, make_settings, running
 from support.secantus import free_port
 
 # What an operator gets without setting anything.
