@@ -9,6 +9,8 @@ sockets over WebSocket). Scenarios:
   send->ack and send->delivery latency, lost messages.
 - idle: K authenticated idle sockets; server RSS per socket, connect rate.
 - http: history page and send over keep-alive HTTP (chatcore only).
+- limits: CPU per send with the rate limits off and on, in process (chatcore only;
+  ``--servers chatcore-memory,chatcore-memory+limits`` compares them end to end).
 
 Each scenario prints a table and one ``JSON {...}`` line; a summary checks the
 targets. Run ``python -m bench --help`` for the knobs; ``--quick`` takes ~2 minutes.
@@ -31,7 +33,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench import report
+from bench import rate_limits, report
 from bench.procs import Children, rss_mib
 from bench.runner import BASES, Server, ServerSpec, run_loadgen, running
 
@@ -46,7 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="short phases, 1,000 idle sockets only")
     p.add_argument("--servers", default=",".join(BASES), help="comma list; +plain/+deflate")
-    p.add_argument("--scenarios", default="delivery,idle,http")
+    p.add_argument("--scenarios", default="delivery,idle,http,limits")
     p.add_argument("--pairs", type=int, default=50)
     p.add_argument("--seconds", type=float, help="per measured delivery phase (8; quick 4)")
     p.add_argument(
@@ -370,7 +372,13 @@ def targets(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, bool | N
 
 # ---- main ----
 
-SCENARIOS = {"delivery": delivery, "idle": idle, "http": http}
+
+async def limits(args: argparse.Namespace, children: Children, work: Path) -> dict[str, Any]:
+    """CPU per send with the rate limits off and on, in this process (bench/rate_limits.py)."""
+    return await rate_limits.measure()
+
+
+SCENARIOS = {"delivery": delivery, "idle": idle, "http": http, "limits": limits}
 
 
 def print_scenario(rec: dict[str, Any]) -> None:
@@ -382,6 +390,9 @@ def print_scenario(rec: dict[str, Any]) -> None:
         print("\nratios (chatcore / bare; throughput higher is better, p99 lower is better)")
         for key, values in rec["ratios"].items():
             print(f"  {key}: " + ", ".join(f"{k} {v}x" for k, v in values.items()))
+    elif name == "limits":
+        print("\n== limits: CPU per send with the rate limits off and on (in process) ==")
+        print(rate_limits.table(rec))
     elif name == "idle":
         print("\n== idle: authenticated idle sockets (a fresh server, connected in stages) ==")
         print(report.idle_table(rec["rows"]))

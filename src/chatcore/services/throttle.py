@@ -13,7 +13,7 @@ import math
 from contextvars import ContextVar
 from typing import Final
 
-from attrs import define, evolve, field
+from attrs import define, field
 
 from chatcore.errors import RateLimited
 from chatcore.ports import RateLimiter
@@ -102,8 +102,7 @@ class Throttle:
         if quota is not None and quota.allowed:
             # What an edge publishes is where the key stands now, after the refund.
             _last_quota.set(
-                evolve(
-                    quota,
+                quota._replace(
                     remaining=min(quota.limit, quota.remaining + 1),
                     reset_after=max(0.0, quota.reset_after - rate.interval_us / MICROS),
                 )
