@@ -82,13 +82,6 @@ class Settings(BaseSettings):
         parse_rate(value)  # raises ValueError with what a rate looks like
         return value.strip()
 
-    @field_validator("trusted_proxies", mode="before")
-    @classmethod
-    def _split_proxies(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [p.strip() for p in value.split(",") if p.strip()]
-        return value
-
     @field_validator("trusted_proxies")
     @classmethod
     def _check_proxies(cls, value: list[str]) -> list[str]:
@@ -106,9 +99,9 @@ class Settings(BaseSettings):
             typing=parse_rate(self.rate_typing),
         )
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "trusted_proxies", mode="before")
     @classmethod
-    def _split_origins(cls, value: object) -> object:
+    def _split_commas(cls, value: object) -> object:
         # Comma-separated in the environment: CHATCORE_CORS_ORIGINS=https://a,https://b
         if isinstance(value, str):
             return [o.strip() for o in value.split(",") if o.strip()]

@@ -16,26 +16,18 @@ from urllib.parse import parse_qs
 
 import orjson
 
+from entrypoints.http.middleware import content_length
+
 logger = logging.getLogger(__name__)
 
 Scope = dict[str, Any]
-
-
-def _declared_length(scope: Scope) -> int | None:
-    for name, value in scope.get("headers", ()):
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
 
 
 def oversized_poll(scope: Scope, max_bytes: int) -> bool:
     """Whether ``scope`` is a long-polling POST declaring more than ``max_bytes``."""
     if scope["type"] != "http" or scope.get("method") != "POST":
         return False
-    length = _declared_length(scope)
+    length = content_length(scope)
     return length is not None and length > max_bytes
 
 
