@@ -134,6 +134,8 @@ async def test_sockets_per_user_are_capped(tmp_path: Path) -> None:
         with pytest.raises(socketio.exceptions.ConnectionError):
             await third.connect(live.url, alice.token)
         assert third.connect_error["data"]["code"] == "rate_limited"
+        metrics = (await live.http.get("/metrics")).text
+        assert 'chatcore_rate_limited_total{action="connect",limit="sockets"} 1.0' in metrics
         await live.connect(bob)  # others are not affected
         await first.close()
         await live.wait_socket_count(alice, 1)

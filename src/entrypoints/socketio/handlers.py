@@ -119,6 +119,7 @@ class SocketHandlers:
             raise _refuse(INTERNAL_ERROR, "internal server error") from None
         count = self._socket_counts.get(user_id, 0)
         if count >= self.max_sockets_per_user:
+            self._runtime.metrics.refused("sockets", "connect")
             raise _refuse(
                 "rate_limited", f"at most {self.max_sockets_per_user} connections per user"
             )
