@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -35,7 +36,7 @@ async def _transactional(storage: Storage) -> bool:
     return (await _profile(storage)).transactions
 
 
-async def test_a_send_costs_three_commands_in_a_transaction_or_two_without(
+async def test_a_lone_send_is_one_batch_of_four_commands_or_three_without_transactions(
     counted: tuple[Storage, CommandCounter],
 ) -> None:
     storage, counter = counted
@@ -50,11 +51,28 @@ async def test_a_send_costs_three_commands_in_a_transaction_or_two_without(
     with_id = counter.commands[:]
 
     if transactional:
-        assert plain == ["findAndModify", "insert", "commitTransaction"]
+        assert plain == ["find", "update", "insert", "commitTransaction"]
         assert with_id == plain  # the unique index catches replays: no look-up first
     else:
-        assert plain == ["findAndModify", "insert"]
-        assert with_id == ["find", "findAndModify", "insert"]
+        assert plain == ["find", "update", "insert"]
+        assert with_id == ["find", *plain]  # the replay look-up first
+
+
+async def test_concurrent_sends_share_batches_of_constant_commands(
+    counted: tuple[Storage, CommandCounter],
+) -> None:
+    storage, counter = counted
+    conversations = [await new_group(storage, "u-a", f"u-{i}") for i in range(10)]
+    transactional = await _transactional(storage)
+
+    counter.clear()
+    sends = [new_message(c.id, "u-a") for c in conversations for _ in range(5)]
+    results = await asyncio.gather(*(storage.messages.append(s) for s in sends))
+
+    assert all(r.created for r in results)
+    # All 50 queue before the writer first runs: one batch, 10 conversations.
+    assert counter.count == (4 if transactional else 3)
+    assert counter.by_name()["insert"] == 1
 
 
 async def test_a_replay_stores_nothing_and_costs_a_few_commands(
@@ -70,7 +88,8 @@ async def test_a_replay_stores_nothing_and_costs_a_few_commands(
     assert not replay.created
     assert "commitTransaction" not in counter.commands
     assert counter.by_name()["insert"] <= 1
-    assert counter.count <= 5
+    # find, update, insert (refused), abort; then the stored message and its conversation.
+    assert counter.count <= 6
 
 
 async def test_reads_of_a_conversation_list_page_cost_one_command_each(
@@ -92,10 +111,14 @@ async def test_reads_of_a_conversation_list_page_cost_one_command_each(
     assert counter.commands == ["find"]
     counter.clear()
     await storage.messages.count_unread("u-a", {c.id: 0 for c in page})
-    if (await _profile(storage)).indexed_or:
-        assert counter.commands == ["aggregate"]
-    else:  # SecantusDB: one indexed aggregate per conversation (see ServerProfile)
-        assert counter.commands == ["aggregate"] * len(page)
+    # The counters on the conversations answer: no message is counted.
+    assert counter.commands == ["find"]
+    counter.clear()
+    await storage.messages.append(new_message(page[0].id, "u-a"))
+    counter.clear()
+    await storage.messages.count_unread("u-a", {c.id: 0 for c in page})
+    # u-a's own message after the pointer: that conversation's messages are counted.
+    assert counter.commands == ["find", "aggregate"]
     counter.clear()
     await storage.messages.range(conversations[0].id, 1, 50)
     assert counter.commands == ["find"]
