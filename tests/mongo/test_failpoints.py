@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -135,3 +136,65 @@ async def test_an_idempotent_replay_racing_a_failed_send_gets_a_fresh_seq(
 
     assert (resent.created, resent.message.seq) == (True, 4)
     assert (replayed.created, replayed.message) == (False, resent.message)
+
+
+@pytest.mark.parametrize(
+    ("command", "failure", "error"),
+    [
+        ("insert", {"closeConnection": True}, Unavailable),
+        ("update", {"closeConnection": True}, Unavailable),
+        ("insert", {"errorCode": 2}, StorageFailed),
+    ],
+    ids=["insert-outage", "update-outage", "insert-refused"],
+)
+async def test_a_failure_mid_batch_fails_every_send_of_it_and_writes_nothing(
+    client: AsyncMongoClient[Document],
+    db: AsyncDatabase[Document],
+    command: str,
+    failure: dict[str, Any],
+    error: type[Exception],
+) -> None:
+    storage = mongo_storage(db, transactions=True)
+    rooms = [await _conversation_with_messages(storage) for _ in range(3)]
+
+    await client.admin.command(
+        {
+            "configureFailPoint": "failCommand",
+            "mode": {"times": 1},
+            "data": {"failCommands": [command], **failure},
+        }
+    )
+    # Sent at once: one batch over three conversations.
+    results = await asyncio.gather(
+        *(storage.messages.append(new_message(rooms[i % 3], "u-a", f"b{i}")) for i in range(12)),
+        return_exceptions=True,
+    )
+
+    assert all(isinstance(r, error) for r in results)
+    for room in rooms:
+        assert len(await assert_no_half_written_send(storage, room)) == 3
+    after = await storage.messages.append(new_message(rooms[0], "u-b", "after"))
+    assert after.message.seq == 4
+
+
+async def test_a_connection_lost_at_commit_stores_the_batch_once(
+    client: AsyncMongoClient[Document], db: AsyncDatabase[Document]
+) -> None:
+    storage = mongo_storage(db, transactions=True)
+    rooms = [await _conversation_with_messages(storage) for _ in range(3)]
+
+    await client.admin.command(
+        {
+            "configureFailPoint": "failCommand",
+            "mode": {"times": 1},
+            "data": {"failCommands": ["commitTransaction"], "closeConnection": True},
+        }
+    )
+    results = await asyncio.gather(
+        *(storage.messages.append(new_message(rooms[i % 3], "u-a", f"b{i}")) for i in range(12))
+    )
+
+    # Committing again is safe (the server commits a transaction once).
+    assert all(r.created for r in results)
+    for room in rooms:
+        assert len(await assert_no_half_written_send(storage, room)) == 3 + 4
