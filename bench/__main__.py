@@ -116,6 +116,7 @@ async def delivery(args: argparse.Namespace, children: Children, work: Path) -> 
             out = await run_loadgen(children, server, config, within=timeout, quiet=args.quiet)
             for phase in out.result["phases"]:
                 phase["cpu"] = out.cpu.get(phase["name"], {})
+                phase["dbRequests"] = out.db_requests.get(phase["name"])
                 phase["unexpectedDisconnects"] = out.result["unexpectedDisconnects"]
             return list(out.result["phases"])
 
@@ -292,7 +293,10 @@ async def http_once(
 ) -> list[dict[str, Any]]:
     timeout = 60 + 3 * (args.http_seconds + args.warmup)
     out = await run_loadgen(children, server, config, within=timeout, quiet=args.quiet)
-    return [{**p, "cpu": out.cpu.get(p["name"], {})} for p in out.result["phases"]]
+    return [
+        {**p, "cpu": out.cpu.get(p["name"], {}), "dbRequests": out.db_requests.get(p["name"])}
+        for p in out.result["phases"]
+    ]
 
 
 # ---- ratios and targets ----

@@ -36,7 +36,7 @@ async def _transactional(storage: Storage) -> bool:
     return (await _profile(storage)).transactions
 
 
-async def test_a_lone_send_is_one_batch_of_four_commands_or_three_without_transactions(
+async def test_a_lone_send_costs_three_commands_in_a_transaction_or_two_without(
     counted: tuple[Storage, CommandCounter],
 ) -> None:
     storage, counter = counted
@@ -51,10 +51,10 @@ async def test_a_lone_send_is_one_batch_of_four_commands_or_three_without_transa
     with_id = counter.commands[:]
 
     if transactional:
-        assert plain == ["find", "update", "insert", "commitTransaction"]
+        assert plain == ["findAndModify", "insert", "commitTransaction"]
         assert with_id == plain  # the unique index catches replays: no look-up first
     else:
-        assert plain == ["find", "update", "insert"]
+        assert plain == ["findAndModify", "insert"]
         assert with_id == ["find", *plain]  # the replay look-up first
 
 
@@ -71,8 +71,15 @@ async def test_concurrent_sends_share_batches_of_constant_commands(
 
     assert all(r.created for r in results)
     # All 50 queue before the writer first runs: one batch, 10 conversations.
-    assert counter.count == (4 if transactional else 3)
-    assert counter.by_name()["insert"] == 1
+    expected = ["find", "update", "insert"]
+    assert counter.commands == ([*expected, "commitTransaction"] if transactional else expected)
+
+    counter.clear()
+    own = [new_message(conversations[0].id, "u-a") for _ in range(5)]
+    await asyncio.gather(*(storage.messages.append(s) for s in own))
+    # One sender, one conversation: the seqs are taken as for a lone send.
+    expected = ["findAndModify", "insert"]
+    assert counter.commands == ([*expected, "commitTransaction"] if transactional else expected)
 
 
 async def test_a_replay_stores_nothing_and_costs_a_few_commands(
@@ -88,8 +95,8 @@ async def test_a_replay_stores_nothing_and_costs_a_few_commands(
     assert not replay.created
     assert "commitTransaction" not in counter.commands
     assert counter.by_name()["insert"] <= 1
-    # find, update, insert (refused), abort; then the stored message and its conversation.
-    assert counter.count <= 6
+    # findAndModify, insert (refused), abort; then the stored message and its conversation.
+    assert counter.count <= 5
 
 
 async def test_reads_of_a_conversation_list_page_cost_one_command_each(

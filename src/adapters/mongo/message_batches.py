@@ -10,7 +10,7 @@ from functools import partial
 from typing import Any
 
 import attrs
-from pymongo import UpdateOne
+from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
@@ -29,6 +29,8 @@ from chatcore.models import AppendResult, Message, NewMessage
 Outcome = AppendResult | Exception
 _DUPLICATE_KEY = 11000
 _ReplayKey = tuple[str, str, str]  # (conversationId, senderId, clientMsgId)
+# conversationId -> (position in the batch, message with its seq), in seq order
+_Taken = dict[str, list[tuple[int, Message]]]
 
 
 class _Replays(Exception):
@@ -110,6 +112,27 @@ def _conversation_update(before: Document, messages: list[Message]) -> UpdateOne
     )
 
 
+def _allocate_pipeline(sends: list[NewMessage]) -> list[dict[str, Any]]:
+    """For sends of one sender to one conversation: take the next ``len(sends)`` seqs and
+    make the last send the conversation's lastMessage (the seqs computed on the server)."""
+    read_seq = {"$ifNull": ["$lastSeq", 0]}
+    last_seq = {"$add": [read_seq, len(sends)]}
+    preview = message_to_document(new_message(sends[-1], 0))
+    del preview["seq"]
+    own = {"$arrayToObject": [[{"k": {"$literal": sends[-1].sender_id}, "v": last_seq}]]}
+    return [
+        {
+            "$set": {
+                "lastSeq": last_seq,
+                "lastActivityAt": {"$literal": sends[-1].created_at},
+                "lastMessage": {"$mergeObjects": [{"$literal": preview}, {"seq": last_seq}]},
+                "ownSince": {"$ifNull": ["$ownSince", read_seq]},
+                "lastOwnSeq": {"$mergeObjects": [{"$ifNull": ["$lastOwnSeq", {}]}, own]},
+            }
+        }
+    ]
+
+
 class MessageBatches:
     """Writes batches of :class:`NewMessage` (already validated) and answers each send."""
 
@@ -170,24 +193,24 @@ class MessageBatches:
     async def _round(
         self, batch: Sequence[NewMessage], sends: list[int], session: AsyncClientSession | None
     ) -> _Round:
-        conversation_ids = list(dict.fromkeys(batch[i].conversation_id for i in sends))
-        found = {doc["_id"]: doc async for doc in self._find(conversation_ids, session)}
         stored: dict[int, Outcome] = {}
-        taken: dict[str, list[tuple[int, Message]]] = {}
+        senders = {(batch[i].conversation_id, batch[i].sender_id) for i in sends}
+        if len(senders) == 1:
+            # One sender, one conversation (a lone send above all): one findAndModify
+            # checks membership and takes the seqs, as a send always did.
+            found, taken = await self._allocate_alone(batch, sends, session)
+            lost: set[str] = set()
+        else:
+            found, taken = await self._allocate(batch, sends, session)
+            lost = await self._advance(found, taken, session) if taken else set()
+        placed = {i for sent in taken.values() for i, _ in sent}
         for i in sends:
-            new = batch[i]
-            before = found.get(new.conversation_id)
-            if before is None or not _is_member(before, new.sender_id):
+            if i not in placed:
                 stored[i] = NotFound("conversation not found")
-                continue
-            mine = taken.setdefault(new.conversation_id, [])
-            seq = (mine[-1][1].seq if mine else before.get("lastSeq", 0)) + 1
-            mine.append((i, new_message(new, seq)))
-        if not taken:
-            return _Round(stored, [], set())
-        lost = await self._advance(found, taken, session)
         for cid in lost:
             del taken[cid]
+        if not taken:
+            return _Round(stored, [i for i in sends if batch[i].conversation_id in lost], set())
         replays = await self._insert([m for sends in taken.values() for m in sends], session)
         for cid, sent in taken.items():
             conversation = document_to_conversation(found[cid])
@@ -203,8 +226,45 @@ class MessageBatches:
                         ),
                         created=True,
                     )
-        lost_sends = [i for cid in lost for i in sends if batch[i].conversation_id == cid]
+        lost_sends = [i for i in sends if batch[i].conversation_id in lost]
         return _Round(stored, lost_sends, replays)
+
+    async def _allocate_alone(
+        self, batch: Sequence[NewMessage], sends: list[int], session: AsyncClientSession | None
+    ) -> tuple[dict[str, Document], _Taken]:
+        first = batch[sends[0]]
+        before = await self._conversations.find_one_and_update(
+            {"_id": first.conversation_id, "memberIds": first.sender_id},
+            _allocate_pipeline([batch[i] for i in sends]),
+            return_document=ReturnDocument.BEFORE,
+            session=session,
+        )
+        if before is None:  # no such conversation, or not a member
+            return {}, {}
+        seq = before.get("lastSeq", 0)
+        taken = {
+            first.conversation_id: [
+                (i, new_message(batch[i], seq + n)) for n, i in enumerate(sends, 1)
+            ]
+        }
+        return {first.conversation_id: before}, taken
+
+    async def _allocate(
+        self, batch: Sequence[NewMessage], sends: list[int], session: AsyncClientSession | None
+    ) -> tuple[dict[str, Document], _Taken]:
+        """Find the conversations and give each member's send its seq (not stored yet)."""
+        conversation_ids = list(dict.fromkeys(batch[i].conversation_id for i in sends))
+        found = {doc["_id"]: doc async for doc in self._find(conversation_ids, session)}
+        taken: _Taken = {}
+        for i in sends:
+            new = batch[i]
+            before = found.get(new.conversation_id)
+            if before is None or not _is_member(before, new.sender_id):
+                continue
+            mine = taken.setdefault(new.conversation_id, [])
+            seq = (mine[-1][1].seq if mine else before.get("lastSeq", 0)) + 1
+            mine.append((i, new_message(new, seq)))
+        return found, taken
 
     def _find(self, conversation_ids: list[str], session: AsyncClientSession | None) -> Any:
         only = conversation_ids[0] if len(conversation_ids) == 1 else {"$in": conversation_ids}
@@ -213,7 +273,7 @@ class MessageBatches:
     async def _advance(
         self,
         found: dict[str, Document],
-        taken: dict[str, list[tuple[int, Message]]],
+        taken: _Taken,
         session: AsyncClientSession | None,
     ) -> set[str]:
         """Move every conversation's lastSeq; the ids of those another process moved first."""
