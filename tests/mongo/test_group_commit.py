@@ -136,7 +136,7 @@ async def test_unread_counts_from_counters_match_counting_messages(
         expected = [await _counted(storage, user, p) for p in pointers]
         assert [await storage.messages.count_unread(user, p) for p in pointers] == expected
     # Conversations stored before the counters (no ownSince) are counted message by message.
-    await db[CONVERSATIONS].update_many({}, {"$unset": {"ownSince": "", "lastOwnSeq": ""}})
+    await db[CONVERSATIONS].update_many({}, {"$unset": {"ownSince": "", "ownSeqs": ""}})
     for user in SENDERS:
         expected = [await _counted(storage, user, p) for p in pointers]
         assert [await storage.messages.count_unread(user, p) for p in pointers] == expected

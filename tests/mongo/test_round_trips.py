@@ -8,8 +8,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from adapters.mongo import ServerInfo, ServerProfile, mongo_storage
+from adapters.mongo.unread_counters import OWN_SEQS_KEPT
 from chatcore.chat import Storage
 from chatcore.models import ConversationCursor
+from chatcore.services.conversations import ConversationViews
 from support.mongo import CommandCounter, backend_uri, fresh_database
 
 from .helpers import new_group, new_message
@@ -120,12 +122,42 @@ async def test_reads_of_a_conversation_list_page_cost_one_command_each(
     await storage.messages.count_unread("u-a", {c.id: 0 for c in page})
     # The counters on the conversations answer: no message is counted.
     assert counter.commands == ["find"]
+    for _ in range(OWN_SEQS_KEPT - 1):
+        await storage.messages.append(new_message(page[0].id, "u-a"))
     counter.clear()
+    assert await storage.messages.count_unread("u-a", {page[0].id: 0}) == {page[0].id: 1}
+    assert counter.commands == ["find"]  # u-a's own messages after 0 are all recorded
     await storage.messages.append(new_message(page[0].id, "u-a"))
     counter.clear()
     await storage.messages.count_unread("u-a", {c.id: 0 for c in page})
-    # u-a's own message after the pointer: that conversation's messages are counted.
+    # More own messages after the pointer than are recorded: that conversation is counted.
     assert counter.commands == ["find", "aggregate"]
     counter.clear()
     await storage.messages.range(conversations[0].id, 1, 50)
     assert counter.commands == ["find"]
+
+
+async def test_a_conversation_list_page_of_50_costs_three_commands(
+    counted: tuple[Storage, CommandCounter],
+) -> None:
+    storage, counter = counted
+    conversations = [await new_group(storage, "u-a", f"u-{i}") for i in range(50)]
+    await asyncio.gather(
+        *(
+            storage.messages.append(new_message(c.id, m))
+            for c in conversations
+            for m in c.member_ids
+        )
+    )
+    # u-a has read half of them up to its own message (seq 1 of each, or seq 2).
+    for c in conversations[::2]:
+        await storage.receipts.advance(c.id, "u-a", 1, c.created_at)
+    views = ConversationViews(messages=storage.messages, receipts=storage.receipts)
+
+    counter.clear()
+    page = await storage.conversations.list_for_member("u-a", limit=51, after=None)
+    listed = await views.for_viewer("u-a", page[:50])
+
+    # The list, the read pointers, the unread counts (off the conversations' counters).
+    assert counter.commands == ["find", "find", "find"]
+    assert sorted(v.unread_count for v in listed) == [1] * 50

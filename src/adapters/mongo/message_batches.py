@@ -23,6 +23,7 @@ from adapters.mongo.documents import (
     new_message,
 )
 from adapters.mongo.transactions import Transactions
+from adapters.mongo.unread_counters import counter_updates
 from chatcore.errors import Conflict, NotFound
 from chatcore.models import AppendResult, Message, NewMessage
 
@@ -74,7 +75,9 @@ def _conversation_update(before: Document, messages: list[Message]) -> UpdateOne
     read_seq = before.get("lastSeq", 0)
     guard = {"$eq": [{"$ifNull": ["$lastSeq", 0]}, read_seq]}
     last = messages[-1]
-    own = {m.sender_id: m.seq for m in messages}  # each sender's last seq of the batch
+    own: dict[str, list[int]] = {}
+    for m in messages:
+        own.setdefault(m.sender_id, []).append(m.seq)
 
     def when_guarded(value: object, field: str) -> dict[str, Any]:
         return {"$cond": [guard, value, f"${field}"]}
@@ -89,23 +92,10 @@ def _conversation_update(before: Document, messages: list[Message]) -> UpdateOne
                     "lastMessage": when_guarded(
                         {"$literal": message_to_document(last)}, "lastMessage"
                     ),
-                    # Unread counts from counters (see MongoMessageRepository.count_unread):
-                    # each member's last own seq, tracked from seq ownSince on.
-                    "ownSince": when_guarded({"$ifNull": ["$ownSince", read_seq]}, "ownSince"),
-                    "lastOwnSeq": when_guarded(
-                        {
-                            "$mergeObjects": [
-                                {"$ifNull": ["$lastOwnSeq", {}]},
-                                # User ids as keys whatever characters they hold.
-                                {
-                                    "$arrayToObject": {
-                                        "$literal": [{"k": k, "v": v} for k, v in own.items()]
-                                    }
-                                },
-                            ]
-                        },
-                        "lastOwnSeq",
-                    ),
+                    **{
+                        field: when_guarded(value, field)
+                        for field, value in counter_updates(read_seq, own).items()
+                    },
                 }
             }
         ],
@@ -119,15 +109,14 @@ def _allocate_pipeline(sends: list[NewMessage]) -> list[dict[str, Any]]:
     last_seq = {"$add": [read_seq, len(sends)]}
     preview = message_to_document(new_message(sends[-1], 0))
     del preview["seq"]
-    own = {"$arrayToObject": [[{"k": {"$literal": sends[-1].sender_id}, "v": last_seq}]]}
+    seqs = [{"$add": [read_seq, n]} for n in range(1, len(sends) + 1)]
     return [
         {
             "$set": {
                 "lastSeq": last_seq,
                 "lastActivityAt": {"$literal": sends[-1].created_at},
                 "lastMessage": {"$mergeObjects": [{"$literal": preview}, {"seq": last_seq}]},
-                "ownSince": {"$ifNull": ["$ownSince", read_seq]},
-                "lastOwnSeq": {"$mergeObjects": [{"$ifNull": ["$lastOwnSeq", {}]}, own]},
+                **counter_updates(read_seq, {sends[-1].sender_id: seqs}),
             }
         }
     ]

@@ -18,12 +18,17 @@ One batch, in one transaction (:mod:`adapters.mongo.message_batches`):
    guarded by the ``lastSeq`` read in step 1 (inside the pipeline: no change if
    it moved). The conversation document is the seq counter: another process
    writing it in between makes this a write conflict, and the whole batch is
-   retried from step 1. The same update keeps each sender's last seq
-   (``lastOwnSeq``), from which a conversation list counts unread messages.
+   retried from step 1. The same update records each sender's last seqs, from
+   which a conversation list counts unread messages
+   (:mod:`adapters.mongo.unread_counters`).
 3. ``insert`` (one ``insert_many``) of the messages.
 4. ``commitTransaction``.
 
-Four commands per batch, whatever its size, with or without clientMsgIds.
+Four commands per batch, whatever its size, with or without clientMsgIds. A
+batch whose sends all come from one sender to one conversation (a lone send
+above all) takes steps 1 and 2 in one ``findAndModify`` filtered on
+``{_id, memberIds: sender}``, which increments ``lastSeq`` by the number of
+sends: three commands, what a send always cost.
 Replays: two sends with the same clientMsgId in one batch are stored once, the
 second answered with the first's message (``created`` False). A clientMsgId
 already stored is caught by the unique (conversationId, senderId, clientMsgId)
@@ -77,6 +82,7 @@ from adapters.mongo.locks import KeyedLocks
 from adapters.mongo.message_batches import MessageBatches
 from adapters.mongo.server import ServerInfo
 from adapters.mongo.transactions import Transactions
+from adapters.mongo.unread_counters import COUNTER_FIELDS, unread_from_counters
 from chatcore.errors import NotFound
 from chatcore.models import AppendResult, Message, NewMessage
 from chatcore.ports import MessageRepository
@@ -210,32 +216,19 @@ class MongoMessageRepository(MessageRepository):
     async def _count_from_counters(
         self, user_id: str, windows: dict[str, int]
     ) -> tuple[dict[str, int], dict[str, int]]:
-        """Counts read off the conversations (one find by ``_id``), and the windows that
-        need counting messages.
-
-        Every seq up to ``lastSeq`` is a message, so when none of the viewer's own
-        messages comes after their pointer, the unread count is ``lastSeq - after``.
-        Sends record each sender's last seq (``lastOwnSeq``) from seq ``ownSince``
-        on; conversations without the record (stored by an older version) and
-        viewers with an own message after their pointer are counted the slow way.
-        """
-        found = {
-            doc["_id"]: doc
-            async for doc in self._conversations.find(
-                {"_id": {"$in": list(windows)}}, {"lastSeq": 1, "ownSince": 1, "lastOwnSeq": 1}
-            )
-        }
+        """Counts read off the conversations (one find by ``_id``, see
+        :mod:`adapters.mongo.unread_counters`), and the windows left to count."""
+        cursor = self._conversations.find({"_id": {"$in": list(windows)}}, COUNTER_FIELDS)
+        found = {doc["_id"]: doc async for doc in cursor}
         counted: dict[str, int] = {}
         uncounted: dict[str, int] = {}
         for cid, after in windows.items():
-            doc = found.get(cid)
-            if doc is None:
+            if cid not in found:
                 continue  # no conversation, no messages
-            since = doc.get("ownSince")
-            own = (doc.get("lastOwnSeq") or {}).get(user_id, 0)
-            if since is None or after < since or own > after:
+            unread = unread_from_counters(found[cid], user_id, after)
+            if unread is None:
                 uncounted[cid] = after
-            elif (unread := doc.get("lastSeq", 0) - after) > 0:
+            elif unread:
                 counted[cid] = unread
         return counted, uncounted
 
