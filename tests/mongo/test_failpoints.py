@@ -52,12 +52,14 @@ async def db(client: AsyncMongoClient[Document]) -> AsyncIterator[AsyncDatabase[
         await client.drop_database(database.name)
 
 
-async def _fail_next(client: AsyncMongoClient[Document], times: int, **data: Any) -> None:
+async def _fail_next(
+    client: AsyncMongoClient[Document], times: int, command: str = "insert", **data: Any
+) -> None:
     await client.admin.command(
         {
             "configureFailPoint": "failCommand",
             "mode": {"times": times},
-            "data": {"failCommands": ["insert"], **data},
+            "data": {"failCommands": [command], **data},
         }
     )
 
@@ -157,13 +159,7 @@ async def test_a_failure_mid_batch_fails_every_send_of_it_and_writes_nothing(
     storage = mongo_storage(db, transactions=True)
     rooms = [await _conversation_with_messages(storage) for _ in range(3)]
 
-    await client.admin.command(
-        {
-            "configureFailPoint": "failCommand",
-            "mode": {"times": 1},
-            "data": {"failCommands": [command], **failure},
-        }
-    )
+    await _fail_next(client, 1, command, **failure)
     # Sent at once: one batch over three conversations.
     results = await asyncio.gather(
         *(storage.messages.append(new_message(rooms[i % 3], "u-a", f"b{i}")) for i in range(12)),
@@ -183,13 +179,7 @@ async def test_a_connection_lost_at_commit_stores_the_batch_once(
     storage = mongo_storage(db, transactions=True)
     rooms = [await _conversation_with_messages(storage) for _ in range(3)]
 
-    await client.admin.command(
-        {
-            "configureFailPoint": "failCommand",
-            "mode": {"times": 1},
-            "data": {"failCommands": ["commitTransaction"], "closeConnection": True},
-        }
-    )
+    await _fail_next(client, 1, "commitTransaction", closeConnection=True)
     results = await asyncio.gather(
         *(storage.messages.append(new_message(rooms[i % 3], "u-a", f"b{i}")) for i in range(12))
     )
