@@ -1,22 +1,28 @@
-"""Group commit: requests that arrive while a batch is being written go together in the next.
+"""Group commit: requests that arrive while batches are being written go together in the next.
 
-No timer: when nothing is being written, a request starts a batch at once (alone),
-so a lone request waits for nothing. While that batch is in flight, the requests
-that arrive queue up, and the next batch takes up to ``max_batch`` of them in
-arrival order. Batches form only under concurrency, and their size follows the
-load: the slower the database answers, the more each batch carries.
+No timer: when a batch may start, a request starts one at once (alone, if it is
+alone), so a lone request waits for nothing. While ``max_in_flight`` batches are
+in flight, arriving requests queue up, and the next batch takes up to
+``max_batch`` of them in arrival order. Batches form only under concurrency, and
+their size follows the load: the slower the database answers, the more each
+batch carries.
 
-One batch is written at a time per :class:`GroupCommit`. The writer answers
-every item of a batch with a result or an exception of its own (so one item's
-failure does not fail the others); if the writer raises, every item of that
-batch gets the exception.
+Every request has a key (for sends: the conversation). Two batches in flight
+never share a key, and a batch takes a key's requests in arrival order, so
+requests with the same key are written in the order they arrived, and the
+batches of one process never race each other for the same key. A second batch
+in flight keeps the database busy while the first waits on its round trips and
+its commit.
+
+The writer answers every item of a batch with a result or an exception of its
+own (so one item's failure does not fail the others); if the writer raises,
+every item of that batch gets the exception.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -24,63 +30,96 @@ R = TypeVar("R")
 
 # The writer answers each item with its result, or with the error for that item alone.
 Writer = Callable[[Sequence[T]], Awaitable[Sequence[R | Exception]]]
+_Waiting = tuple[T, Hashable, "asyncio.Future[R]"]
 
 
 class GroupCommit(Generic[T, R]):
     """``await group.submit(item)``: the result of ``item``, written in a batch with others.
 
-    ``write(items)`` must return one outcome per item, in order.
+    ``write(items)`` must return one outcome per item, in order; ``key(item)``
+    says which items must never be in two batches in flight at once.
     """
 
-    def __init__(self, write: Writer[T, R], *, max_batch: int) -> None:
-        if max_batch < 1:
-            raise ValueError("max_batch must be at least 1")
+    def __init__(
+        self,
+        write: Writer[T, R],
+        *,
+        key: Callable[[T], Hashable],
+        max_batch: int,
+        max_in_flight: int = 1,
+    ) -> None:
+        if max_batch < 1 or max_in_flight < 1:
+            raise ValueError("max_batch and max_in_flight must be at least 1")
         self._write = write
+        self._key = key
         self._max_batch = max_batch
-        self._queue: deque[tuple[T, asyncio.Future[R]]] = deque()
-        self._writer: asyncio.Task[None] | None = None
+        self._max_in_flight = max_in_flight
+        self._queue: list[_Waiting[T, R]] = []
+        self._busy_keys: set[Hashable] = set()
+        self._writers: set[asyncio.Task[None]] = set()
+        self._starting = False  # a writer is created but has not taken its batch yet
 
     async def submit(self, item: T) -> R:
-        """Queue ``item`` for the next batch and wait for its outcome."""
+        """Queue ``item`` for the next batch that may take it and wait for its outcome."""
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        self._queue.append((item, future))
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._drain())
+        self._queue.append((item, self._key(item), future))
+        self._start_batches()
         return await future
 
     @property
     def queued(self) -> int:
-        """Items waiting for a batch (not counting the one being written)."""
+        """Items waiting for a batch (not counting those being written)."""
         return len(self._queue)
 
-    async def _drain(self) -> None:
-        try:
-            while self._queue:
-                batch = [
-                    self._queue.popleft() for _ in range(min(self._max_batch, len(self._queue)))
-                ]
-                await self._write_one(batch)
-        finally:
-            self._writer = None
-            # Cancelled (loop shutting down): nobody would ever answer these.
-            while self._queue:
-                _, future = self._queue.popleft()
-                if not future.done():
-                    future.cancel()
+    def _start_batches(self) -> None:
+        # One writer at a time waits to start; it takes its batch when it first runs,
+        # so requests made in the same turn of the event loop go together for free.
+        if self._queue and not self._starting and len(self._writers) < self._max_in_flight:
+            self._starting = True
+            writer = asyncio.create_task(self._write_next())
+            self._writers.add(writer)
+            writer.add_done_callback(self._writers.discard)
 
-    async def _write_one(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+    def _take(self) -> list[_Waiting[T, R]]:
+        """The next batch: queued items whose key is not in flight, in arrival order.
+        A key skipped once stays skipped, so its items keep their order."""
+        batch: list[_Waiting[T, R]] = []
+        rest: list[_Waiting[T, R]] = []
+        skipped: set[Hashable] = set()
+        for waiting in self._queue:
+            key = waiting[1]
+            if len(batch) < self._max_batch and key not in self._busy_keys and key not in skipped:
+                batch.append(waiting)
+            else:
+                skipped.add(key)
+                rest.append(waiting)
+        self._queue = rest
+        self._busy_keys.update(key for _, key, _ in batch)
+        return batch
+
+    async def _write_next(self) -> None:
+        self._starting = False
+        batch = self._take()
+        if not batch:
+            return  # every queued key is in flight: a finishing batch starts the next
+        self._start_batches()  # for those left over (their key is in flight, or too many)
         try:
-            outcomes = await self._write([item for item, _ in batch])
+            outcomes = await self._write([item for item, _, _ in batch])
         except Exception as exc:  # the batch failed as a whole: every waiter gets it
             outcomes = [exc] * len(batch)
         except BaseException:  # cancelled (loop shutting down): nobody will answer them
-            for _, future in batch:
+            for _, _, future in batch:
                 future.cancel()
             raise
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
+        finally:
+            self._busy_keys.difference_update(key for _, key, _ in batch)
+        for (_, _, future), outcome in zip(batch, outcomes, strict=True):
             if future.done():  # the waiter was cancelled; its item was written anyway
                 continue
             if isinstance(outcome, Exception):
                 future.set_exception(outcome)
             else:
                 future.set_result(outcome)
+        # This writer is done: its place goes to the next batch.
+        self._writers.discard(asyncio.current_task())
+        self._start_batches()

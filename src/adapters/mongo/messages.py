@@ -1,11 +1,14 @@
 """Messages in MongoDB: gapless per-conversation seqs, idempotent sends, group commit.
 
 How sends are stored (:meth:`MongoMessageRepository.append`): group commit. Sends
-that arrive while a batch is being written (from HTTP and Socket.IO alike, to any
-conversation) wait and go together in the next batch, up to ``MAX_BATCH`` sends
-(:mod:`adapters.mongo.group_commit`). There is no timer: a lone send is written
-at once; batches form only under concurrency. The database's cost is per
-command, not per document, so a batch costs about what one send used to.
+that arrive while batches are being written (from HTTP and Socket.IO alike, to
+any conversation) wait and go together in the next batch, up to ``MAX_BATCH``
+sends (:mod:`adapters.mongo.group_commit`). There is no timer: a lone send is
+written at once; batches form only under concurrency. Up to ``MAX_IN_FLIGHT``
+batches are written at once, never two with the same conversation, so a
+conversation's sends get their seqs in the order they reached this process.
+The database's cost is mostly per command, not per document, so a batch costs
+about what one send used to.
 
 One batch, in one transaction (:mod:`adapters.mongo.message_batches`):
 
@@ -93,6 +96,9 @@ _COUNT_CONCURRENCY = 16
 # Sends per batch at most: bounds one transaction's size and time (a batch of 100
 # 4 KiB bodies is well under a command's 16 MiB) and one request's wait.
 MAX_BATCH = 100
+# Batches written at once (never two with the same conversation): a second one
+# keeps the database busy while the first waits on round trips and its commit.
+MAX_IN_FLIGHT = 2
 
 
 def _checked(new: NewMessage) -> NewMessage:
@@ -105,11 +111,20 @@ def _checked(new: NewMessage) -> NewMessage:
     return new
 
 
+def _conversation(new: NewMessage) -> str:
+    return new.conversation_id
+
+
 class MongoMessageRepository(MessageRepository):
     """Messages in the ``messages`` collection; seqs are counted on the conversation."""
 
     def __init__(
-        self, db: AsyncDatabase[Document], server: ServerInfo, *, max_batch: int = MAX_BATCH
+        self,
+        db: AsyncDatabase[Document],
+        server: ServerInfo,
+        *,
+        max_batch: int = MAX_BATCH,
+        max_in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
         self._messages = db[MESSAGES]
         self._conversations = db[CONVERSATIONS]
@@ -118,7 +133,7 @@ class MongoMessageRepository(MessageRepository):
         self._conversation_locks = KeyedLocks()
         batches = MessageBatches(self._messages, self._conversations, self._transactions)
         self._sends: GroupCommit[NewMessage, AppendResult] = GroupCommit(
-            batches.write, max_batch=max_batch
+            batches.write, key=_conversation, max_batch=max_batch, max_in_flight=max_in_flight
         )
 
     @storage_call
