@@ -19,9 +19,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 from adapters.mongo import mongo_storage
 from adapters.mongo.documents import CONVERSATIONS, Document
 from chatcore.chat import Storage
+from chatcore.testing import factories as make
 from support.mongo import backend_uri, fresh_database
 
-from .helpers import assert_no_half_written_send, new_group, new_message
+from .helpers import assert_no_half_written_send
 
 pytestmark = [pytest.mark.mongo, pytest.mark.slow]
 
@@ -66,7 +67,7 @@ async def test_sends_from_three_processes_get_gapless_unique_seqs(
 ) -> None:
     uri, db, transactions = shared
     storage = mongo_storage(db, transactions=transactions)
-    rooms = [await new_group(storage, *SENDERS) for _ in range(3)]
+    rooms = [await make.stored_group(storage, *SENDERS) for _ in range(3)]
     per_process = [
         [
             [rooms[i % 3].id, SENDERS[p], f"p{p} m{i}", f"p{p}-k{i}" if i % 2 else None]
@@ -96,7 +97,7 @@ async def test_replays_racing_across_processes_store_one_message_each(
     if not transactions:
         pytest.skip("without transactions a racing replay may leave a gap (documented)")
     storage = mongo_storage(db, transactions=transactions)
-    room = await new_group(storage, *SENDERS)
+    room = await make.stored_group(storage, *SENDERS)
     # Every process sends the same 10 keys (twice each) between messages of its own.
     per_process = [
         [
@@ -127,8 +128,8 @@ async def test_unread_counts_from_counters_match_counting_messages(
 ) -> None:
     _, db, transactions = shared
     storage = mongo_storage(db, transactions=transactions)
-    rooms = [await new_group(storage, *SENDERS) for _ in range(4)]
-    sends = [new_message(rooms[i % 4].id, SENDERS[i * 7 % 3], f"m{i}") for i in range(60)]
+    rooms = [await make.stored_group(storage, *SENDERS) for _ in range(4)]
+    sends = [make.message(rooms[i % 4].id, SENDERS[i * 7 % 3], f"m{i}") for i in range(60)]
     await asyncio.gather(*(storage.messages.append(s) for s in sends))
     pointers = [{room.id: seq for room in rooms} for seq in (0, 3, 8, 14, 15)]
 

@@ -12,9 +12,8 @@ from adapters.mongo.unread_counters import OWN_SEQS_KEPT
 from chatcore.chat import Storage
 from chatcore.models import ConversationCursor
 from chatcore.services.conversations import ConversationViews
+from chatcore.testing import factories as make
 from support.mongo import CommandCounter, backend_uri, fresh_database
-
-from .helpers import new_group, new_message
 
 pytestmark = pytest.mark.mongo
 
@@ -42,14 +41,14 @@ async def test_a_lone_send_costs_three_commands_in_a_transaction_or_two_without(
     counted: tuple[Storage, CommandCounter],
 ) -> None:
     storage, counter = counted
-    conversation = await new_group(storage, "u-a", "u-b")
+    conversation = await make.stored_group(storage, "u-a", "u-b")
     transactional = await _transactional(storage)
 
     counter.clear()
-    await storage.messages.append(new_message(conversation.id, "u-a"))
+    await storage.messages.append(make.message(conversation.id, "u-a"))
     plain = counter.commands[:]
     counter.clear()
-    await storage.messages.append(new_message(conversation.id, "u-a", client_msg_id="k-1"))
+    await storage.messages.append(make.message(conversation.id, "u-a", client_msg_id="k-1"))
     with_id = counter.commands[:]
 
     if transactional:
@@ -64,11 +63,11 @@ async def test_concurrent_sends_share_batches_of_constant_commands(
     counted: tuple[Storage, CommandCounter],
 ) -> None:
     storage, counter = counted
-    conversations = [await new_group(storage, "u-a", f"u-{i}") for i in range(10)]
+    conversations = [await make.stored_group(storage, "u-a", f"u-{i}") for i in range(10)]
     transactional = await _transactional(storage)
 
     counter.clear()
-    sends = [new_message(c.id, "u-a") for c in conversations for _ in range(5)]
+    sends = [make.message(c.id, "u-a") for c in conversations for _ in range(5)]
     results = await asyncio.gather(*(storage.messages.append(s) for s in sends))
 
     assert all(r.created for r in results)
@@ -77,7 +76,7 @@ async def test_concurrent_sends_share_batches_of_constant_commands(
     assert counter.commands == ([*expected, "commitTransaction"] if transactional else expected)
 
     counter.clear()
-    own = [new_message(conversations[0].id, "u-a") for _ in range(5)]
+    own = [make.message(conversations[0].id, "u-a") for _ in range(5)]
     await asyncio.gather(*(storage.messages.append(s) for s in own))
     # One sender, one conversation: the seqs are taken as for a lone send.
     expected = ["findAndModify", "insert"]
@@ -88,11 +87,11 @@ async def test_a_replay_stores_nothing_and_costs_a_few_commands(
     counted: tuple[Storage, CommandCounter],
 ) -> None:
     storage, counter = counted
-    conversation = await new_group(storage, "u-a", "u-b")
-    await storage.messages.append(new_message(conversation.id, "u-a", client_msg_id="k-1"))
+    conversation = await make.stored_group(storage, "u-a", "u-b")
+    await storage.messages.append(make.message(conversation.id, "u-a", client_msg_id="k-1"))
 
     counter.clear()
-    replay = await storage.messages.append(new_message(conversation.id, "u-a", "x", "k-1"))
+    replay = await storage.messages.append(make.message(conversation.id, "u-a", "x", "k-1"))
 
     assert not replay.created
     assert "commitTransaction" not in counter.commands
@@ -105,9 +104,9 @@ async def test_reads_of_a_conversation_list_page_cost_one_command_each(
     counted: tuple[Storage, CommandCounter],
 ) -> None:
     storage, counter = counted
-    conversations = [await new_group(storage, "u-a", f"u-{i}") for i in range(12)]
-    for c in conversations:
-        await storage.messages.append(new_message(c.id, c.member_ids[1]))
+    conversations = [await make.stored_group(storage, "u-a", f"u-{i}") for i in range(12)]
+    for i, c in enumerate(conversations):  # each active at its own time
+        await storage.messages.append(make.message(c.id, c.member_ids[1], seconds=i))
     first = await storage.conversations.list_for_member("u-a", limit=5, after=None)
     cursor = ConversationCursor(activity_at=first[-1].activity_at, conversation_id=first[-1].id)
 
@@ -123,11 +122,11 @@ async def test_reads_of_a_conversation_list_page_cost_one_command_each(
     # The counters on the conversations answer: no message is counted.
     assert counter.commands == ["find"]
     for _ in range(OWN_SEQS_KEPT - 1):
-        await storage.messages.append(new_message(page[0].id, "u-a"))
+        await storage.messages.append(make.message(page[0].id, "u-a"))
     counter.clear()
     assert await storage.messages.count_unread("u-a", {page[0].id: 0}) == {page[0].id: 1}
     assert counter.commands == ["find"]  # u-a's own messages after 0 are all recorded
-    await storage.messages.append(new_message(page[0].id, "u-a"))
+    await storage.messages.append(make.message(page[0].id, "u-a"))
     counter.clear()
     await storage.messages.count_unread("u-a", {c.id: 0 for c in page})
     # More own messages after the pointer than are recorded: that conversation is counted.
@@ -141,10 +140,10 @@ async def test_a_conversation_list_page_of_50_costs_three_commands(
     counted: tuple[Storage, CommandCounter],
 ) -> None:
     storage, counter = counted
-    conversations = [await new_group(storage, "u-a", f"u-{i}") for i in range(50)]
+    conversations = [await make.stored_group(storage, "u-a", f"u-{i}") for i in range(50)]
     await asyncio.gather(
         *(
-            storage.messages.append(new_message(c.id, m))
+            storage.messages.append(make.message(c.id, m))
             for c in conversations
             for m in c.member_ids
         )
