@@ -119,3 +119,27 @@ async def test_a_failed_write_fails_its_whole_batch_and_only_it() -> None:
 def test_a_batch_holds_at_least_one_item() -> None:
     with pytest.raises(ValueError, match="max_batch"):
         _group(Writer(), max_batch=0)
+
+
+async def test_an_item_that_waited_too_long_is_answered_without_being_written() -> None:
+    writer = Writer(hold=True)
+    group = GroupCommit(
+        writer,
+        key=lambda i: i,
+        max_batch=10,
+        max_wait=0.3,
+        expired=lambda: TimeoutError("too slow"),
+    )
+    first = asyncio.create_task(group.submit(1))
+    await _settle()
+    late = asyncio.create_task(group.submit(2))
+    await asyncio.sleep(0.6)  # the batch in flight takes longer than max_wait
+    fresh = asyncio.create_task(group.submit(3))
+    await _settle()
+    writer.release.set()
+
+    assert await first == 10
+    with pytest.raises(TimeoutError, match="too slow"):
+        await late
+    assert await fresh == 30
+    assert writer.batches == [[1], [3]]

@@ -16,12 +16,17 @@ its commit.
 
 The writer answers every item of a batch with a result or an exception of its
 own (so one item's failure does not fail the others); if the writer raises,
-every item of that batch gets the exception.
+every item of that batch gets the exception. With ``max_wait``, an item that
+waited longer than that for a batch (the batches before it were slow: the
+database is stalling) is not written but answered with ``expired()``, so a
+request's wait stays bounded by about twice the database's own timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Generic, TypeVar
 
@@ -30,7 +35,8 @@ R = TypeVar("R")
 
 # The writer answers each item with its result, or with the error for that item alone.
 Writer = Callable[[Sequence[T]], Awaitable[Sequence[R | Exception]]]
-_Waiting = tuple[T, Hashable, "asyncio.Future[R]"]
+# (item, its key, when it was queued, its answer)
+_Waiting = tuple[T, Hashable, float, "asyncio.Future[R]"]
 
 
 class GroupCommit(Generic[T, R]):
@@ -47,6 +53,8 @@ class GroupCommit(Generic[T, R]):
         key: Callable[[T], Hashable],
         max_batch: int,
         max_in_flight: int = 1,
+        max_wait: float | None = None,
+        expired: Callable[[], Exception] = lambda: TimeoutError("waited too long for a batch"),
     ) -> None:
         if max_batch < 1 or max_in_flight < 1:
             raise ValueError("max_batch and max_in_flight must be at least 1")
@@ -54,6 +62,8 @@ class GroupCommit(Generic[T, R]):
         self._key = key
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
+        self._max_wait = max_wait
+        self._expired = expired
         self._queue: list[_Waiting[T, R]] = []
         self._busy_keys: set[Hashable] = set()
         self._writers: set[asyncio.Task[None]] = set()
@@ -62,7 +72,7 @@ class GroupCommit(Generic[T, R]):
     async def submit(self, item: T) -> R:
         """Queue ``item`` for the next batch that may take it and wait for its outcome."""
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        self._queue.append((item, self._key(item), future))
+        self._queue.append((item, self._key(item), time.monotonic(), future))
         self._start_batches()
         return await future
 
@@ -86,15 +96,19 @@ class GroupCommit(Generic[T, R]):
         batch: list[_Waiting[T, R]] = []
         rest: list[_Waiting[T, R]] = []
         skipped: set[Hashable] = set()
+        too_old = -math.inf if self._max_wait is None else time.monotonic() - self._max_wait
         for waiting in self._queue:
-            key = waiting[1]
-            if len(batch) < self._max_batch and key not in self._busy_keys and key not in skipped:
+            _, key, queued_at, future = waiting
+            if queued_at < too_old:
+                if not future.done():
+                    future.set_exception(self._expired())
+            elif len(batch) < self._max_batch and key not in self._busy_keys and key not in skipped:
                 batch.append(waiting)
             else:
                 skipped.add(key)
                 rest.append(waiting)
         self._queue = rest
-        self._busy_keys.update(key for _, key, _ in batch)
+        self._busy_keys.update(key for _, key, _, _ in batch)
         return batch
 
     async def _write_next(self) -> None:
@@ -104,16 +118,16 @@ class GroupCommit(Generic[T, R]):
             return  # every queued key is in flight: a finishing batch starts the next
         self._start_batches()  # for those left over (their key is in flight, or too many)
         try:
-            outcomes = await self._write([item for item, _, _ in batch])
+            outcomes = await self._write([item for item, _, _, _ in batch])
         except Exception as exc:  # the batch failed as a whole: every waiter gets it
             outcomes = [exc] * len(batch)
         except BaseException:  # cancelled (loop shutting down): nobody will answer them
-            for _, _, future in batch:
+            for *_, future in batch:
                 future.cancel()
             raise
         finally:
-            self._busy_keys.difference_update(key for _, key, _ in batch)
-        for (_, _, future), outcome in zip(batch, outcomes, strict=True):
+            self._busy_keys.difference_update(key for _, key, _, _ in batch)
+        for (*_, future), outcome in zip(batch, outcomes, strict=True):
             if future.done():  # the waiter was cancelled; its item was written anyway
                 continue
             if isinstance(outcome, Exception):

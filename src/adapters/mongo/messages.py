@@ -86,7 +86,7 @@ from adapters.mongo.message_batches import MessageBatches
 from adapters.mongo.server import ServerInfo
 from adapters.mongo.transactions import Transactions
 from adapters.mongo.unread_counters import COUNTER_FIELDS, unread_from_counters
-from chatcore.errors import NotFound
+from chatcore.errors import NotFound, Unavailable
 from chatcore.models import AppendResult, Message, NewMessage
 from chatcore.ports import MessageRepository
 
@@ -133,7 +133,14 @@ class MongoMessageRepository(MessageRepository):
         self._conversation_locks = KeyedLocks()
         batches = MessageBatches(self._messages, self._conversations, self._transactions)
         self._sends: GroupCommit[NewMessage, AppendResult] = GroupCommit(
-            batches.write, key=_conversation, max_batch=max_batch, max_in_flight=max_in_flight
+            batches.write,
+            key=_conversation,
+            max_batch=max_batch,
+            max_in_flight=max_in_flight,
+            # A send queued behind batches that took longer than the client's own
+            # timeout (CHATCORE_MONGODB_TIMEOUT_MS) is answered without being written.
+            max_wait=db.client.options.server_selection_timeout,
+            expired=lambda: Unavailable("storage did not answer in time"),
         )
 
     @storage_call
