@@ -189,3 +189,40 @@ async def test_a_connection_lost_at_commit_stores_the_batch_once(
     assert all(r.created for r in results)
     for room in rooms:
         assert len(await assert_no_half_written_send(storage, room)) == 3 + 4
+
+
+async def test_a_database_killed_mid_batch_leaves_no_batch_half_written(
+    private_server: ServerFactory,
+) -> None:
+    server = private_server("--sync-on-commit")
+    client = create_client(server.uri)
+    try:
+        db = client[unique_database_name()]
+        await ensure_indexes(db)
+        storage = mongo_storage(db, transactions=True)
+        rooms = [await _conversation_with_messages(storage) for _ in range(4)]
+
+        async def keep_sending(room: str) -> list[int]:
+            acked = []
+            for i in range(200):
+                try:
+                    sent = await storage.messages.append(make.message(room, "u-a", f"s{i}"))
+                except Unavailable:
+                    return acked
+                acked.append(sent.message.seq)
+            return acked
+
+        senders = [asyncio.create_task(keep_sending(rooms[i % 4])) for i in range(12)]
+        await asyncio.sleep(0.5)  # batches are being written
+        server.kill()
+        acked = await asyncio.gather(*senders)
+        server.start()
+
+        assert any(acked), "nothing was sent before the kill"
+        for room in rooms:
+            messages = await assert_no_half_written_send(storage, room)
+            stored = {m.seq for m in messages}
+            # Durable commits: every acknowledged send survived the crash.
+            assert {seq for seqs in acked[rooms.index(room) :: 4] for seq in seqs} <= stored
+    finally:
+        await client.close()
