@@ -7,7 +7,6 @@ its child. Every wait polls with a deadline.
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import socket
@@ -22,21 +21,12 @@ import pytest
 
 from support.accounts import PASSWORD
 from support.secantus import free_port
-from support.serve import start_serve
+from support.serve import SHUTDOWN_DEADLINE, STARTUP_DEADLINE, ServeProcess, clean_env
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and signals"),
 ]
-
-STARTUP_DEADLINE = 90.0
-SHUTDOWN_DEADLINE = 45.0
-
-
-def _clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHATCORE_")}
-    env["CHATCORE_LOG_LEVEL"] = "INFO"
-    return env
 
 
 def _alive(pid: int) -> bool:
@@ -78,57 +68,13 @@ def _wait_gone(pid: int, deadline: float) -> bool:
     return not _alive(pid)
 
 
-class Server:
-    """One `chatcore serve` process and its log."""
-
-    def __init__(self, data_dir: Path, port: int, log_path: Path) -> None:
-        self.data_dir = data_dir
-        self.port = port
-        self.log_path = log_path
-        self.url = f"http://127.0.0.1:{port}"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = start_serve(
-            self.port, self.data_dir, self.log_path, env=_clean_env(), cwd=self.data_dir.parent
-        )
-
-    @property
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_healthy(self) -> None:
-        assert self.process is not None
-        deadline = time.monotonic() + STARTUP_DEADLINE
-        with httpx.Client(base_url=self.url, timeout=2.0) as client:
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    pytest.fail(f"serve exited with {self.process.returncode}:\n{self.log}")
-                try:
-                    if client.get("/healthz").status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.1)
-        pytest.fail(f"/healthz did not answer within {STARTUP_DEADLINE}s:\n{self.log}")
+class Server(ServeProcess):
+    """One `chatcore serve` process of the venv, with the embedded database."""
 
     def database_pid(self) -> int:
         found = re.search(r"embedded database ready on port \d+ \(pid (\d+)\)", self.log)
         assert found, self.log
         return int(found.group(1))
-
-    def stop(self, sig: signal.Signals) -> int:
-        assert self.process is not None
-        self.process.send_signal(sig)
-        try:
-            return self.process.wait(SHUTDOWN_DEADLINE)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"serve did not stop within {SHUTDOWN_DEADLINE}s:\n{self.log}")
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
 
 
 @pytest.fixture
@@ -212,7 +158,7 @@ def test_python_dash_m_entrypoints_is_the_same_command() -> None:
         capture_output=True,
         text=True,
         timeout=60,
-        env=_clean_env(),
+        env=clean_env(),
         check=False,
     )
     assert result.returncode == 0, result.stderr
