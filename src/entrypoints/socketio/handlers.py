@@ -13,7 +13,6 @@ a dict lookup needs no await and no copy.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
@@ -28,6 +27,7 @@ from entrypoints.bearer import bearer_credentials
 from entrypoints.error_codes import INTERNAL_ERROR
 from entrypoints.runtime import Runtime
 from entrypoints.socketio import payloads as socket_payloads
+from entrypoints.socketio.deadlines import Deadlines
 
 logger = logging.getLogger(__name__)
 
@@ -85,8 +85,7 @@ class SocketHandlers:
         self.max_sockets_per_user = max_sockets_per_user
         # Sockets per user on this process, and each socket's end at its token's expiry.
         self._socket_counts: dict[str, int] = {}
-        self._expiries: dict[str, asyncio.TimerHandle] = {}
-        self._expiring: set[asyncio.Task[None]] = set()
+        self._expiries = Deadlines(self._end_session)
         self._unknown = self._guarded("<unknown>", self._not_found)
 
     def register(self) -> None:
@@ -126,9 +125,7 @@ class SocketHandlers:
         self._socket_counts[user_id] = count + 1
         self.users_by_sid[sid] = user_id
         if expires_in is not None:
-            self._expiries[sid] = asyncio.get_running_loop().call_later(
-                max(0.0, expires_in), self._token_expired, sid
-            )
+            self._expiries.set(sid, expires_in)
         self._runtime.metrics.socket_connected()
         await self._sio.enter_room(sid, user_room(user_id))
         try:
@@ -145,9 +142,7 @@ class SocketHandlers:
         user_id = self.users_by_sid.pop(sid, None)
         if user_id is None:
             return
-        timer = self._expiries.pop(sid, None)
-        if timer is not None:
-            timer.cancel()
+        self._expiries.cancel(sid)
         left = self._socket_counts.pop(user_id, 1) - 1
         if left > 0:
             self._socket_counts[user_id] = left
@@ -159,13 +154,6 @@ class SocketHandlers:
             logger.info("presence update on disconnect failed for %s: %r", sid, exc)
         except Exception:
             logger.exception("presence update on disconnect failed for %s", sid)
-
-    def _token_expired(self, sid: str) -> None:
-        if self._expiries.pop(sid, None) is None:
-            return
-        task = asyncio.get_running_loop().create_task(self._end_session(sid))
-        self._expiring.add(task)
-        task.add_done_callback(self._expiring.discard)
 
     async def _end_session(self, sid: str) -> None:
         """The socket's access token expired: say so (``sessionExpired``), then close it.

@@ -23,7 +23,6 @@ These override private methods of python-socketio 5.x (``_handle_eio_*``,
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from typing import Any, Final
@@ -31,6 +30,7 @@ from typing import Any, Final
 import socketio
 from socketio import packet
 
+from entrypoints.socketio.deadlines import Deadlines
 from entrypoints.socketio.handlers import Ack, error_ack
 
 logger = logging.getLogger(__name__)
@@ -55,9 +55,8 @@ class ChatcoreSocketServer(socketio.AsyncServer):  # type: ignore[misc]  # socke
         self.handshake_timeout = handshake_timeout
         self.max_handshaking = max_handshaking
         self.max_packet_bytes = max_packet_bytes
-        # Engine.IO sessions not (yet) connected to Socket.IO, and their deadline timers.
-        self._handshaking: dict[str, asyncio.TimerHandle] = {}
-        self._closing: set[asyncio.Task[None]] = set()
+        # Engine.IO sessions not (yet) connected to Socket.IO, with their deadlines.
+        self._handshaking = Deadlines(self._close_session)
 
     @property
     def handshaking(self) -> int:
@@ -72,24 +71,17 @@ class ChatcoreSocketServer(socketio.AsyncServer):  # type: ignore[misc]  # socke
             )
             return False
         await super()._handle_eio_connect(eio_sid, environ)
-        loop = asyncio.get_running_loop()
-        self._handshaking[eio_sid] = loop.call_later(
-            self.handshake_timeout, self._handshake_expired, eio_sid
-        )
+        self._handshaking.set(eio_sid, self.handshake_timeout)
         return None
 
     async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
         await super()._handle_connect(eio_sid, namespace, data)
         sid = self.manager.sid_from_eio_sid(eio_sid, namespace or "/")
         if sid is not None and self.manager.is_connected(sid, namespace or "/"):
-            timer = self._handshaking.pop(eio_sid, None)
-            if timer is not None:
-                timer.cancel()
+            self._handshaking.cancel(eio_sid)
 
     async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
-        timer = self._handshaking.pop(eio_sid, None)
-        if timer is not None:
-            timer.cancel()
+        self._handshaking.cancel(eio_sid)
         await super()._handle_eio_disconnect(eio_sid, reason)
 
     async def _handle_eio_message(self, eio_sid: str, data: str | bytes) -> None:
@@ -117,13 +109,6 @@ class ChatcoreSocketServer(socketio.AsyncServer):  # type: ignore[misc]  # socke
         namespace, ack_id = match.group(1) or "/", int(match.group(2))
         reply = self.packet_class(packet.ACK, namespace=namespace, data=[ack], id=ack_id)
         await self._send_packet(eio_sid, reply)
-
-    def _handshake_expired(self, eio_sid: str) -> None:
-        if self._handshaking.pop(eio_sid, None) is None:
-            return
-        task = asyncio.get_running_loop().create_task(self._close_session(eio_sid))
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
 
     async def _close_session(self, eio_sid: str) -> None:
         socket = self.eio.sockets.get(eio_sid)
