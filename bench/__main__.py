@@ -363,6 +363,7 @@ def targets(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, bool | N
             ("zero lost or failed messages (every server, phase and run)", str(lost), lost == 0)
         )
     checks += storage_targets(results)
+    checks += _limits_target(results)
     i = results.get("idle")
     if i:
         big = max(r["requested"] for r in i["rows"])
@@ -415,6 +416,28 @@ def storage_targets(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, 
                     (f"{server} HTTP {kind} vs {twin} >= {goal}x", f"{r}x", bool(r and r >= goal))
                 )
     return checks
+
+
+def _limits_target(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, bool | None]]:
+    """What the limits add to a send (in process) against chatcore-memory's whole CPU per
+    message at the highest open-loop rate of the delivery scenario (end to end)."""
+    lim, d = results.get("limits"), results.get("delivery")
+    if not lim:
+        return []
+    added = lim["sendCpuUs"]["on"] - lim["sendCpuUs"]["off"]
+    mem = d["servers"].get("chatcore-memory") if d else None
+    if not mem or not mem["open"]:
+        return [("rate limits: CPU added per send", f"{added:.2f} us (no delivery run)", None)]
+    phase = mem["open"][max(mem["open"], key=int)]
+    per_msg = phase["cpu"].get("server", 0) * 10_000 / max(phase["deliveredPerSec"], 1)
+    pct = 100 * added / per_msg if per_msg else float("inf")
+    return [
+        (
+            "rate limits add <= 3 % CPU per send",
+            f"{added:.2f} us of {per_msg:.0f} us/msg = {pct:.1f} %",
+            pct <= 3,
+        )
+    ]
 
 
 # ---- main ----
