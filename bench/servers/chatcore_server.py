@@ -10,7 +10,9 @@ here) for ``argon2.profiles.CHEAPEST``: registering the benchmark's users then
 takes a moment instead of half a minute. No measured path hashes a password.
 
 ``--limits`` checks every rate limit on every action (at a rate the load never
-reaches, so nothing is refused); without it the limits are off.
+reaches, so nothing is refused); without it the limits are off. The socket caps
+(sockets per user, sessions waiting to authenticate) are lifted: the idle scenario
+holds thousands of sockets for ten users.
 
 Run: ``python -m bench.servers.chatcore_server --port 8000 --storage memory [--plain]``
 """
@@ -50,6 +52,10 @@ def main() -> None:
     # rate it never reaches, to measure what checking costs.
     rate = LIMITS_ON if args.limits else "off"
     settings = settings.model_copy(update=dict.fromkeys(RATE_LIMIT_SETTINGS, rate))
+    # The idle scenario holds thousands of sockets for a few users, opened in bursts.
+    settings = settings.model_copy(
+        update={"max_sockets_per_user": 1_000_000, "max_unauthenticated_sockets": 1_000_000}
+    )
     if args.storage == "mongo" and settings.mongodb_uri is None:
         parser.error("--storage mongo needs CHATCORE_MONGODB_URI")
     if args.storage == "memory":
