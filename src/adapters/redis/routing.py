@@ -64,10 +64,10 @@ from engineio import packet as eio_packet
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from adapters.socketio_fanout import FanoutManager, engineio_packets, socketio_packets
+from adapters.socketio_notifier import USER_ROOM_PREFIX
 
 logger = logging.getLogger(__name__)
 
-USER_ROOM_PREFIX = "user:"
 # Longest wait between two attempts to subscribe again after losing Redis.
 RESUBSCRIBE_MAX_SECONDS = 2.0
 # Routes remembered at most; past this the cache starts over (cheap, and rare).
