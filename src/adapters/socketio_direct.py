@@ -97,7 +97,13 @@ def write_frame(socket: Any, frame: bytes) -> bool:
     """Write ``frame`` to the socket's transport if that keeps every guarantee of the
     queue (see the module docstring); False when the caller must queue instead."""
     line: DirectLine | None = getattr(socket, "direct_line", None)
-    if line is None or line.sending or socket.upgrading or socket.queue.qsize():
+    if (
+        line is None
+        or line.sending
+        or socket.upgrading
+        or not socket.upgraded
+        or socket.queue.qsize()
+    ):
         return False
     protocol = line.protocol
     conn = protocol.conn
