@@ -7,7 +7,6 @@ its child. Every wait polls with a deadline.
 
 from __future__ import annotations
 
-import re
 import signal
 import socket
 import subprocess
@@ -21,21 +20,19 @@ import pytest
 
 from support.accounts import PASSWORD
 from support.secantus import free_port
-from support.serve import SHUTDOWN_DEADLINE, STARTUP_DEADLINE, ServeProcess, clean_env
+from support.serve import (
+    SHUTDOWN_DEADLINE,
+    STARTUP_DEADLINE,
+    ServeProcess,
+    alive,
+    clean_env,
+    wait_gone,
+)
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and signals"),
 ]
-
-
-def _alive(pid: int) -> bool:
-    """True while the process exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def _processes_using(path: Path) -> list[int]:
@@ -48,7 +45,7 @@ def _processes_using(path: Path) -> list[int]:
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if str(path) in cmdline and _alive(int(proc.name)):
+        if str(path) in cmdline and alive(int(proc.name)):
             found.append(int(proc.name))
     return found
 
@@ -60,39 +57,26 @@ def _wait_no_process_using(path: Path) -> list[int]:
     return left
 
 
-def _wait_gone(pid: int, deadline: float) -> bool:
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return True
-        time.sleep(0.05)
-    return not _alive(pid)
-
-
-class Server(ServeProcess):
-    """One `chatcore serve` process of the venv, with the embedded database."""
-
-    def database_pid(self) -> int:
-        found = re.search(r"embedded database ready on port \d+ \(pid (\d+)\)", self.log)
-        assert found, self.log
-        return int(found.group(1))
-
-
 @pytest.fixture
-def servers(tmp_path: Path) -> Iterator[list[Server]]:
-    started: list[Server] = []
+def servers(tmp_path: Path) -> Iterator[list[ServeProcess]]:
+    started: list[ServeProcess] = []
     yield started
     for server in started:
         server.kill()
 
 
-def _serve(servers: list[Server], data_dir: Path, port: int | None = None) -> Server:
-    server = Server(data_dir, port or free_port(), data_dir.parent / f"serve-{len(servers)}.log")
+def _serve(servers: list[ServeProcess], data_dir: Path, port: int | None = None) -> ServeProcess:
+    server = ServeProcess(
+        data_dir, port or free_port(), data_dir.parent / f"serve-{len(servers)}.log"
+    )
     servers.append(server)
     server.start()
     return server
 
 
-def test_serve_keeps_data_and_tokens_across_restarts(tmp_path: Path, servers: list[Server]) -> None:
+def test_serve_keeps_data_and_tokens_across_restarts(
+    tmp_path: Path, servers: list[ServeProcess]
+) -> None:
     data_dir = tmp_path / "data"
 
     first = _serve(servers, data_dir)
@@ -111,7 +95,7 @@ def test_serve_keeps_data_and_tokens_across_restarts(tmp_path: Path, servers: li
         conversation_id = sent.json()["conversationId"]
 
     assert first.stop(signal.SIGTERM) == 0, first.log
-    assert _wait_gone(database_pid, time.monotonic() + SHUTDOWN_DEADLINE), "orphan database"
+    assert wait_gone(database_pid, time.monotonic() + SHUTDOWN_DEADLINE), "orphan database"
     assert (data_dir / "jwt-secret").stat().st_mode & 0o777 == 0o600
 
     second = _serve(servers, data_dir)
@@ -124,7 +108,9 @@ def test_serve_keeps_data_and_tokens_across_restarts(tmp_path: Path, servers: li
     assert _wait_no_process_using(data_dir) == [], "orphan database"
 
 
-def test_a_failed_start_leaves_no_database_behind(tmp_path: Path, servers: list[Server]) -> None:
+def test_a_failed_start_leaves_no_database_behind(
+    tmp_path: Path, servers: list[ServeProcess]
+) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -137,11 +123,13 @@ def test_a_failed_start_leaves_no_database_behind(tmp_path: Path, servers: list[
             pytest.fail(f"serve kept running on a taken port:\n{server.log}")
 
     assert code != 0
-    assert _wait_gone(server.database_pid(), time.monotonic() + SHUTDOWN_DEADLINE), server.log
+    assert wait_gone(server.database_pid(), time.monotonic() + SHUTDOWN_DEADLINE), server.log
     assert _wait_no_process_using(server.data_dir) == []
 
 
-def test_a_stop_while_the_database_starts_is_clean(tmp_path: Path, servers: list[Server]) -> None:
+def test_a_stop_while_the_database_starts_is_clean(
+    tmp_path: Path, servers: list[ServeProcess]
+) -> None:
     server = _serve(servers, tmp_path / "data")
     deadline = time.monotonic() + STARTUP_DEADLINE
     while "starting the embedded database" not in server.log:
