@@ -33,6 +33,7 @@ from adapters.redis import RoutedRedisManager
 from adapters.socketio_fanout import FanoutManager
 from bench.servers.serve import add_server_args, run
 from chatcore.testing import in_memory_storage
+from entrypoints import gc_tuning
 from entrypoints.app import create_app
 from entrypoints.container import Container
 from entrypoints.settings import RATE_LIMIT_SETTINGS, Settings
@@ -58,6 +59,16 @@ def main() -> None:
         "--stock-redis",
         action="store_true",
         help="python-socketio's Redis emit (every emit to every process) instead of routing",
+    )
+    parser.add_argument(
+        "--gc-threshold",
+        type=lambda text: tuple(int(n) for n in text.split(",")),
+        help="gc.set_threshold after start-up, e.g. 20000,20,20 (default: CPython's)",
+    )
+    parser.add_argument(
+        "--no-gc-freeze",
+        action="store_true",
+        help="skip gc.freeze() after start-up (chatcore serve freezes)",
     )
     args = parser.parse_args()
     if args.stock_fanout:
@@ -89,7 +100,14 @@ def main() -> None:
     if args.cheap_passwords:
         cheap = Argon2PasswordHasher(argon2.profiles.CHEAPEST)
         container.passwords.override(providers.Object(cheap))
-    run(create_app(settings, container=container), args)
+    run(create_app(settings, container=container, after_startup=lambda: tune_gc(args)), args)
+
+
+def tune_gc(args: argparse.Namespace) -> None:
+    if args.gc_threshold:
+        gc_tuning.set_thresholds(args.gc_threshold)
+    if not args.no_gc_freeze:
+        gc_tuning.settle_heap()
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
 
 import socketio
@@ -60,8 +60,17 @@ class ChatcoreApp(socketio.ASGIApp):  # type: ignore[misc]  # socketio ships no 
         await super().__call__(scope, receive, send)
 
 
-def create_app(settings: Settings, *, container: Container | None = None) -> ChatcoreApp:
-    """Build the server. Pass a ``container`` to override providers (tests do)."""
+def create_app(
+    settings: Settings,
+    *,
+    container: Container | None = None,
+    after_startup: Callable[[], None] | None = None,
+) -> ChatcoreApp:
+    """Build the server. Pass a ``container`` to override providers (tests do).
+
+    ``after_startup`` runs once the lifespan has opened every resource, before the
+    first request: the serve paths pass ``gc_tuning.settle_heap``.
+    """
     if container is None:
         container = Container(settings=settings)
     else:
@@ -79,6 +88,8 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Cha
         # The stores are async resources, so both calls return awaitables.
         try:
             await cast(Awaitable[None], container.init_resources())
+            if after_startup is not None:
+                after_startup()
             log.info("chatcore started")
             yield
         finally:

@@ -105,6 +105,7 @@ def serve(*, host: str | None = None, port: int | None = None, data_dir: Path | 
             embedded.spawn()
         # Imported here, not at the top: the app's imports take about a second, spent
         # while the embedded database boots instead of before it.
+        from entrypoints import gc_tuning
         from entrypoints.app import create_app
 
         if embedded is not None:
@@ -115,7 +116,7 @@ def serve(*, host: str | None = None, port: int | None = None, data_dir: Path | 
             return EXIT_OK
         server = uvicorn.Server(
             uvicorn.Config(
-                create_app(settings),
+                create_app(settings, after_startup=gc_tuning.settle_heap),
                 host=settings.host,
                 port=settings.port,
                 loop="auto",  # uvloop when installed
