@@ -42,7 +42,8 @@ except ImportError:  # pragma: no cover - another uvicorn version
     _DIRECT_PROTOCOLS = ()
 
 _OPEN = State.OPEN
-_original_handler = AsyncSocket._websocket_handler
+# The handler the recording runs: Engine.IO's own, or a replacement (use_inner_handler).
+_inner_handler = AsyncSocket._websocket_handler
 _installed = False
 
 
@@ -75,7 +76,7 @@ async def _recording_handler(self: Any, ws: Any) -> None:
         # the connection and never reads it after the accept.
         line.protocol.request = None
     try:
-        await _original_handler(self, ws)
+        await _inner_handler(self, ws)
     finally:
         self.direct_line = None
 
@@ -86,6 +87,17 @@ def install() -> None:
     if not _installed:
         AsyncSocket._websocket_handler = _recording_handler
         _installed = True
+
+
+def use_inner_handler(handler: Any) -> None:
+    """Serve WebSocket sessions with ``handler``, a replacement of Engine.IO's
+    ``AsyncSocket._websocket_handler`` with the same behaviour (the entrypoint's, see
+    entrypoints/socketio/transport.py), whether or not :func:`install` ran before: once
+    installed, the recording runs around it."""
+    global _inner_handler
+    _inner_handler = handler
+    if not _installed:
+        AsyncSocket._websocket_handler = handler
 
 
 def text_frame(text: str) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import engineio
 import pytest
@@ -81,3 +82,32 @@ async def test_a_poll_response_carries_at_most_sixteen_packets() -> None:
 
     assert [len(b) for b in batches] == [16, 16, 8]
     assert [p.data for b in batches for p in b] == [f"m{n}" for n in range(40)]
+
+
+async def test_incoming_websocket_packets_are_read_without_a_task_each(live: LiveChat) -> None:
+    alice, bob = await live.users("alice", "bob")
+    cid = (await live.group(alice, bob))["id"]
+    sender = await live.connect(alice)
+    receiver = await live.connect(bob)
+    loop = asyncio.get_running_loop()
+    created: list[str] = []
+    previous = loop.get_task_factory()
+
+    def counting_factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
+        created.append(getattr(coro, "__qualname__", ""))
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    loop.set_task_factory(counting_factory)
+    try:
+        acks = [
+            await sender.call("sendMessage", {"conversationId": cid, "body": f"{n}"})
+            for n in range(20)
+        ]
+    finally:
+        loop.set_task_factory(previous)
+
+    assert all(a["ok"] for a in acks)
+    assert [(await receiver.next("newMessage"))["seq"] for _ in range(20)] == list(range(1, 21))
+    # python-engineio's reader wraps each packet's read in a Task (and a wait_for).
+    assert created  # the factory saw the tasks the server and clients did create
+    assert [name for name in created if "websocket_wait" in name] == []

@@ -20,9 +20,15 @@ longer payload as an error:
   answers it (empty) as soon as the session is closed, as it already does for
   WebSocket sessions.
 
-All three are process-wide class attributes of python-engineio (python-socketio's own
+On the WebSocket transport, python-engineio's reader loop wraps every incoming
+packet's read in a new Task and an ``asyncio.wait_for`` (the ping timeout): a
+Task, its first step a loop iteration later, a waiter future and a timer per
+``sendMessage``. The server reads instead under ``asyncio.timeout`` in the
+session's own task (same timeout, same outcome: the session closes).
+
+All four are process-wide class attributes of python-engineio (python-socketio's own
 admin instrumentation patches the same class the same way); :func:`install` is
-idempotent. On the WebSocket transport the only effect is that the writer takes
+idempotent. On the WebSocket transport the other effect is that the writer takes
 queued packets 16 at a time (each is still written as its own frame).
 """
 
@@ -32,8 +38,11 @@ import asyncio
 from typing import Any, Final
 
 from engineio import exceptions as engineio_exceptions
+from engineio import packet as engineio_packet
 from engineio.async_socket import AsyncSocket
 from engineio.payload import Payload
+
+from adapters import socketio_direct
 
 # The default of python-engineio clients: a GET response must not carry more.
 MAX_PACKETS_PER_POLL_RESPONSE: Final = 16
@@ -83,12 +92,104 @@ async def _close_releasing_long_poll(
         self.queue.put_nowait(None)
 
 
+async def _websocket_handler(self: Any, ws: Any) -> None:
+    # engineio.async_socket.AsyncSocket._websocket_handler (engineio 4.x) line for line,
+    # but for the reader loop at the end (no Task and wait_for per incoming packet) and
+    # its final wait_for(writer_task, timeout=None), which is a plain await.
+    async def websocket_wait() -> Any:
+        data = await ws.wait()
+        if data and len(data) > self.server.max_http_buffer_size:
+            raise ValueError("packet is too large")
+        return data
+
+    if self.connected:
+        # the socket was already connected, so this is an upgrade
+        self.upgrading = True  # hold packet sends during the upgrade
+        try:
+            pkt = await websocket_wait()
+        except OSError:  # pragma: no cover
+            return
+        decoded_pkt = engineio_packet.Packet(encoded_packet=pkt)
+        if decoded_pkt.packet_type != engineio_packet.PING or decoded_pkt.data != "probe":
+            self.server.logger.info("%s: Failed websocket upgrade, no PING packet", self.sid)
+            self.upgrading = False
+            return
+        await ws.send(engineio_packet.Packet(engineio_packet.PONG, data="probe").encode())
+        await self.queue.put(engineio_packet.Packet(engineio_packet.NOOP))  # end poll
+        try:
+            pkt = await websocket_wait()
+        except OSError:  # pragma: no cover
+            self.upgrading = False
+            return
+        decoded_pkt = engineio_packet.Packet(encoded_packet=pkt)
+        if decoded_pkt.packet_type != engineio_packet.UPGRADE:
+            self.upgraded = False
+            self.server.logger.info(
+                "%s: Failed websocket upgrade, expected UPGRADE packet, received %s instead.",
+                self.sid,
+                pkt,
+            )
+            self.upgrading = False
+            return
+        self.upgraded = True
+        self.upgrading = False
+    else:
+        self.connected = True
+        self.upgraded = True
+
+    async def writer() -> None:
+        while True:
+            try:
+                packets = await self.poll()
+            except engineio_exceptions.QueueEmpty:
+                break
+            if not packets:
+                break  # empty packet list returned -> connection closed
+            try:
+                for pkt in packets:
+                    await ws.send(pkt.encode())
+            except (Exception, asyncio.CancelledError):  # upstream: a bare except
+                break
+        await ws.close()
+
+    writer_task = asyncio.ensure_future(writer())
+    self.server.logger.info("%s: Upgrade to websocket successful", self.sid)
+
+    timeout = self.server.ping_interval + self.server.ping_timeout
+    while True:
+        # Upstream: ensure_future(websocket_wait()) + wait_for(task, timeout); it also
+        # ends the session on any error, a timeout or a cancellation of this task.
+        try:
+            async with asyncio.timeout(timeout):
+                p = await websocket_wait()
+        except (Exception, asyncio.CancelledError):
+            break
+        if p is None:
+            break  # connection closed by client
+        try:
+            await self.receive(engineio_packet.Packet(encoded_packet=p))
+        except engineio_exceptions.UnknownPacketError:  # pragma: no cover
+            pass
+        except engineio_exceptions.SocketIsClosedError:  # pragma: no cover
+            self.server.logger.info("Receive error -- socket is closed")
+            break
+        except Exception:  # pragma: no cover
+            # log an unexpected error and keep the connection, as upstream
+            self.server.logger.exception("Unknown receive error")
+
+    await self.queue.put(None)  # unlock the writer task so it can exit
+    await writer_task
+    await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
+
+
 def install() -> None:
-    """Apply the three fixes (once per process)."""
+    """Apply the four fixes (once per process)."""
     global _installed
     if _installed:
         return
     Payload.max_decode_packets = max(Payload.max_decode_packets, MAX_PACKETS_PER_POST)
     AsyncSocket.poll = _bounded_poll
     AsyncSocket.close = _close_releasing_long_poll
+    # Through socketio_direct: its recording of direct lines (if any) runs around it.
+    socketio_direct.use_inner_handler(_websocket_handler)
     _installed = True
