@@ -158,6 +158,7 @@ class EmbeddedDatabase:
             raise EmbeddedDatabaseError(reason)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._lock_data_dir()
+        log.info("starting the embedded database under %s", self.storage_path)
         if not self.config_path.exists():
             # An explicit --config also stops secantusd-py from picking up a stray
             # ./secantusd.toml or ~/.secantus/secantusd.toml.
