@@ -24,6 +24,7 @@ answers again.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import random
 import time
@@ -65,7 +66,8 @@ def _retryable(exc: BaseException, label: str, deadline: float) -> bool:
 
 def _out_of_time(exc: BaseException) -> Unavailable | None:
     # Conflicts that outlast the deadline mean "busy now", not a bug: 503, not 500.
-    if isinstance(exc, PyMongoError) and exc.has_error_label(TRANSIENT):
+    # (Outages carry the label too; they become Unavailable where errors translate.)
+    if isinstance(exc, PyMongoError) and exc.has_error_label(TRANSIENT) and not is_outage(exc):
         return Unavailable("storage is busy: try again")
     return None
 
@@ -110,7 +112,11 @@ class SessionReaper:
         """Queue the session ``lsid`` (``session.session_id``) to be killed."""
         self._pending[bytes(lsid["id"])] = (lsid, time.monotonic())
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run())
+            # A fresh context: the caller's pymongo.timeout() deadline (a context
+            # variable, most likely expired already) must not bound the reaper.
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), context=contextvars.Context()
+            )
 
     async def wait_idle(self) -> None:
         """Wait until every queued session is killed or given up (tests, shutdown)."""
@@ -155,6 +161,12 @@ class Transactions:
         self._client = server.client
         self._time_limit = time_limit or self._client.options.timeout or DEFAULT_TIME_LIMIT
         self.reaper = SessionReaper(self._client)
+
+    @property
+    def time_limit(self) -> float:
+        """Seconds one :meth:`run` may take at most (callers that queue work before
+        it, e.g. behind a lock or a batch, should count their wait against it)."""
+        return self._time_limit
 
     async def enabled(self) -> bool:
         """Whether bodies run inside transactions (asks the server the first time)."""
