@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextvars
 import logging
 import os
 import signal
@@ -105,18 +106,26 @@ class _DrainingServer(uvicorn.Server):
         super().__init__(config)
         self._drain = drain
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._draining: asyncio.Task[None] | None = None
+        self._drain_requested = False
+        self._draining: asyncio.Future[None] | None = None
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         await super().serve(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if self._loop is None or not self.started or self._draining is not None:
+        if self._loop is None or not self.started or self._drain_requested:
             super().handle_exit(sig, frame)  # not serving yet, or a second signal
             return
+        self._drain_requested = True
         self._captured_signals.append(sig)  # re-raised once stopped, as uvicorn does
-        self._draining = self._loop.create_task(self._drain_then_exit())
+        # From the signal handler to the loop, in an empty context: the handler may
+        # have interrupted a request, whose context (e.g. a database deadline held
+        # in a context variable) the drain must not inherit.
+        self._loop.call_soon_threadsafe(self._start_drain, context=contextvars.Context())
+
+    def _start_drain(self) -> None:
+        self._draining = asyncio.ensure_future(self._drain_then_exit())
 
     async def _drain_then_exit(self) -> None:
         try:

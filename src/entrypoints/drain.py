@@ -17,6 +17,7 @@ therefore runs :func:`drain` first, while everything is still open:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Final
@@ -28,6 +29,8 @@ from entrypoints.runtime import Runtime
 log = logging.getLogger("chatcore")
 
 _POLL_SECONDS: Final = 0.01
+# How long closing Engine.IO sessions may wait for clients to fetch what is queued.
+_FLUSH_SECONDS: Final = 1.0
 _NAMESPACE: Final = "/"
 
 
@@ -49,5 +52,9 @@ async def drain(sio: socketio.AsyncServer, runtime: Runtime, *, wait_seconds: fl
         *(sio.disconnect(sid, ignore_queue=True) for sid in sids), return_exceptions=True
     )
     if sio.eio.sockets:  # engineio's disconnect-all fails on an empty set
-        await sio.eio.disconnect()
+        # Closing waits until each socket's queue is flushed (the acks and the
+        # DISCONNECT above): a polling client that stopped polling never flushes it.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_FLUSH_SECONDS):
+                await sio.eio.disconnect()
     log.info("drained %d socket(s) in %.2f s", len(sids), time.monotonic() - started)

@@ -90,7 +90,8 @@ class SendLoad:
                 headers=self.sender.headers,
             )
         except httpx.TransportError:
-            outcome: int | str = "transport"
+            outcome: int | str = "transport"  # e.g. the server is gone: don't spin
+            await asyncio.sleep(0.05)
         else:
             outcome = answer.status_code
             if outcome == 201:
