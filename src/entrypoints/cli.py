@@ -142,7 +142,6 @@ def _listen(host: str, port: int) -> socket.socket:
     """The server's listening socket, bound now (before anything else starts)."""
     family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
     sock = socket.create_server((host, port), family=family, backlog=2048)
-    sock.set_inheritable(True)
     return sock
 
 

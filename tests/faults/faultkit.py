@@ -67,6 +67,40 @@ async def history(http: httpx.AsyncClient, me: Account, conversation_id: str) ->
 
 
 @define
+class Scene:
+    """A running server, a client for it, and alice and bob in a direct conversation."""
+
+    server: ServeProcess
+    http: httpx.AsyncClient
+    alice: Account
+    bob: Account
+    conversation_id: str
+
+    def load(self) -> SendLoad:
+        """Alice's sends to the conversation (start them with ``running()``)."""
+        return SendLoad(self.http, self.alice, self.conversation_id)
+
+    async def stored(self) -> dict[str, int]:
+        """clientMsgId -> seq of every stored message of the conversation."""
+        messages = await history(self.http, self.alice, self.conversation_id)
+        return {m["clientMsgId"]: m["seq"] for m in messages}
+
+
+@contextlib.asynccontextmanager
+async def scene(tmp_path: Path) -> AsyncIterator[Scene]:
+    """A :class:`Scene` on a fresh `chatcore serve`, killed afterwards."""
+    server = fault_server(tmp_path)
+    try:
+        server.wait_healthy()
+        async with httpx.AsyncClient(base_url=server.url, timeout=30.0) as http:
+            alice, bob = await register(http, "alice"), await register(http, "bob")
+            conversation_id = await direct_conversation(http, alice, bob)
+            yield Scene(server, http, alice, bob, conversation_id)
+    finally:
+        server.kill()
+
+
+@define
 class SendLoad:
     """Senders posting to one conversation until stopped, each send with its own
     clientMsgId; what every send got back is counted."""

@@ -52,3 +52,13 @@ def private_server(tmp_path: Path) -> Iterator[ServerFactory]:
         yield factory
     finally:
         factory.stop_all()
+
+
+@pytest.fixture(scope="module")
+def fail_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecantusProcess]:
+    """A SecantusDB of this module's own with mongod's test commands (``failCommand``)."""
+    factory = ServerFactory(tmp_path_factory.mktemp("failpoints"))
+    try:
+        yield factory("--enable-test-commands")
+    finally:
+        factory.stop_all()

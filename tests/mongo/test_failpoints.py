@@ -24,15 +24,6 @@ from .helpers import assert_no_half_written_send
 pytestmark = [pytest.mark.mongo, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def fail_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    factory = ServerFactory(tmp_path_factory.mktemp("failpoints"))
-    try:
-        yield factory("--enable-test-commands")
-    finally:
-        factory.stop_all()
-
-
 @pytest.fixture
 async def client(fail_server: Any) -> AsyncIterator[AsyncMongoClient[Document]]:
     client = create_client(fail_server.uri)

@@ -21,20 +21,9 @@ from adapters.mongo.transactions import Transactions
 from chatcore.errors import Unavailable
 from support.mongo import unique_database_name
 
-from .conftest import ServerFactory
-
 pytestmark = [pytest.mark.mongo, pytest.mark.slow]
 
 LIMIT_MS = 500
-
-
-@pytest.fixture(scope="module")
-def fail_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    factory = ServerFactory(tmp_path_factory.mktemp("transaction-faults"))
-    try:
-        yield factory("--enable-test-commands")
-    finally:
-        factory.stop_all()
 
 
 @pytest.fixture
