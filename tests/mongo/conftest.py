@@ -3,12 +3,15 @@ that a test may stop, kill and restart."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from adapters.mongo import MongoTimeouts, create_client
 from adapters.mongo.documents import Document
 from support.mongo import backend_uri, fresh_database
 from support.secantus import SecantusProcess
@@ -62,3 +65,16 @@ def fail_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecantusPr
         yield factory("--enable-test-commands")
     finally:
         factory.stop_all()
+
+
+@contextlib.asynccontextmanager
+async def failpoint_client(
+    uri: str, timeouts: MongoTimeouts | None = None
+) -> AsyncIterator[AsyncMongoClient[Document]]:
+    """The adapter's client on a ``fail_server``; its fail point is off again afterwards."""
+    client = create_client(uri, timeouts=timeouts)
+    try:
+        yield client
+    finally:
+        await client.admin.command({"configureFailPoint": "failCommand", "mode": "off"})
+        await client.close()

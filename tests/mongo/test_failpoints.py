@@ -18,7 +18,7 @@ from chatcore.errors import Unavailable
 from chatcore.testing import factories as make
 from support.mongo import unique_database_name
 
-from .conftest import ServerFactory
+from .conftest import ServerFactory, failpoint_client
 from .helpers import assert_no_half_written_send
 
 pytestmark = [pytest.mark.mongo, pytest.mark.slow]
@@ -26,12 +26,8 @@ pytestmark = [pytest.mark.mongo, pytest.mark.slow]
 
 @pytest.fixture
 async def client(fail_server: Any) -> AsyncIterator[AsyncMongoClient[Document]]:
-    client = create_client(fail_server.uri)
-    try:
+    async with failpoint_client(fail_server.uri) as client:
         yield client
-    finally:
-        await client.admin.command({"configureFailPoint": "failCommand", "mode": "off"})
-        await client.close()
 
 
 @pytest.fixture

@@ -13,13 +13,15 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from adapters.mongo import MongoTimeouts, create_client
+from adapters.mongo import MongoTimeouts
 from adapters.mongo.documents import Document
 from adapters.mongo.errors import translate_errors
 from adapters.mongo.server import ServerInfo
 from adapters.mongo.transactions import Transactions
 from chatcore.errors import Unavailable
 from support.mongo import unique_database_name
+
+from .conftest import failpoint_client
 
 pytestmark = [pytest.mark.mongo, pytest.mark.slow]
 
@@ -31,12 +33,8 @@ async def client(fail_server: Any) -> AsyncIterator[AsyncMongoClient[Document]]:
     timeouts = MongoTimeouts(
         server_selection_ms=LIMIT_MS, connect_ms=LIMIT_MS, socket_ms=LIMIT_MS, operation_ms=LIMIT_MS
     )
-    client = create_client(fail_server.uri, timeouts=timeouts)
-    try:
+    async with failpoint_client(fail_server.uri, timeouts) as client:
         yield client
-    finally:
-        await client.admin.command({"configureFailPoint": "failCommand", "mode": "off"})
-        await client.close()
 
 
 @pytest.fixture
