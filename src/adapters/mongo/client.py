@@ -21,6 +21,8 @@ from pymongo.monitoring import CommandListener
 
 from adapters.mongo.documents import Document
 
+_HEARTBEAT_MS = 1000
+
 
 @frozen(kw_only=True)
 class MongoTimeouts:
@@ -62,6 +64,9 @@ def create_client(
         timeoutMS=timeouts.operation_ms,
         w="majority",
         journal=True,
+        # How soon the driver notices a server back (or gone) when nothing else asks:
+        # the readiness probe relies on it (a loopback hello per second is nothing).
+        heartbeatFrequencyMS=_HEARTBEAT_MS,
         event_listeners=list(command_listeners),
         appname=app_name,
     )
