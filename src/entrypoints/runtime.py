@@ -12,6 +12,7 @@ from attrs import define, field
 
 from chatcore.chat import Chat
 from chatcore.errors import Unavailable
+from entrypoints.client_address import Network
 from entrypoints.metrics import Metrics
 
 # Raises chatcore.errors.Unavailable when the store does not answer.
@@ -38,6 +39,8 @@ class Runtime:
     # new socket events answered `unavailable`; those already running finish.
     draining: bool = False
     in_flight: InFlight = field(factory=InFlight)
+    # Proxies whose X-Forwarded-For names the client (CHATCORE_TRUSTED_PROXIES).
+    trusted_proxies: tuple[Network, ...] = ()
 
     @property
     def chat(self) -> Chat:

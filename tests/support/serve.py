@@ -1,7 +1,7 @@
-"""``chatcore serve`` as a child process: a ``chatcore`` script on a port of its own.
+"""``chatcore serve`` as a child process: the venv's script on a port of its own.
 
 :class:`ServeProcess` is one such server as users run it (its own data
-directory; without CHATCORE_MONGODB_URI it starts the embedded database as its
+directory, no CHATCORE_MONGODB_URI, so it starts the embedded database as its
 child); the CLI and fault tests drive it with real signals. Every wait polls
 with a deadline.
 """
@@ -21,35 +21,8 @@ import pytest
 
 # The venv's own script; the wheel test passes the one of a fresh venv instead.
 CHATCORE = Path(sys.executable).with_name("chatcore")
-
 STARTUP_DEADLINE = 90.0
 SHUTDOWN_DEADLINE = 45.0
-
-
-def clean_env(**settings: str) -> dict[str, str]:
-    """This environment without any CHATCORE_* variable, plus ``settings``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHATCORE_")}
-    env["CHATCORE_LOG_LEVEL"] = "INFO"
-    env.update(settings)
-    return env
-
-
-def alive(pid: int) -> bool:
-    """True while the process exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def wait_gone(pid: int, deadline: float) -> bool:
-    """Whether ``pid`` is gone (or a zombie) before ``deadline`` (monotonic)."""
-    while time.monotonic() < deadline:
-        if not alive(pid):
-            return True
-        time.sleep(0.05)
-    return not alive(pid)
 
 
 def start_serve(
@@ -78,22 +51,47 @@ def start_serve(
         )
 
 
+def clean_env(**settings: str) -> dict[str, str]:
+    """The environment without any CHATCORE_* of the caller, plus ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHATCORE_")}
+    env["CHATCORE_LOG_LEVEL"] = "INFO"
+    env.update(settings)
+    return env
+
+
+def alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def wait_gone(pid: int, deadline: float) -> bool:
+    while time.monotonic() < deadline:
+        if not alive(pid):
+            return True
+        time.sleep(0.05)
+    return not alive(pid)
+
+
 class ServeProcess:
-    """One `chatcore serve` process and its log (kill() it in a fixture's teardown)."""
+    """One `chatcore serve` process and its log."""
 
     def __init__(
         self,
         data_dir: Path,
         port: int,
         log_path: Path,
-        *,
         env: dict[str, str] | None = None,
+        *,
         chatcore: Path = CHATCORE,
     ) -> None:
         self.data_dir = data_dir
         self.port = port
         self.log_path = log_path
-        self.env = env if env is not None else clean_env()
+        self.env = env or clean_env()
         self.chatcore = chatcore
         self.url = f"http://127.0.0.1:{port}"
         self.process: subprocess.Popen[bytes] | None = None
@@ -113,28 +111,28 @@ class ServeProcess:
         return self.log_path.read_text(errors="replace")
 
     def wait_healthy(self) -> None:
+        """Return once /readyz says 200 (the database answers)."""
         assert self.process is not None
         deadline = time.monotonic() + STARTUP_DEADLINE
-        with httpx.Client(base_url=self.url, timeout=2.0) as client:
+        with httpx.Client(base_url=self.url, timeout=5.0) as client:
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
                     pytest.fail(f"serve exited with {self.process.returncode}:\n{self.log}")
                 try:
-                    if client.get("/healthz").status_code == 200:
+                    if client.get("/readyz").status_code == 200:
                         return
                 except httpx.TransportError:
                     pass
                 time.sleep(0.1)
-        pytest.fail(f"/healthz did not answer within {STARTUP_DEADLINE}s:\n{self.log}")
+        pytest.fail(f"/readyz did not answer 200 within {STARTUP_DEADLINE}s:\n{self.log}")
 
     def database_pids(self) -> list[int]:
-        """The embedded database's pids, in start order (each restart adds one)."""
+        """The embedded database's pids, in start order (restarts add one each)."""
         ready = re.findall(r"embedded database ready on port \d+ \(pid (\d+)\)", self.log)
         back = re.findall(r"embedded database is back \(pid (\d+)\)", self.log)
         return [int(pid) for pid in [*ready, *back]]
 
     def database_pid(self) -> int:
-        """The embedded database's current pid."""
         pids = self.database_pids()
         assert pids, self.log
         return pids[-1]
