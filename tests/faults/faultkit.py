@@ -30,7 +30,13 @@ TIMEOUT = TIMEOUT_MS / 1000
 
 def fault_server(tmp_path: Path, name: str = "serve", **settings: str) -> ServeProcess:
     """A started (not yet ready) `chatcore serve` with the fault tests' timeout."""
-    env = clean_env(CHATCORE_MONGODB_TIMEOUT_MS=str(TIMEOUT_MS), **settings)
+    env = clean_env(
+        CHATCORE_MONGODB_TIMEOUT_MS=str(TIMEOUT_MS),
+        # The load here is the point: rate limits (their own tests) would answer 429.
+        CHATCORE_RATE_SEND="off",
+        CHATCORE_RATE_API="off",
+        **settings,
+    )
     server = ServeProcess(tmp_path / "data", free_port(), tmp_path / f"{name}.log", env=env)
     server.start()
     return server
