@@ -62,6 +62,9 @@ _OPLOG_FLAGS: Final = ("--oplog-max-entries", "10000", "--oplog-retention-second
 _RESTART_DELAYS: Final = (0.2, 0.5, 1.0, 2.0, 5.0)
 _STABLE_SECONDS: Final = 30.0
 _RESTART_READY_TIMEOUT: Final = 60.0
+# A clean stop takes ~3 s; one that hangs (e.g. after a stall) is killed, which loses
+# nothing acknowledged: every commit is on disk (--sync-on-commit).
+_STOP_SECONDS: Final = 5.0
 
 _CONFIG_TEMPLATE: Final = """\
 # Settings of the embedded SecantusDB that `chatcore serve` starts (see `secantusd-py --help`).
@@ -311,7 +314,7 @@ class EmbeddedDatabase:
                 log.error("the embedded database did not come back: %s", exc)
                 process.kill()
 
-    def stop(self, timeout: float = 20.0) -> None:
+    def stop(self, timeout: float = _STOP_SECONDS) -> None:
         """Stop the child cleanly (SIGTERM), killing it if it takes longer than ``timeout``;
         stops the supervisor first and releases the data directory."""
         self._stopping.set()
@@ -319,6 +322,8 @@ class EmbeddedDatabase:
             process, self._process = self._process, None
         if process is not None and process.poll() is None:
             process.terminate()
+            # A stopped (SIGSTOP) child would hold the SIGTERM until the timeout.
+            process.send_signal(signal.SIGCONT)
             try:
                 process.wait(timeout)
             except subprocess.TimeoutExpired:
