@@ -17,7 +17,9 @@ says 503; the pymongo client reconnects by itself once the child answers.
 Durable and bounded by default: the child fsyncs its log on every commit
 (``--sync-on-commit``: an acknowledged write survives SIGKILL of the database,
 of the server, or both), its WiredTiger cache is capped (``cache_size``), and
-its oplog, which chatcore never reads (no change streams), is kept short.
+its oplog, which chatcore never reads (no change streams), is kept short. (That
+bounds its memory under plain writes; SecantusDB still grows with transactions:
+bench/RESULTS.md.)
 
 One server per data directory: :meth:`spawn` takes an exclusive lock on
 ``data_dir/chatcore.lock`` first, so a second server fails at once with one

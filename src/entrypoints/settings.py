@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     # `chatcore serve` on SIGTERM/SIGINT: drain, then stop, within this many seconds.
     shutdown_grace_seconds: float = Field(default=10.0, ge=1, le=300)
     # The embedded database: fsync on every commit (acknowledged = survives a crash),
-    # and its WiredTiger cache size (bounds its memory), e.g. 128M, 1G.
+    # and its WiredTiger cache size, e.g. 128M, 1G (bench/RESULTS.md: its memory).
     embedded_sync_on_commit: bool = True
     embedded_cache_size: str = Field(default="128M", pattern=r"^[1-9][0-9]*[KMG]$")
     # Rate limits of the public contract (API.md v1.1): "<count>/<seconds>s" or "off".
