@@ -24,6 +24,8 @@ from pathlib import Path
 import httpx
 import socketio
 
+from bench.procs import free_port
+
 CHATCORE = str(Path(sys.executable).with_name("chatcore"))
 
 
@@ -31,13 +33,6 @@ def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHATCORE_")}
     env["CHATCORE_LOG_LEVEL"] = "INFO"
     return env
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _failed_start(port: int, data_dir: Path) -> str:
@@ -83,7 +78,7 @@ def main() -> None:
         for _ in range(3):
             print("port taken:", _failed_start(taken.getsockname()[1], root / "other"))
 
-    port, log = _free_port(), root / "serve.log"
+    port, log = free_port(), root / "serve.log"
     url = f"http://127.0.0.1:{port}"
     with log.open("w") as out:
         process = subprocess.Popen(
@@ -96,7 +91,7 @@ def main() -> None:
         while _readyz(url) != 200:
             time.sleep(0.05)
         for _ in range(3):
-            print("data dir in use:", _failed_start(_free_port(), root / "data"))
+            print("data dir in use:", _failed_start(free_port(), root / "data"))
         for _ in range(3):
             killed = time.monotonic()
             os.kill(_database_pid(log), signal.SIGKILL)

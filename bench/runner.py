@@ -162,14 +162,21 @@ async def running(spec: ServerSpec, children: Children, work: Path) -> AsyncIter
                 await children.stop(child)
 
 
+# Revision -> commit, resolved once per run: a branch that moves during the run
+# (main, while others merge) is measured at the same commit in every scenario.
+_COMMITS: dict[str, str] = {}
+
+
 def _tree_at(rev: str, work: Path) -> Path:
     """``src`` and ``bench`` of git revision ``rev`` of this repository, extracted once."""
-    commit = subprocess.run(
-        ["git", "-C", str(REPO), "rev-parse", "--verify", f"{rev}^{{commit}}"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+    if rev not in _COMMITS:
+        _COMMITS[rev] = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--verify", f"{rev}^{{commit}}"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    commit = _COMMITS[rev]
     tree = work / f"tree-{commit[:12]}"
     if not tree.exists():
         tree.mkdir()
