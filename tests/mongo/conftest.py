@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
@@ -78,3 +79,16 @@ async def failpoint_client(
     finally:
         await client.admin.command({"configureFailPoint": "failCommand", "mode": "off"})
         await client.close()
+
+
+async def fail_next(
+    client: AsyncMongoClient[Document], times: int, command: str = "insert", **data: Any
+) -> None:
+    """Arm ``failCommand``: the next ``times`` ``command``s fail as ``data`` says."""
+    await client.admin.command(
+        {
+            "configureFailPoint": "failCommand",
+            "mode": {"times": times},
+            "data": {"failCommands": [command], **data},
+        }
+    )

@@ -18,7 +18,7 @@ from chatcore.errors import Unavailable
 from chatcore.testing import factories as make
 from support.mongo import unique_database_name
 
-from .conftest import ServerFactory, failpoint_client
+from .conftest import ServerFactory, fail_next, failpoint_client
 from .helpers import assert_no_half_written_send
 
 pytestmark = [pytest.mark.mongo, pytest.mark.slow]
@@ -40,18 +40,6 @@ async def db(client: AsyncMongoClient[Document]) -> AsyncIterator[AsyncDatabase[
         await client.drop_database(database.name)
 
 
-async def _fail_next(
-    client: AsyncMongoClient[Document], times: int, command: str = "insert", **data: Any
-) -> None:
-    await client.admin.command(
-        {
-            "configureFailPoint": "failCommand",
-            "mode": {"times": times},
-            "data": {"failCommands": [command], **data},
-        }
-    )
-
-
 async def _conversation_with_messages(storage: Storage) -> str:
     conversation = await make.stored_group(storage, "u-a", "u-b")
     for i in range(3):
@@ -66,7 +54,7 @@ async def test_a_failing_insert_leaves_nothing_half_written(
     storage = mongo_storage(db, transactions=transactional)
     conversation_id = await _conversation_with_messages(storage)
 
-    await _fail_next(client, 1, errorCode=2)  # BadValue: not an outage, not transient
+    await fail_next(client, 1, errorCode=2)  # BadValue: not an outage, not transient
     with pytest.raises(StorageFailed):
         await storage.messages.append(make.message(conversation_id, "u-a", "lost"))
 
@@ -89,7 +77,7 @@ async def test_a_connection_lost_on_insert_is_unavailable_and_changes_nothing(
     conversation_id = await _conversation_with_messages(storage)
 
     # Inside a transaction pymongo does not retry the insert: one failure is enough.
-    await _fail_next(client, 1, closeConnection=True)
+    await fail_next(client, 1, closeConnection=True)
     with pytest.raises(Unavailable):
         await storage.messages.append(make.message(conversation_id, "u-a", "lost", "k-1"))
 
@@ -104,7 +92,7 @@ async def test_a_transient_write_conflict_is_retried(
     storage = mongo_storage(db, transactions=True)
     conversation_id = await _conversation_with_messages(storage)
 
-    await _fail_next(client, 2, errorCode=112, errorLabels=["TransientTransactionError"])
+    await fail_next(client, 2, errorCode=112, errorLabels=["TransientTransactionError"])
     sent = await storage.messages.append(make.message(conversation_id, "u-a", "eventually"))
 
     assert (sent.created, sent.message.seq) == (True, 4)
@@ -118,7 +106,7 @@ async def test_an_idempotent_replay_racing_a_failed_send_gets_a_fresh_seq(
     storage = mongo_storage(db, transactions=True)
     conversation_id = await _conversation_with_messages(storage)
 
-    await _fail_next(client, 1, errorCode=2)
+    await fail_next(client, 1, errorCode=2)
     with pytest.raises(StorageFailed):
         await storage.messages.append(make.message(conversation_id, "u-a", "x", "k-2"))
     resent = await storage.messages.append(make.message(conversation_id, "u-a", "x", "k-2"))
@@ -147,7 +135,7 @@ async def test_a_failure_mid_batch_fails_every_send_of_it_and_writes_nothing(
     storage = mongo_storage(db, transactions=True)
     rooms = [await _conversation_with_messages(storage) for _ in range(3)]
 
-    await _fail_next(client, 1, command, **failure)
+    await fail_next(client, 1, command, **failure)
     # Sent at once: one batch over three conversations.
     results = await asyncio.gather(
         *(storage.messages.append(make.message(rooms[i % 3], "u-a", f"b{i}")) for i in range(12)),
@@ -167,7 +155,7 @@ async def test_a_connection_lost_at_commit_stores_the_batch_once(
     storage = mongo_storage(db, transactions=True)
     rooms = [await _conversation_with_messages(storage) for _ in range(3)]
 
-    await _fail_next(client, 1, "commitTransaction", closeConnection=True)
+    await fail_next(client, 1, "commitTransaction", closeConnection=True)
     results = await asyncio.gather(
         *(storage.messages.append(make.message(rooms[i % 3], "u-a", f"b{i}")) for i in range(12))
     )

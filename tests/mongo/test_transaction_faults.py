@@ -21,7 +21,7 @@ from adapters.mongo.transactions import Transactions
 from chatcore.errors import Unavailable
 from support.mongo import unique_database_name
 
-from .conftest import failpoint_client
+from .conftest import fail_next, failpoint_client
 
 pytestmark = [pytest.mark.mongo, pytest.mark.slow]
 
@@ -63,16 +63,9 @@ def _increment(db: AsyncDatabase[Document]) -> Any:
 async def test_a_conflict_past_the_deadline_is_unavailable(
     client: AsyncMongoClient[Document], db: AsyncDatabase[Document]
 ) -> None:
-    await client.admin.command(
-        {
-            "configureFailPoint": "failCommand",
-            "mode": "alwaysOn",
-            "data": {
-                "failCommands": ["update"],
-                "errorCode": 112,  # WriteConflict
-                "errorLabels": ["TransientTransactionError"],
-            },
-        }
+    # Every update conflicts, far more often than the deadline leaves retries for.
+    await fail_next(
+        client, 10_000, "update", errorCode=112, errorLabels=["TransientTransactionError"]
     )
     transactions = Transactions(ServerInfo(client))
 
@@ -90,17 +83,7 @@ async def test_a_transaction_cut_off_by_a_stall_is_killed_and_the_next_one_commi
     await _run(transactions, db)  # warm: the profile and a connection
     # The commit stalls past the deadline: the update is done inside the transaction,
     # which stays open on the server holding the document.
-    await client.admin.command(
-        {
-            "configureFailPoint": "failCommand",
-            "mode": {"times": 1},
-            "data": {
-                "failCommands": ["commitTransaction"],
-                "blockConnection": True,
-                "blockTimeMS": 3 * LIMIT_MS,
-            },
-        }
-    )
+    await fail_next(client, 1, "commitTransaction", blockConnection=True, blockTimeMS=3 * LIMIT_MS)
 
     with pytest.raises(Unavailable):
         await _run(transactions, db)
