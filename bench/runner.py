@@ -5,10 +5,10 @@ A server name is a base name plus optional ``+flags``: ``chatcore-memory``,
 instead of uvloop + httptools) and ``+deflate`` (WebSocket per-message
 deflate) apply to the Python ones, e.g. ``chatcore-memory+plain``; ``+limits``
 (chatcore only) checks every rate limit on every action (otherwise they are off);
-``+nofreeze`` (chatcore only) skips ``gc.freeze()`` after start-up and ``+gcwide``
-sets wider collector thresholds (20000, 50, 50); ``+stockfanout`` (chatcore only) puts
-python-socketio's own fan-out back (one Task per recipient socket) for a before/after
-comparison in one run;
+``+nofreeze`` (chatcore only) skips ``gc.freeze()`` after start-up and ``+gcdefault``
+puts CPython's collector thresholds back (chatcore serve's are wider);
+``+stockfanout`` (chatcore only) puts python-socketio's own fan-out back (one Task
+per recipient socket) for a before/after comparison in one run;
 ``+standalone`` starts SecantusDB as a standalone server (no replica set, so
 chatcore's MongoDB adapter runs without transactions); ``+durable`` starts it
 with ``--sync-on-commit`` (an acknowledged write survives a crash of the database).
@@ -46,9 +46,9 @@ FLAGS = {
     "limits": "--limits",
     "stockfanout": "--stock-fanout",
     "nofreeze": "--no-gc-freeze",
-    "gcwide": "--gc-threshold=20000,50,50",
+    "gcdefault": "--gc-threshold=700,10,10",
 }
-CHATCORE_ONLY = ("limits", "stockfanout", "nofreeze", "gcwide")
+CHATCORE_ONLY = ("limits", "stockfanout", "nofreeze", "gcdefault")
 DB_FLAGS = {"standalone": "--standalone", "durable": "--sync-on-commit"}
 START_TIMEOUT = 60.0
 

@@ -20,6 +20,7 @@ Run: ``python -m bench.servers.chatcore_server --port 8000 --storage memory [--p
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 
@@ -63,7 +64,8 @@ def main() -> None:
     parser.add_argument(
         "--gc-threshold",
         type=lambda text: tuple(int(n) for n in text.split(",")),
-        help="gc.set_threshold after start-up, e.g. 20000,20,20 (default: CPython's)",
+        default=gc_tuning.SERVER_THRESHOLDS,
+        help="gc.set_threshold after start-up, e.g. 700,10,10 (default: chatcore serve's)",
     )
     parser.add_argument(
         "--no-gc-freeze",
@@ -104,10 +106,10 @@ def main() -> None:
 
 
 def tune_gc(args: argparse.Namespace) -> None:
-    if args.gc_threshold:
-        gc_tuning.set_thresholds(args.gc_threshold)
-    if not args.no_gc_freeze:
-        gc_tuning.settle_heap()
+    if args.no_gc_freeze:
+        gc.set_threshold(*args.gc_threshold)
+    else:
+        gc_tuning.settle_heap(args.gc_threshold)
 
 
 if __name__ == "__main__":

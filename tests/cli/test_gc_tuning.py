@@ -20,17 +20,20 @@ class _Node:
         self.other: _Node | None = None
 
 
-def test_settle_heap_collects_start_up_garbage_then_freezes_the_survivors() -> None:
+def test_settle_heap_collects_start_up_garbage_freezes_the_rest_and_widens_thresholds() -> None:
     a, b = _Node(), _Node()
     a.other, b.other = b, a  # a cycle: only the collector frees it
     dead = weakref.ref(a)
     del a, b
+    thresholds = gc.get_threshold()
     try:
         gc_tuning.settle_heap()
         assert dead() is None
         assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == gc_tuning.SERVER_THRESHOLDS
     finally:
         gc.unfreeze()  # the test process must not keep its heap forever
+        gc.set_threshold(*thresholds)
 
 
 async def test_after_startup_runs_once_with_the_resources_open(tmp_path: Path) -> None:
