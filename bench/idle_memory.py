@@ -68,7 +68,14 @@ async def serve(app: Any) -> AsyncIterator[str]:
 
 
 async def main(args: argparse.Namespace) -> None:
-    settings = Settings(_env_file=None, data_dir=Path(args.data_dir), jwt_secret="m" * 40)  # type: ignore[call-arg]
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        data_dir=Path(args.data_dir),
+        jwt_secret="m" * 40,
+        # One user holds every socket, opened in bursts: the socket caps are lifted.
+        max_sockets_per_user=1_000_000,
+        max_unauthenticated_sockets=1_000_000,
+    )
     container = Container(settings=settings)
     container.storage.override(providers.Object(in_memory_storage()))
     container.passwords.override(providers.Object(Argon2PasswordHasher(argon2.profiles.CHEAPEST)))
