@@ -291,7 +291,16 @@ class MongoMessageRepository(MessageRepository):
                         {
                             "$group": {
                                 "_id": None,
-                                "n": {"$sum": {"$cond": [{"$ne": ["$senderId", user_id]}, 1, 0]}},
+                                # $literal: an id such as "$x" is not a field path.
+                                "n": {
+                                    "$sum": {
+                                        "$cond": [
+                                            {"$ne": ["$senderId", {"$literal": user_id}]},
+                                            1,
+                                            0,
+                                        ]
+                                    }
+                                },
                             }
                         },
                     ]
