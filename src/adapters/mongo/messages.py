@@ -22,10 +22,12 @@ One batch, in one transaction (:mod:`adapters.mongo.message_batches`):
    seqs after its ``lastSeq``, in arrival order.
 2. ``update`` (one ``bulk_write``) of every conversation: ``lastSeq``,
    ``lastMessage`` and ``lastActivityAt`` move to the batch's last message,
-   guarded by the ``lastSeq`` read in step 1 (inside the pipeline: no change if
-   it moved). The conversation document is the seq counter: another process
-   writing it in between makes this a write conflict, and the whole batch is
-   retried from step 1. The same update records each sender's last seqs, from
+   guarded by the ``lastSeq`` read in step 1. The conversation document is the
+   seq counter: another process writing it in between makes this a write
+   conflict, and the whole batch is retried from step 1; so in a transaction the
+   update is plain ``$set``/``$push``/``$min`` (cheaper for SecantusDB than a
+   pipeline), and without one a pipeline that changes nothing if ``lastSeq``
+   moved. The same update records each sender's last seqs, from
    which a conversation list counts unread messages
    (:mod:`adapters.mongo.unread_counters`).
 3. ``insert`` (one ``insert_many``) of the messages.
