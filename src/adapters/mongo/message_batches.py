@@ -62,6 +62,14 @@ def _is_member(doc: Document | None, user_id: str) -> bool:
     return doc is not None and user_id in doc.get("memberIds", ())
 
 
+def _own_seqs(messages: list[Message]) -> dict[str, list[int]]:
+    """Each sender's seqs among ``messages``, in order."""
+    own: dict[str, list[int]] = {}
+    for m in messages:
+        own.setdefault(m.sender_id, []).append(m.seq)
+    return own
+
+
 def _conversation_update(before: Document, messages: list[Message]) -> UpdateOne:
     """Advance ``before``'s lastSeq/lastMessage/lastActivityAt past ``messages`` (its
     sends of this batch, in seq order), guarded by the lastSeq that was read.
@@ -75,9 +83,7 @@ def _conversation_update(before: Document, messages: list[Message]) -> UpdateOne
     read_seq = before.get("lastSeq", 0)
     guard = {"$eq": [{"$ifNull": ["$lastSeq", 0]}, read_seq]}
     last = messages[-1]
-    own: dict[str, list[int]] = {}
-    for m in messages:
-        own.setdefault(m.sender_id, []).append(m.seq)
+    own = _own_seqs(messages)
 
     def when_guarded(value: object, field: str) -> dict[str, Any]:
         return {"$cond": [guard, value, f"${field}"]}
@@ -118,9 +124,7 @@ def _plain_conversation_update(before: Document, messages: list[Message]) -> Upd
     document and diffs the result for its oplog; plain ``$set``/``$push``/``$min``
     cost it about a third less CPU per conversation (bench/RESULTS.md, issue 14).
     """
-    own: dict[str, list[int]] = {}
-    for m in messages:
-        own.setdefault(m.sender_id, []).append(m.seq)
+    own = _own_seqs(messages)
     if not all(_is_field_name(u) for u in own):
         return None
     last = messages[-1]
