@@ -24,6 +24,7 @@ from chatcore.services import (
     ConversationService,
     MessageService,
     PresenceService,
+    ReactionService,
     ReceiptService,
     TypingService,
     UserService,
@@ -54,6 +55,7 @@ class Chat:
     receipts: ReceiptService
     presence: PresenceService
     typing: TypingService
+    reactions: ReactionService
 
 
 def build_chat(
@@ -92,4 +94,5 @@ def build_chat(
         receipts=ReceiptService(storage.receipts, storage.conversations, notifier, clock),
         presence=PresenceService(presence, storage.users, storage.conversations, notifier, clock),
         typing=TypingService(storage.conversations, notifier),
+        reactions=ReactionService(storage.messages, storage.conversations, notifier),
     )

@@ -7,6 +7,7 @@ caller (HTTP, Socket.IO, an embedding service) must meet.
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Final
 
 from chatcore.errors import ValidationFailed
@@ -27,6 +28,9 @@ SEARCH_MAX_CHARS: Final = 64
 SYNC_MAX_CONVERSATIONS: Final = 500
 SYNC_MAX_MESSAGES_PER_CONVERSATION: Final = 500
 MAX_ID_CHARS: Final = 64
+MAX_EMOJI_CHARS: Final = 32
+# Distinct emoji one message holds; the next one is a Conflict (API.md v1.1).
+MAX_REACTION_EMOJI: Final = 20
 
 # Letters, digits and a few marks that show up in handles and e-mail-like names; no
 # spaces or controls, so a username is one unambiguous token in URLs and mentions.
@@ -106,3 +110,22 @@ def search(value: str | None) -> str | None:
     if len(trimmed) > SEARCH_MAX_CHARS:
         raise _fail("search", f"search must be at most {SEARCH_MAX_CHARS} characters")
     return trimmed or None
+
+
+def emoji(value: str) -> str:
+    """A reaction: 1..32 characters, none of them whitespace or control characters
+    (a Unicode emoji or a short name such as ``:party:``)."""
+    if not 1 <= len(value) <= MAX_EMOJI_CHARS:
+        raise _fail("emoji", f"emoji must be 1..{MAX_EMOJI_CHARS} characters")
+    # Category Cc only: joiners and variation selectors (Cf, Mn) build real emoji.
+    if any(c.isspace() or unicodedata.category(c) == "Cc" for c in value):
+        raise _fail("emoji", "emoji must not contain whitespace or control characters")
+    return value
+
+
+def thread_id(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not 1 <= len(value) <= MAX_ID_CHARS:
+        raise _fail("threadId", f"threadId must be 1..{MAX_ID_CHARS} characters")
+    return value

@@ -65,6 +65,8 @@ def message(
     *,
     client_msg_id: str | None = None,
     seconds: float = 0,
+    thread_id: str | None = None,
+    mentions: tuple[str, ...] = (),
 ) -> NewMessage:
     return NewMessage(
         id=new_id("m"),
@@ -73,6 +75,8 @@ def message(
         body=body,
         client_msg_id=client_msg_id,
         created_at=T0 + at(seconds),
+        thread_id=thread_id,
+        mentions=mentions,
     )
 
 

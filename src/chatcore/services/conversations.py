@@ -45,15 +45,21 @@ class ConversationViews:
         read = await self.receipts.for_user(viewer_id, [c.id for c in conversations])
         behind = {c.id: read.get(c.id, 0) for c in conversations if c.last_seq > read.get(c.id, 0)}
         unread = await self.messages.count_unread(viewer_id, behind) if behind else {}
+        mentions = await self._unread_mentions(viewer_id, {c: behind[c] for c in unread})
         return [
             ConversationView(
                 conversation=c,
                 viewer_id=viewer_id,
                 last_read_seq=read.get(c.id, 0),
                 unread_count=unread.get(c.id, 0),
+                unread_mentions=mentions.get(c.id, 0),
             )
             for c in conversations
         ]
+
+    async def _unread_mentions(self, viewer_id: str, windows: dict[str, int]) -> dict[str, int]:
+        # Only where something is unread: no query at all when everything is read.
+        return await self.messages.count_unread_mentions(viewer_id, windows) if windows else {}
 
     async def for_members(
         self, conversation: Conversation, viewer_ids: Iterable[str]
@@ -72,15 +78,19 @@ class ConversationViews:
 
         async def view(viewer: str) -> ConversationView:
             pointer = read.get(viewer, 0)
-            unread = 0
+            unread = mentions = 0
             if conversation.last_seq > pointer:
                 counts = await self.messages.count_unread(viewer, {conversation.id: pointer})
                 unread = counts.get(conversation.id, 0)
+            if unread:
+                window = {conversation.id: pointer}
+                mentions = (await self._unread_mentions(viewer, window)).get(conversation.id, 0)
             return ConversationView(
                 conversation=conversation,
                 viewer_id=viewer,
                 last_read_seq=pointer,
                 unread_count=unread,
+                unread_mentions=mentions,
             )
 
         return list(await asyncio.gather(*(view(v) for v in viewers)))
