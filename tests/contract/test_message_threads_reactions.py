@@ -50,12 +50,15 @@ async def test_a_reply_updates_the_root_summary_in_the_same_step(storage: Storag
         make.message(conversation.id, BOB, "r3", thread_id=root.id, seconds=15)
     )
 
-    assert first.message.thread_id == root.id and first.message.seq == 2
+    assert first.message.thread_id == root.id
+    assert first.message.seq == 2
     summary = ThreadSummary(
         reply_count=3, last_reply_at=make.T0 + make.at(20), participant_ids=(BOB, CAROL)
     )
-    assert third.thread_root is not None and third.thread_root.thread == summary
-    assert second.thread_root is not None and second.thread_root.thread is not None
+    assert third.thread_root is not None
+    assert third.thread_root.thread == summary
+    assert second.thread_root is not None
+    assert second.thread_root.thread is not None
     assert (await _get(storage, root)).thread == summary
     assert (await _get(storage, root)).thread_id is None
     assert (await _get(storage, first.message)).thread is None
@@ -84,7 +87,8 @@ async def test_concurrent_replies_all_count(storage: Storage) -> None:
     )
 
     summary = (await _get(storage, root)).thread
-    assert summary is not None and summary.reply_count == 12
+    assert summary is not None
+    assert summary.reply_count == 12
     assert sorted(summary.participant_ids) == sorted(senders)
 
 
@@ -98,9 +102,11 @@ async def test_a_replayed_reply_changes_no_summary(storage: Storage) -> None:
         make.message(conversation.id, BOB, "r", thread_id=root.id, client_msg_id="c-1")
     )
 
-    assert not replay.created and replay.thread_root is None
+    assert not replay.created
+    assert replay.thread_root is None
     summary = (await _get(storage, root)).thread
-    assert summary is not None and summary.reply_count == 1
+    assert summary is not None
+    assert summary.reply_count == 1
 
 
 async def test_a_non_members_reply_stores_nothing(storage: Storage) -> None:
@@ -157,7 +163,8 @@ async def test_mentions_keep_only_members(storage: Storage) -> None:
     assert result.message.mentions == (CAROL, BOB)
     assert (await _get(storage, result.message)).mentions == (CAROL, BOB)
     stored = await storage.conversations.get(conversation.id)
-    assert stored is not None and stored.last_message == result.message
+    assert stored is not None
+    assert stored.last_message == result.message
 
 
 async def test_edit_replaces_mentions_and_delete_clears_them(storage: Storage) -> None:
@@ -225,11 +232,13 @@ async def test_react_adds_and_removes_in_first_use_order(storage: Storage) -> No
         Reaction(emoji=":party:", user_ids=(CAROL,)),
     )
     removed, changed = await react(conversation.id, message.id, CAROL, ":party:", add=False)
-    assert changed and removed.reactions == (Reaction(emoji="👍", user_ids=(BOB, CAROL)),)
+    assert changed
+    assert removed.reactions == (Reaction(emoji="👍", user_ids=(BOB, CAROL)),)
     assert (removed.edited_at, removed.seq, removed.body) == (None, 1, "root")
     assert await _get(storage, message) == removed
     stored = await storage.conversations.get(conversation.id)
-    assert stored is not None and stored.last_message == removed
+    assert stored is not None
+    assert stored.last_message == removed
 
 
 async def test_twenty_members_reacting_at_once_all_land(storage: Storage) -> None:
@@ -242,7 +251,8 @@ async def test_twenty_members_reacting_at_once_all_land(storage: Storage) -> Non
     )
 
     [reaction] = (await _get(storage, message)).reactions
-    assert reaction.emoji == "🎉" and sorted(reaction.user_ids) == members
+    assert reaction.emoji == "🎉"
+    assert sorted(reaction.user_ids) == members
 
 
 async def test_the_emoji_cap_holds_under_races(storage: Storage) -> None:
@@ -258,7 +268,8 @@ async def test_the_emoji_cap_holds_under_races(storage: Storage) -> None:
     )
 
     refused = [r for r in results if isinstance(r, BaseException)]
-    assert len(refused) == 6 and all(isinstance(r, Conflict) for r in refused)
+    assert len(refused) == 6
+    assert all(isinstance(r, Conflict) for r in refused)
     assert len((await _get(storage, message)).reactions) == MAX_REACTION_EMOJI
     with pytest.raises(Conflict):
         await storage.messages.react(conversation.id, message.id, ALICE, ":new:", add=True)
@@ -300,4 +311,5 @@ async def test_edit_keeps_reactions_and_thread(storage: Storage) -> None:
     edited = await storage.messages.edit(root, "new body", make.T0 + make.at(9))
 
     assert edited.reactions == (Reaction(emoji="👍", user_ids=(BOB,)),)
-    assert edited.thread is not None and edited.thread.reply_count == 1
+    assert edited.thread is not None
+    assert edited.thread.reply_count == 1

@@ -39,7 +39,8 @@ async def test_a_reply_takes_the_next_seq_and_updates_the_root_summary(
 
     assert (first.message.seq, first.message.thread_id) == (2, root)
     stored = await kit.storage.messages.get(group, root)
-    assert stored is not None and stored.thread is not None
+    assert stored is not None
+    assert stored.thread is not None
     assert stored.thread.reply_count == 3
     assert stored.thread.last_reply_at == kit.clock.now()
     assert stored.thread.participant_ids == (bob.id, carol.id)
@@ -68,7 +69,8 @@ async def test_replying_to_a_reply_joins_the_roots_thread(
     nested = await kit.chat.messages.send(alice.id, group, "good", thread_id=reply)
 
     assert nested.message.thread_id == root
-    assert nested.thread_root is not None and nested.thread_root.id == root
+    assert nested.thread_root is not None
+    assert nested.thread_root.id == root
 
 
 async def test_a_replayed_reply_counts_once(
@@ -80,9 +82,12 @@ async def test_a_replayed_reply_counts_once(
 
     again = await kit.chat.messages.send(bob.id, group, "yes", "c-1", thread_id=root)
 
-    assert not again.created and kit.notifier.events == []
+    assert not again.created
+    assert kit.notifier.events == []
     stored = await kit.storage.messages.get(group, root)
-    assert stored is not None and stored.thread is not None and stored.thread.reply_count == 1
+    assert stored is not None
+    assert stored.thread is not None
+    assert stored.thread.reply_count == 1
 
 
 @pytest.mark.parametrize("case", ["other conversation", "deleted", "unknown"])
@@ -124,7 +129,9 @@ async def test_deleting_a_reply_keeps_the_reply_count(
     await kit.chat.messages.delete(bob.id, group, reply)
 
     stored = await kit.storage.messages.get(group, root)
-    assert stored is not None and stored.thread is not None and stored.thread.reply_count == 1
+    assert stored is not None
+    assert stored.thread is not None
+    assert stored.thread.reply_count == 1
 
 
 async def test_thread_lists_replies_only_paged_by_seq(
@@ -142,10 +149,14 @@ async def test_thread_lists_replies_only_paged_by_seq(
     oldest = await thread(alice.id, group, root, before=older.messages[0].seq, limit=2)
     after = await thread(alice.id, group, replies[1], after=0, limit=3)
 
-    assert [m.body for m in newest.messages] == ["r3", "r4"] and newest.has_more
-    assert [m.body for m in older.messages] == ["r1", "r2"] and older.has_more
-    assert [m.body for m in oldest.messages] == ["r0"] and not oldest.has_more
-    assert [m.id for m in after.messages] == replies[:3] and after.has_more
+    assert [m.body for m in newest.messages] == ["r3", "r4"]
+    assert newest.has_more
+    assert [m.body for m in older.messages] == ["r1", "r2"]
+    assert older.has_more
+    assert [m.body for m in oldest.messages] == ["r0"]
+    assert not oldest.has_more
+    assert [m.id for m in after.messages] == replies[:3]
+    assert after.has_more
 
 
 async def test_thread_of_a_message_elsewhere_is_a_validation_error(
@@ -177,12 +188,11 @@ async def test_reactions_keep_first_use_order_and_toggle(
     )
     last = await react(carol.id, group, message, ":party:", add=False)
     assert last.reactions == (Reaction(emoji="🎉", user_ids=(bob.id, carol.id)),)
-    assert last.edited_at is None and last.seq == 1
+    assert last.edited_at is None
+    assert last.seq == 1
 
 
-async def test_only_changes_are_announced(
-    kit: ChatKit, alice: User, bob: User, group: str
-) -> None:
+async def test_only_changes_are_announced(kit: ChatKit, alice: User, bob: User, group: str) -> None:
     message = await send(kit, alice, group, "party")
     kit.notifier.clear()
     react = kit.chat.reactions.react
