@@ -10,6 +10,12 @@ How a send is stored (:meth:`MongoMessageRepository.append`), in one transaction
 2. ``insert`` the message with that seq.
 3. ``commitTransaction``.
 
+A thread reply adds one step before the commit: ``findAndModify`` on its root's
+``thread`` summary (:mod:`adapters.mongo.threads`), so the reply and the summary
+commit together. Mentions are filtered against ``memberIds`` by the same step 1
+(no extra round trip); a reaction is one conditional update of the message
+(:mod:`adapters.mongo.reactions`).
+
 Three round trips, with or without a clientMsgId. Sends to one conversation
 from one process queue on a local lock first: on the server they could not
 overlap anyway (the conversation document is held until commit), and letting
@@ -35,13 +41,16 @@ Without transactions (a standalone mongod), the same steps run one by one:
   message that does not exist and ``lastMessage`` names it. Seqs are still
   unique and increasing, but readers must tolerate missing seqs.
 
+- a failure between a reply's insert and its root's summary update leaves the
+  reply stored and the root's ``replyCount`` one short.
+
 Use a replica set (a single node one is enough) for the full guarantee.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -63,11 +72,14 @@ from adapters.mongo.documents import (
 )
 from adapters.mongo.errors import duplicate_key_fields, storage_call
 from adapters.mongo.locks import KeyedLocks
+from adapters.mongo.reactions import react_pipeline
 from adapters.mongo.server import ServerInfo
+from adapters.mongo.threads import find_replies, record_reply
 from adapters.mongo.transactions import Transactions
 from chatcore.errors import Conflict, NotFound
 from chatcore.models import AppendResult, Conversation, Message, NewMessage
 from chatcore.ports import MessageRepository
+from chatcore.reactions import toggled_reaction
 
 # Concurrent per-conversation counts on servers that need them (a list page has
 # at most 100 conversations; this keeps the connection pool for everyone else).
@@ -85,6 +97,8 @@ def _checked(new: NewMessage) -> NewMessage:
     values.text(new.body, "body")
     values.optional_text(new.client_msg_id, "clientMsgId")
     values.moment(new.created_at, "createdAt")
+    values.optional_text(new.thread_id, "threadId")
+    values.texts(new.mentions, "mentions")
     return new
 
 
@@ -97,12 +111,21 @@ def _allocate_pipeline(new: NewMessage) -> list[dict[str, Any]]:
     next_seq = {"$add": ["$lastSeq", 1]}
     preview = message_to_document(new_message(new, 0))
     del preview["seq"]
+    computed: dict[str, Any] = {"seq": next_seq}
+    if new.mentions:
+        # Only members are mentioned: filtered against memberIds in the same write.
+        computed["mentions"] = {
+            "$filter": {
+                "input": {"$literal": list(new.mentions)},
+                "cond": {"$in": ["$$this", "$memberIds"]},
+            }
+        }
     return [
         {
             "$set": {
                 "lastSeq": next_seq,
                 "lastActivityAt": {"$literal": new.created_at},
-                "lastMessage": {"$mergeObjects": [{"$literal": preview}, {"seq": next_seq}]},
+                "lastMessage": {"$mergeObjects": [{"$literal": preview}, computed]},
             }
         }
     ]
@@ -130,7 +153,7 @@ class MongoMessageRepository(MessageRepository):
                     replay = await self._find_replay(new)
                     if replay is not None:
                         return replay
-                message, conversation = await self._transactions.run(
+                message, conversation, root = await self._transactions.run(
                     lambda session: self._allocate_and_insert(new, session)
                 )
         except _Replay:
@@ -138,11 +161,13 @@ class MongoMessageRepository(MessageRepository):
             if replay is None:  # pragma: no cover - messages are never removed
                 raise Conflict("message changed concurrently") from None
             return replay
-        return AppendResult(message=message, conversation=conversation, created=True)
+        return AppendResult(
+            message=message, conversation=conversation, created=True, thread_root=root
+        )
 
     async def _allocate_and_insert(
         self, new: NewMessage, session: AsyncClientSession | None
-    ) -> tuple[Message, Conversation]:
+    ) -> tuple[Message, Conversation, Message | None]:
         before = await self._conversations.find_one_and_update(
             {"_id": new.conversation_id, "memberIds": new.sender_id},
             _allocate_pipeline(new),
@@ -152,6 +177,9 @@ class MongoMessageRepository(MessageRepository):
         if before is None:
             raise NotFound("conversation not found")
         message = new_message(new, before.get("lastSeq", 0) + 1)
+        if new.mentions:
+            members = set(before["memberIds"])
+            message = attrs.evolve(message, mentions=tuple(m for m in new.mentions if m in members))
         try:
             await self._messages.insert_one(message_to_document(message), session=session)
         except DuplicateKeyError as exc:
@@ -160,13 +188,18 @@ class MongoMessageRepository(MessageRepository):
             if session is None:
                 await self._give_back_seq(before, message.seq)
             raise _Replay from exc
+        # A reply counts on its root in the same transaction, after the insert (so a
+        # replay, caught above, never counts twice): see adapters.mongo.threads.
+        root = None
+        if message.thread_id is not None:
+            root = await record_reply(self._messages, message, session)
         conversation = attrs.evolve(
             document_to_conversation(before),
             last_seq=message.seq,
             last_message=message,
             last_activity_at=message.created_at,
         )
-        return message, conversation
+        return message, conversation, root
 
     async def _give_back_seq(self, before: Document, seq: int) -> None:
         """Without a transaction: undo a seq allocation if nobody allocated after it."""
@@ -239,13 +272,78 @@ class MongoMessageRepository(MessageRepository):
         return [document_to_message(doc) async for doc in cursor]
 
     @storage_call
-    async def edit(self, message: Message, body: str, at: datetime) -> Message:
-        changes = {"body": values.text(body, "body"), "editedAt": values.moment(at, "editedAt")}
+    async def edit(
+        self, message: Message, body: str, at: datetime, mentions: Sequence[str] = ()
+    ) -> Message:
+        changes = {
+            "body": values.text(body, "body"),
+            "editedAt": values.moment(at, "editedAt"),
+            "mentions": values.texts(mentions, "mentions"),
+        }
         return await self._change(message, changes)
 
     @storage_call
     async def delete(self, message: Message, at: datetime) -> Message:
-        return await self._change(message, {"body": "", "deletedAt": values.moment(at, "at")})
+        # Reactions and mentions go with the body (a deleted message notifies nobody).
+        changes = {
+            "body": "",
+            "deletedAt": values.moment(at, "at"),
+            "reactions": [],
+            "mentions": [],
+        }
+        return await self._change(message, changes)
+
+    @storage_call
+    async def react(
+        self, conversation_id: str, message_id: str, user_id: str, emoji: str, *, add: bool
+    ) -> tuple[Message, bool]:
+        conversation_id = values.text(conversation_id, "conversationId")
+        message_id = values.text(message_id, "messageId")
+        pipeline = react_pipeline(
+            conversation_id, values.text(user_id, "userId"), values.text(emoji, "emoji"), add=add
+        )
+
+        async def body(session: AsyncClientSession | None) -> tuple[Message, bool]:
+            before = await self._messages.find_one_and_update(
+                {"_id": message_id},
+                pipeline,
+                return_document=ReturnDocument.BEFORE,
+                session=session,
+            )
+            if before is None or before["conversationId"] != conversation_id:
+                raise NotFound("message not found")
+            message = document_to_message(before)
+            if message.is_deleted:
+                raise Conflict("a deleted message takes no reactions")
+            # The pipeline's rule on the state it saw: the result, or its Conflict.
+            reactions = toggled_reaction(message.reactions, user_id, emoji, add=add)
+            if reactions == message.reactions:
+                return message, False
+            after = attrs.evolve(message, reactions=reactions)
+            await self._keep_last_message(conversation_id, message_to_document(after), session)
+            return after, True
+
+        async with self._conversation_locks.hold(conversation_id):
+            return await self._transactions.run(body)
+
+    @storage_call
+    async def thread_replies(
+        self,
+        conversation_id: str,
+        root_id: str,
+        *,
+        before: int | None,
+        after: int | None,
+        limit: int,
+    ) -> list[Message]:
+        return await find_replies(
+            self._messages,
+            values.text(conversation_id, "conversationId"),
+            values.text(root_id, "threadId"),
+            before=None if before is None else values.integer(before, "before"),
+            after=None if after is None else values.integer(after, "after"),
+            limit=values.integer(limit, "limit"),
+        )
 
     async def _change(self, message: Message, changes: dict[str, Any]) -> Message:
         """Update a message and, if it is the newest, the conversation's copy with it."""
@@ -271,19 +369,25 @@ class MongoMessageRepository(MessageRepository):
             )
             if doc is None or doc["conversationId"] != conversation_id:
                 raise NotFound("message not found")
-            # Only while it is still the newest: a send that came in between
-            # already replaced lastMessage and must not be overwritten.
-            newest = {"$eq": ["$lastSeq", doc["seq"]]}
-            await self._conversations.update_one(
-                {"_id": conversation_id},
-                [{"$set": {"lastMessage": {"$cond": [newest, {"$literal": doc}, "$lastMessage"]}}}],
-                session=session,
-            )
+            await self._keep_last_message(conversation_id, doc, session)
             return document_to_message(doc)
 
         # The same lock as sends: both write the conversation document.
         async with self._conversation_locks.hold(conversation_id):
             return await self._transactions.run(body)
+
+    async def _keep_last_message(
+        self, conversation_id: str, doc: Document, session: AsyncClientSession | None
+    ) -> None:
+        """Put the changed message ``doc`` in the conversation's lastMessage copy."""
+        # Only while it is still the newest: a send that came in between
+        # already replaced lastMessage and must not be overwritten.
+        newest = {"$eq": ["$lastSeq", doc["seq"]]}
+        await self._conversations.update_one(
+            {"_id": conversation_id},
+            [{"$set": {"lastMessage": {"$cond": [newest, {"$literal": doc}, "$lastMessage"]}}}],
+            session=session,
+        )
 
     @storage_call
     async def count_unread(self, user_id: str, after_seq: Mapping[str, int]) -> dict[str, int]:
@@ -292,32 +396,55 @@ class MongoMessageRepository(MessageRepository):
             values.text(conversation_id, "conversationId"): values.integer(seq, "seq")
             for conversation_id, seq in after_seq.items()
         }
+        # Messages from others: in the $match where the planner copes with it
+        # (mongod), else counted conditionally so the filter stays in the index.
+        return await self._count_windows(
+            windows,
+            lambda cid, seq: {"conversationId": cid, "seq": {"$gt": seq}},
+            common={"senderId": {"$ne": user_id}},
+            counted={"$cond": [{"$ne": ["$senderId", user_id]}, 1, 0]},
+        )
+
+    @storage_call
+    async def count_unread_mentions(
+        self, user_id: str, after_seq: Mapping[str, int]
+    ) -> dict[str, int]:
+        user_id = values.text(user_id, "userId")
+        windows = {
+            values.text(conversation_id, "conversationId"): values.integer(seq, "seq")
+            for conversation_id, seq in after_seq.items()
+        }
+        # Ranges of the (mentions, conversationId, seq) index: only the messages that
+        # mention the viewer are read, never the conversation's other messages.
+        return await self._count_windows(
+            windows,
+            lambda cid, seq: {"mentions": user_id, "conversationId": cid, "seq": {"$gt": seq}},
+            common={},
+            counted=1,
+        )
+
+    async def _count_windows(
+        self,
+        windows: dict[str, int],
+        window: Callable[[str, int], Document],
+        *,
+        common: Document,
+        counted: Any,
+    ) -> dict[str, int]:
+        """Per conversation, how many messages match ``window(cid, seq)`` and ``common``
+        (``counted`` is the same condition as ``common`` as a 0/1 expression)."""
         if not windows:
             return {}
         if (await self._server.profile()).indexed_or:
-            return await self._count_unread_at_once(user_id, windows)
-        return await self._count_unread_each(user_id, windows)
-
-    async def _count_unread_at_once(self, user_id: str, windows: dict[str, int]) -> dict[str, int]:
-        # One aggregate for every conversation of a list page: mongod answers the
-        # $or with one index range per conversation.
-        cursor = await self._messages.aggregate(
-            [
-                {
-                    "$match": {
-                        "$or": [
-                            {"conversationId": cid, "seq": {"$gt": seq}}
-                            for cid, seq in windows.items()
-                        ],
-                        "senderId": {"$ne": user_id},
-                    }
-                },
-                {"$group": {"_id": "$conversationId", "n": {"$sum": 1}}},
-            ]
-        )
-        return {doc["_id"]: doc["n"] async for doc in cursor}
-
-    async def _count_unread_each(self, user_id: str, windows: dict[str, int]) -> dict[str, int]:
+            # One aggregate for every conversation of a list page: mongod answers
+            # the $or with one index range per conversation.
+            cursor = await self._messages.aggregate(
+                [
+                    {"$match": {"$or": [window(c, s) for c, s in windows.items()], **common}},
+                    {"$group": {"_id": "$conversationId", "n": {"$sum": 1}}},
+                ]
+            )
+            return {doc["_id"]: doc["n"] async for doc in cursor}
         # SecantusDB scans the whole collection for an $or (or an $in, or a $ne),
         # so there one index range per conversation, run concurrently, is far
         # faster than the single aggregate (measured: bench/mongo_store.py).
@@ -327,13 +454,8 @@ class MongoMessageRepository(MessageRepository):
             async with limit:
                 cursor = await self._messages.aggregate(
                     [
-                        {"$match": {"conversationId": conversation_id, "seq": {"$gt": after}}},
-                        {
-                            "$group": {
-                                "_id": None,
-                                "n": {"$sum": {"$cond": [{"$ne": ["$senderId", user_id]}, 1, 0]}},
-                            }
-                        },
+                        {"$match": window(conversation_id, after)},
+                        {"$group": {"_id": None, "n": {"$sum": counted}}},
                     ]
                 )
                 found = [doc async for doc in cursor]

@@ -1,0 +1,211 @@
+"""The v1.1 additions on MongoDB: races between two clients (two server processes),
+v1 documents, the indexes behind threads and unread mentions, and what a send costs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from adapters.mongo import create_client, mongo_storage
+from adapters.mongo.documents import MESSAGES, Document
+from chatcore.chat import Storage
+from chatcore.errors import Conflict
+from chatcore.limits import MAX_REACTION_EMOJI
+from chatcore.models import NewMessage
+from chatcore.testing import in_memory_chat
+from support.mongo import CommandCounter, backend_uri, fresh_database
+
+from .helpers import new_group, new_message
+
+pytestmark = pytest.mark.mongo
+
+MEMBERS = tuple(f"u-{i:02d}" for i in range(20))
+
+
+@pytest.fixture
+async def two_storages(
+    backend: str, db: AsyncDatabase[Document]
+) -> AsyncIterator[tuple[Storage, Storage]]:
+    """Two storages on one database through two clients, as two processes would have."""
+    other_client = create_client(backend)
+    try:
+        yield mongo_storage(db), mongo_storage(other_client[db.name])
+    finally:
+        await other_client.close()
+
+
+def _reply(conversation_id: str, sender_id: str, root_id: str) -> NewMessage:
+    plain = new_message(conversation_id, sender_id, "reply")
+    return NewMessage(
+        id=plain.id,
+        conversation_id=conversation_id,
+        sender_id=sender_id,
+        body=plain.body,
+        client_msg_id=None,
+        created_at=plain.created_at,
+        thread_id=root_id,
+    )
+
+
+async def test_twenty_members_on_two_clients_react_at_once(
+    two_storages: tuple[Storage, Storage],
+) -> None:
+    one, two = two_storages
+    conversation = await new_group(one, *MEMBERS)
+    message = (await one.messages.append(new_message(conversation.id, MEMBERS[0]))).message
+
+    await asyncio.gather(
+        *(
+            (one if i % 2 else two).messages.react(conversation.id, message.id, m, "🎉", add=True)
+            for i, m in enumerate(MEMBERS)
+        )
+    )
+
+    stored = await two.messages.get(conversation.id, message.id)
+    assert stored is not None
+    [reaction] = stored.reactions
+    assert sorted(reaction.user_ids) == list(MEMBERS)
+
+
+async def test_the_emoji_cap_holds_across_two_clients(
+    two_storages: tuple[Storage, Storage],
+) -> None:
+    one, two = two_storages
+    conversation = await new_group(one, *MEMBERS)
+    message = (await one.messages.append(new_message(conversation.id, MEMBERS[0]))).message
+    extra = 8
+
+    results = await asyncio.gather(
+        *(
+            (one if i % 2 else two).messages.react(
+                conversation.id, message.id, MEMBERS[i % 20], f":e{i}:", add=True
+            )
+            for i in range(MAX_REACTION_EMOJI + extra)
+        ),
+        return_exceptions=True,
+    )
+
+    refused = [r for r in results if isinstance(r, BaseException)]
+    assert len(refused) == extra
+    assert all(isinstance(r, Conflict) for r in refused)
+    stored = await one.messages.get(conversation.id, message.id)
+    assert stored is not None
+    assert len(stored.reactions) == MAX_REACTION_EMOJI
+
+
+async def test_replies_on_two_clients_all_count(two_storages: tuple[Storage, Storage]) -> None:
+    one, two = two_storages
+    conversation = await new_group(one, "u-a", "u-b")
+    root = (await one.messages.append(new_message(conversation.id, "u-a"))).message
+    n = 30
+
+    await asyncio.gather(
+        *(
+            (one if i % 2 else two).messages.append(
+                _reply(conversation.id, ("u-a", "u-b")[i % 2], root.id)
+            )
+            for i in range(n)
+        )
+    )
+
+    stored = await one.messages.get(conversation.id, root.id)
+    assert stored is not None
+    assert stored.thread is not None
+    assert stored.thread.reply_count == n
+    assert sorted(stored.thread.participant_ids) == ["u-a", "u-b"]
+
+
+async def test_v1_documents_read_as_empty_and_take_replies_and_reactions(
+    db: AsyncDatabase[Document],
+) -> None:
+    storage = mongo_storage(db)
+    conversation = await new_group(storage, "u-a", "u-b")
+    first = (await storage.messages.append(new_message(conversation.id, "u-a"))).message
+    # What v1 stored: none of the v1.1 fields.
+    v1: dict[str, Any] = {
+        "_id": "v1-message",
+        "conversationId": conversation.id,
+        "seq": 2,
+        "senderId": "u-b",
+        "body": "from v1",
+        "clientMsgId": None,
+        "createdAt": first.created_at,
+        "editedAt": None,
+        "deletedAt": None,
+    }
+    await db[MESSAGES].insert_one(v1)
+    await db["conversations"].update_one({"_id": conversation.id}, {"$set": {"lastSeq": 2}})
+
+    old = await storage.messages.get(conversation.id, "v1-message")
+    assert old is not None
+    assert (old.thread_id, old.thread, old.reactions, old.mentions) == (None, None, (), ())
+    await storage.messages.append(_reply(conversation.id, "u-a", "v1-message"))
+    reacted, changed = await storage.messages.react(
+        conversation.id, "v1-message", "u-a", "👍", add=True
+    )
+    assert changed
+    assert reacted.thread is not None
+    assert reacted.thread.reply_count == 1
+    assert [r.emoji for r in reacted.reactions] == ["👍"]
+    assert await storage.messages.count_unread_mentions("u-a", {conversation.id: 0}) == {}
+
+
+async def _winning_plan(db: AsyncDatabase[Document], command: Document) -> str:
+    explained = await db.command("explain", command)
+    return str(explained)
+
+
+async def test_thread_pages_and_unread_mentions_come_from_indexes(
+    db: AsyncDatabase[Document],
+) -> None:
+    match = {"mentions": "u-b", "conversationId": "c", "seq": {"$gt": 3}}
+    mentions = await _winning_plan(
+        db, {"aggregate": MESSAGES, "pipeline": [{"$match": match}], "cursor": {}}
+    )
+    thread = await _winning_plan(
+        db, {"find": MESSAGES, "filter": {"threadId": "root", "seq": {"$lt": 9}}}
+    )
+
+    assert "mentions_conversationId_seq" in mentions
+    assert "COLLSCAN" not in mentions
+    assert "threadId_seq" in thread
+    assert "COLLSCAN" not in thread
+
+
+@pytest.fixture(params=["secantus", "secantus-standalone", "mongod"])
+async def counted(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Storage, CommandCounter]]:
+    counter = CommandCounter()
+    async with fresh_database(
+        backend_uri(request, request.param), command_listeners=[counter]
+    ) as db:
+        yield mongo_storage(db), counter
+
+
+async def test_a_send_without_at_costs_what_v1_did_and_a_mention_one_query_more(
+    counted: tuple[Storage, CommandCounter],
+) -> None:
+    storage, counter = counted
+    kit = in_memory_chat(storage=storage)
+    alice = (await kit.chat.auth.register("alice", "password1")).user
+    bob = (await kit.chat.auth.register("bob", "password1")).user
+    group = await kit.chat.conversations.create_group(alice.id, "g", [bob.id])
+    conversation_id = group.conversation.id
+    await kit.chat.messages.send(bob.id, conversation_id, "warm-up: the server is asked once")
+
+    counter.clear()
+    await kit.chat.messages.send(alice.id, conversation_id, "no mention here")
+    plain = counter.commands[:]
+    counter.clear()
+    sent = await kit.chat.messages.send(alice.id, conversation_id, "hi @bob and @nobody")
+    mentioning = counter.commands[:]
+
+    assert plain in (
+        ["findAndModify", "insert", "commitTransaction"],
+        ["findAndModify", "insert"],
+    )
+    assert mentioning == ["find", *plain]
+    assert sent.message.mentions == (bob.id,)
