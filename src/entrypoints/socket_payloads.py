@@ -39,6 +39,17 @@ class SendMessage:
     direct: bool
     body: str
     client_msg_id: str | None
+    thread_id: str | None = None
+
+
+@frozen
+class React:
+    """``react``: add (``add``) or remove the caller's ``emoji`` on a message."""
+
+    conversation_id: str
+    message_id: str
+    emoji: str
+    add: bool
 
 
 @frozen
@@ -110,9 +121,24 @@ def send_message(args: tuple[Any, ...]) -> SendMessage:
     has_receiver = payload.get("receiverId") is not None
     if has_conversation == has_receiver:
         raise _invalid("conversationId", "give either conversationId or receiverId")
+    thread_id = payload.get("threadId")
+    if thread_id is not None:
+        thread_id = _id(payload, "threadId")
     if has_conversation:
-        return SendMessage(_id(payload, "conversationId"), False, body, client_msg_id)
-    return SendMessage(_id(payload, "receiverId"), True, body, client_msg_id)
+        return SendMessage(_id(payload, "conversationId"), False, body, client_msg_id, thread_id)
+    return SendMessage(_id(payload, "receiverId"), True, body, client_msg_id, thread_id)
+
+
+def react(args: tuple[Any, ...]) -> React:
+    """``{conversationId, messageId, emoji, add}``."""
+    payload = _payload(args)
+    emoji = payload.get("emoji")
+    if type(emoji) is not str:
+        raise _wrong_type("emoji", emoji, "a string")
+    add = payload.get("add")
+    if type(add) is not bool:
+        raise _wrong_type("add", add, "a boolean")
+    return React(_id(payload, "conversationId"), _id(payload, "messageId"), emoji, add)
 
 
 def read_message(args: tuple[Any, ...]) -> ReadMessage:

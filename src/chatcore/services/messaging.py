@@ -87,12 +87,18 @@ class MessageService:
         return result
 
     async def send_direct(
-        self, sender_id: str, receiver_id: str, body: str, client_msg_id: str | None = None
+        self,
+        sender_id: str,
+        receiver_id: str,
+        body: str,
+        client_msg_id: str | None = None,
+        thread_id: str | None = None,
     ) -> AppendResult:
         """Seed-compatible send: to the direct conversation with ``receiver_id``."""
         # Validate before a conversation may be created, so bad input changes nothing.
         limits.message_body(body)
         limits.client_msg_id(client_msg_id)
+        limits.thread_id(thread_id)
         conversation, created = await self.conversation_service.direct_conversation(
             sender_id, receiver_id
         )
@@ -101,7 +107,7 @@ class MessageService:
                 conversation, conversation.member_ids
             )
             await self.notifier.conversation_updated(views)
-        return await self.send(sender_id, conversation.id, body, client_msg_id)
+        return await self.send(sender_id, conversation.id, body, client_msg_id, thread_id)
 
     async def history(
         self,
