@@ -240,7 +240,7 @@ async def run(uri: str, seconds: float) -> None:
         for i in range(2 * PAGE - len(rooms)):
             room = await _group(storage, "alice", f"v{i}")
             await storage.messages.append(_message(room.id, f"v{i}"))
-        views = ConversationViews(storage.messages, storage.receipts)
+        views = ConversationViews(messages=storage.messages, receipts=storage.receipts)
 
         async def list_page() -> None:
             found = await storage.conversations.list_for_member("alice", limit=PAGE + 1, after=None)

@@ -33,7 +33,7 @@ from entrypoints.http.routes import all_endpoints
 from entrypoints.presence_upkeep import PresenceUpkeep
 from entrypoints.runtime import ReadinessProbe, Runtime
 from entrypoints.settings import Settings
-from entrypoints.socket_handlers import register_socket_handlers
+from entrypoints.socketio.handlers import register_socket_handlers
 
 log = logging.getLogger("chatcore")
 

@@ -30,8 +30,7 @@ from adapters.socketio_notifier import SocketIONotifier
 from chatcore.chat import Storage, build_chat
 from chatcore.errors import Unavailable
 from chatcore.ports import PresenceTracker
-from chatcore.presence import LocalPresenceTracker
-from chatcore.system import SystemClock, TimeOrderedIdGenerator
+from chatcore.system import LocalPresenceTracker, SystemClock, TimeOrderedIdGenerator
 from entrypoints.metrics import CountingNotifier, Metrics
 from entrypoints.runtime import ReadinessProbe
 from entrypoints.settings import Settings

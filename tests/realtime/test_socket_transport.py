@@ -13,7 +13,7 @@ from engineio.payload import Payload
 from livechat import LiveChat
 
 from entrypoints.runtime import Runtime
-from entrypoints.socket_handlers import register_socket_handlers
+from entrypoints.socketio.handlers import register_socket_handlers
 
 
 async def test_a_polling_client_with_the_default_decode_limit_survives_a_burst(

@@ -9,8 +9,8 @@ import pytest
 
 from chatcore.errors import ValidationFailed
 from chatcore.models import Presence, User
-from chatcore.presence import LocalPresenceTracker
 from chatcore.services.presence import MAX_PRESENCE_QUERY
+from chatcore.system import LocalPresenceTracker
 from chatcore.testing import EPOCH, ChatKit
 
 

@@ -32,7 +32,7 @@ class SyncResult:
     has_more: bool
 
 
-@define
+@define(kw_only=True)
 class MessageService:
     """Every path that creates or changes messages; notifies only after storing."""
 
@@ -99,14 +99,7 @@ class MessageService:
         limits.message_body(body)
         limits.client_msg_id(client_msg_id)
         limits.thread_id(thread_id)
-        conversation, created = await self.conversation_service.direct_conversation(
-            sender_id, receiver_id
-        )
-        if created:
-            views = await self.conversation_service.views.for_members(
-                conversation, conversation.member_ids
-            )
-            await self.notifier.conversation_updated(views)
+        conversation = await self.conversation_service.ensure_direct(sender_id, receiver_id)
         return await self.send(sender_id, conversation.id, body, client_msg_id, thread_id)
 
     async def history(

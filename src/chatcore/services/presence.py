@@ -13,7 +13,7 @@ from chatcore.ports import Clock, ConversationRepository, Notifier, PresenceTrac
 MAX_PRESENCE_QUERY = 100
 
 
-@define
+@define(kw_only=True)
 class PresenceService:
     tracker: PresenceTracker
     users: UserRepository

@@ -10,7 +10,7 @@ from chatcore.ports import ConversationRepository, MessageRepository, Notifier
 from chatcore.services.access import require_membership
 
 
-@define
+@define(kw_only=True)
 class ReactionService:
     """Adds and removes reactions; members hear ``messageUpdated`` on every change."""
 

@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from chatcore.chat import Chat
 from chatcore.errors import Unauthorized
+from entrypoints.bearer import bearer_credentials
 from entrypoints.http.schemas import QueryParams, RequestBody
 from entrypoints.http.validation import parse_json_body, parse_query
 from entrypoints.runtime import Runtime
@@ -149,9 +150,8 @@ def bearer_token(request: Request) -> str:
     header = request.headers.get("authorization")
     if not header:
         raise Unauthorized("missing bearer token")
-    scheme, _, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
+    token = bearer_credentials(header)
+    if token is None:
         raise Unauthorized("the Authorization header must be 'Bearer <accessToken>'")
     return token
 

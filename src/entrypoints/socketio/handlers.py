@@ -23,9 +23,11 @@ import socketio
 from adapters.socketio_notifier import user_room
 from adapters.wire import message_json, receipt_json
 from chatcore.errors import ChatError
-from entrypoints import socket_payloads, socket_transport
+from entrypoints.bearer import bearer_credentials
 from entrypoints.error_codes import INTERNAL_ERROR
 from entrypoints.runtime import Runtime
+from entrypoints.socketio import payloads as socket_payloads
+from entrypoints.socketio import transport as socket_transport
 
 logger = logging.getLogger(__name__)
 
@@ -52,11 +54,7 @@ def bearer_token(auth: Any, environ: Mapping[str, Any]) -> str | None:
             # Present but not a string is a malformed token, not a missing one.
             return token if isinstance(token, str) else ""
     header = environ.get("HTTP_AUTHORIZATION")
-    if isinstance(header, str):
-        scheme, _, credentials = header.strip().partition(" ")
-        if scheme.lower() == "bearer" and credentials.strip():
-            return credentials.strip()
-    return None
+    return bearer_credentials(header) if isinstance(header, str) else None
 
 
 def _refuse(code: str, message: str) -> socketio.exceptions.ConnectionRefusedError:
