@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import secrets
 import sys
 import time
@@ -29,6 +30,11 @@ NODE_DIR = REPO / "bench" / "node"
 BASES = ("chatcore-memory", "chatcore-secantus", "bare-python", "bare-node")
 FLAGS = {"plain": "--plain", "deflate": "--ws-deflate"}
 DB_FLAGS = {"standalone": "--standalone"}
+# "+baseline": the chatcore server runs another copy of the source (e.g. main's, from
+# `git archive main | tar -x -C DIR`), named by this variable as DIR/src, so that a
+# change is measured side by side with what it changes in one run.
+BASELINE = "baseline"
+BASELINE_SRC_ENV = "CHATCORE_BENCH_BASELINE_SRC"
 START_TIMEOUT = 60.0
 
 
@@ -38,19 +44,26 @@ class ServerSpec:
     base: str
     flags: tuple[str, ...] = ()
     db_flags: tuple[str, ...] = ()
+    baseline: bool = False
 
     @classmethod
     def parse(cls, name: str) -> ServerSpec:
         base, *mods = name.split("+")
-        if base not in BASES or any(m not in FLAGS and m not in DB_FLAGS for m in mods):
-            known = sorted([*FLAGS, *DB_FLAGS])
+        known_mods = {*FLAGS, *DB_FLAGS, BASELINE}
+        if base not in BASES or any(m not in known_mods for m in mods):
+            known = sorted(known_mods)
             raise ValueError(f"unknown server {name!r}: bases {BASES}, flags {known}")
         if mods and base == "bare-node":
             raise ValueError(f"{name}: +flags apply to the Python servers only")
         if base != "chatcore-secantus" and any(m in DB_FLAGS for m in mods):
             raise ValueError(f"{name}: +standalone applies to chatcore-secantus only")
+        if BASELINE in mods and not base.startswith("chatcore"):
+            raise ValueError(f"{name}: +baseline applies to the chatcore servers only")
+        if BASELINE in mods and not os.environ.get(BASELINE_SRC_ENV):
+            raise ValueError(f"{name}: set {BASELINE_SRC_ENV} to the baseline's src directory")
         flags = tuple(FLAGS[m] for m in mods if m in FLAGS)
-        return cls(name, base, flags, tuple(DB_FLAGS[m] for m in mods if m in DB_FLAGS))
+        db_flags = tuple(DB_FLAGS[m] for m in mods if m in DB_FLAGS)
+        return cls(name, base, flags, db_flags, BASELINE in mods)
 
     @property
     def chatcore(self) -> bool:
@@ -102,6 +115,9 @@ async def running(spec: ServerSpec, children: Children, work: Path) -> AsyncIter
                 "CHATCORE_JWT_SECRET": secrets.token_urlsafe(32),
                 "CHATCORE_ACCESS_TOKEN_TTL_SECONDS": "7200",
             }
+            if spec.baseline:
+                # Ahead of the editable install's path: the baseline's packages win.
+                env["PYTHONPATH"] = os.pathsep.join([os.environ[BASELINE_SRC_ENV], str(REPO)])
             if spec.base == "chatcore-secantus":
                 db, uri = await _start_secantus(spec, children, home)
                 env["CHATCORE_MONGODB_URI"] = uri
