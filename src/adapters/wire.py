@@ -57,7 +57,9 @@ def message_json(message: Message) -> JsonDict:
         # v1.1 (API.md): v1 clients ignore these keys.
         "threadId": message.thread_id,
         "thread": thread_json(message.thread) if message.thread is not None else None,
-        "reactions": [{"emoji": r.emoji, "userIds": list(r.user_ids)} for r in message.reactions],
+        "reactions": [{"emoji": r.emoji, "userIds": list(r.user_ids)} for r in message.reactions]
+        if message.reactions
+        else [],
         "mentions": list(message.mentions),
     }
 

@@ -27,6 +27,13 @@ async def reply(
     return await api.post_message(me, conversation_id, {"body": body, "threadId": thread_id})
 
 
+async def dm_with_message(api: ApiClient) -> tuple[Account, Account, Any, Any]:
+    """Two new users, their direct conversation and a first message in it."""
+    me, other = await api.register(), await api.register()
+    dm = await api.direct(me, other)
+    return me, other, dm, await api.sent(me, dm["id"], "hi")
+
+
 async def get_message(api: ApiClient, me: Account, conversation_id: str, seq: int) -> Any:
     history = await api.history(me, conversation_id, after=seq - 1, limit=1)
     return history["messages"][0]
@@ -155,9 +162,7 @@ async def test_reactions_put_and_delete(http: httpx.AsyncClient, api: ApiClient)
 async def test_a_bad_emoji_is_422_and_changes_nothing(
     http: httpx.AsyncClient, api: ApiClient, emoji: str
 ) -> None:
-    me, other = await api.register(), await api.register()
-    dm = await api.direct(me, other)
-    message = await api.sent(me, dm["id"], "hi")
+    me, _other, dm, message = await dm_with_message(api)
 
     response = await http.put(reactions_url(dm["id"], message["id"], emoji), headers=me.headers)
 
@@ -168,9 +173,7 @@ async def test_a_bad_emoji_is_422_and_changes_nothing(
 async def test_an_empty_emoji_gets_the_error_envelope(
     http: httpx.AsyncClient, api: ApiClient
 ) -> None:
-    me, other = await api.register(), await api.register()
-    dm = await api.direct(me, other)
-    message = await api.sent(me, dm["id"], "hi")
+    me, _other, dm, message = await dm_with_message(api)
 
     response = await http.put(reactions_url(dm["id"], message["id"], ""), headers=me.headers)
 
@@ -182,9 +185,7 @@ async def test_an_empty_emoji_gets_the_error_envelope(
 async def test_reacting_to_a_deleted_message_is_409(
     http: httpx.AsyncClient, api: ApiClient
 ) -> None:
-    me, other = await api.register(), await api.register()
-    dm = await api.direct(me, other)
-    message = await api.sent(me, dm["id"], "hi")
+    me, other, dm, message = await dm_with_message(api)
     await http.delete(f"/api/conversations/{dm['id']}/messages/{message['id']}", headers=me.headers)
 
     response = await http.put(reactions_url(dm["id"], message["id"], "👍"), headers=other.headers)
@@ -193,9 +194,7 @@ async def test_reacting_to_a_deleted_message_is_409(
 
 
 async def test_the_21st_emoji_is_409(http: httpx.AsyncClient, api: ApiClient) -> None:
-    me, other = await api.register(), await api.register()
-    dm = await api.direct(me, other)
-    message = await api.sent(me, dm["id"], "hi")
+    me, other, dm, message = await dm_with_message(api)
     for i in range(20):
         url = reactions_url(dm["id"], message["id"], f":e{i}:")
         assert (await http.put(url, headers=me.headers)).status_code == 200

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
+from adapters.mongo import create_client, mongo_storage
 from adapters.mongo.documents import Document
+from chatcore.chat import Storage
 from support.mongo import backend_uri, fresh_database
 from support.secantus import SecantusProcess
 
@@ -52,3 +54,16 @@ def private_server(tmp_path: Path) -> Iterator[ServerFactory]:
         yield factory
     finally:
         factory.stop_all()
+
+
+@pytest.fixture
+async def two_storages(
+    backend: str, db: AsyncDatabase[Document]
+) -> AsyncIterator[tuple[Storage, Storage]]:
+    """Two storages on the same database through two separate clients (connection
+    pools), as two server processes would have."""
+    other_client = create_client(backend)
+    try:
+        yield mongo_storage(db), mongo_storage(other_client[db.name])
+    finally:
+        await other_client.close()

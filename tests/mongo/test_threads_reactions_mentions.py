@@ -7,10 +7,11 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import attrs
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from adapters.mongo import create_client, mongo_storage
+from adapters.mongo import mongo_storage
 from adapters.mongo.documents import MESSAGES, Document
 from chatcore.chat import Storage
 from chatcore.errors import Conflict
@@ -26,29 +27,8 @@ pytestmark = pytest.mark.mongo
 MEMBERS = tuple(f"u-{i:02d}" for i in range(20))
 
 
-@pytest.fixture
-async def two_storages(
-    backend: str, db: AsyncDatabase[Document]
-) -> AsyncIterator[tuple[Storage, Storage]]:
-    """Two storages on one database through two clients, as two processes would have."""
-    other_client = create_client(backend)
-    try:
-        yield mongo_storage(db), mongo_storage(other_client[db.name])
-    finally:
-        await other_client.close()
-
-
 def _reply(conversation_id: str, sender_id: str, root_id: str) -> NewMessage:
-    plain = new_message(conversation_id, sender_id, "reply")
-    return NewMessage(
-        id=plain.id,
-        conversation_id=conversation_id,
-        sender_id=sender_id,
-        body=plain.body,
-        client_msg_id=None,
-        created_at=plain.created_at,
-        thread_id=root_id,
-    )
+    return attrs.evolve(new_message(conversation_id, sender_id, "reply"), thread_id=root_id)
 
 
 async def test_twenty_members_on_two_clients_react_at_once(

@@ -90,7 +90,7 @@ def document_to_credentials(doc: Document) -> Credentials:
 
 
 def message_to_document(message: Message) -> Document:
-    return {
+    doc: Document = {
         "_id": message.id,
         "conversationId": message.conversation_id,
         "seq": message.seq,
@@ -102,8 +102,15 @@ def message_to_document(message: Message) -> Document:
         "createdAt": message.created_at,
         "editedAt": message.edited_at,
         "deletedAt": message.deleted_at,
-        **_v11_message_fields(message),
     }
+    if (
+        message.thread_id is not None
+        or message.thread is not None
+        or message.reactions
+        or message.mentions
+    ):
+        doc.update(_v11_message_fields(message))
+    return doc
 
 
 def _v11_message_fields(message: Message) -> Document:

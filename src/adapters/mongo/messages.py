@@ -98,7 +98,8 @@ def _checked(new: NewMessage) -> NewMessage:
     values.optional_text(new.client_msg_id, "clientMsgId")
     values.moment(new.created_at, "createdAt")
     values.optional_text(new.thread_id, "threadId")
-    values.texts(new.mentions, "mentions")
+    if new.mentions:
+        values.texts(new.mentions, "mentions")
     return new
 
 
@@ -129,6 +130,14 @@ def _allocate_pipeline(new: NewMessage) -> list[dict[str, Any]]:
             }
         }
     ]
+
+
+def _windows(after_seq: Mapping[str, int]) -> dict[str, int]:
+    """``{conversationId: seq}`` with both checked (they go into filters)."""
+    return {
+        values.text(conversation_id, "conversationId"): values.integer(seq, "seq")
+        for conversation_id, seq in after_seq.items()
+    }
 
 
 class MongoMessageRepository(MessageRepository):
@@ -391,11 +400,7 @@ class MongoMessageRepository(MessageRepository):
 
     @storage_call
     async def count_unread(self, user_id: str, after_seq: Mapping[str, int]) -> dict[str, int]:
-        user_id = values.text(user_id, "userId")
-        windows = {
-            values.text(conversation_id, "conversationId"): values.integer(seq, "seq")
-            for conversation_id, seq in after_seq.items()
-        }
+        user_id, windows = values.text(user_id, "userId"), _windows(after_seq)
         # Messages from others: in the $match where the planner copes with it
         # (mongod), else counted conditionally so the filter stays in the index.
         return await self._count_windows(
@@ -409,11 +414,7 @@ class MongoMessageRepository(MessageRepository):
     async def count_unread_mentions(
         self, user_id: str, after_seq: Mapping[str, int]
     ) -> dict[str, int]:
-        user_id = values.text(user_id, "userId")
-        windows = {
-            values.text(conversation_id, "conversationId"): values.integer(seq, "seq")
-            for conversation_id, seq in after_seq.items()
-        }
+        user_id, windows = values.text(user_id, "userId"), _windows(after_seq)
         # Ranges of the (mentions, conversationId, seq) index: only the messages that
         # mention the viewer are read, never the conversation's other messages.
         return await self._count_windows(

@@ -66,6 +66,8 @@ class MessageService:
         root_id = None
         if thread_id is not None:
             root_id = await self._thread_root(sender_id, conversation_id, thread_id, live=True)
+        # A body without '@' (the common case) costs no query and not even an await.
+        names = named_usernames(body)
         new = NewMessage(
             id=self.ids.new_id(),
             conversation_id=conversation_id,
@@ -74,8 +76,8 @@ class MessageService:
             client_msg_id=client_msg_id,
             created_at=self.clock.now(),
             thread_id=root_id,
-            # A body without '@' costs no query; the store keeps only members.
-            mentions=await self._named_users(body, sender_id, None),
+            # The store keeps only those who are members when it stores the message.
+            mentions=await self._named_users(names, sender_id, None) if names else (),
         )
         # One atomic store call checks membership, allocates the seq and inserts.
         result = await self.messages.append(new)
@@ -170,7 +172,8 @@ class MessageService:
         conversation, message = await self._own_message(user_id, conversation_id, message_id)
         if message.is_deleted:
             raise Conflict("a deleted message cannot be edited")
-        mentions = await self._named_users(body, user_id, conversation.member_ids)
+        names = named_usernames(body)
+        mentions = await self._named_users(names, user_id, conversation.member_ids) if names else ()
         updated = await self.messages.edit(message, body, self.clock.now(), mentions)
         await self.notifier.message_updated(updated, conversation.member_ids)
         return updated
@@ -242,13 +245,10 @@ class MessageService:
         return History(messages=messages, has_more=has_more)
 
     async def _named_users(
-        self, body: str, sender_id: str, member_ids: Sequence[str] | None
+        self, names: list[str], sender_id: str, member_ids: Sequence[str] | None
     ) -> tuple[str, ...]:
-        """Ids of the users ``body`` mentions, other than the sender; only members if
-        ``member_ids`` is given. One indexed query, and none without an ``@``."""
-        names = named_usernames(body)
-        if not names:
-            return ()
+        """Ids of the users named (``names``: lower-cased, from :func:`named_usernames`),
+        other than the sender; only members if ``member_ids`` is given. One indexed query."""
         found = await self.users.find_by_usernames(names)
         ids_by_username = {u.username.lower(): u.id for u in found}
         members = member_ids if member_ids is not None else [u.id for u in found]

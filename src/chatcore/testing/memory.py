@@ -194,7 +194,9 @@ class InMemoryMessageRepository(MessageRepository):
             client_msg_id=new.client_msg_id,
             created_at=new.created_at,
             thread_id=new.thread_id,
-            mentions=tuple(m for m in new.mentions if conversation.has_member(m)),
+            mentions=tuple(m for m in new.mentions if conversation.has_member(m))
+            if new.mentions
+            else (),
         )
         self._by_conversation.setdefault(new.conversation_id, []).append(message)
         root = self._record_reply(message) if message.thread_id is not None else None
