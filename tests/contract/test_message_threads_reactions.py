@@ -11,8 +11,7 @@ from chatcore.chat import Storage
 from chatcore.errors import Conflict, NotFound
 from chatcore.limits import MAX_REACTION_EMOJI
 from chatcore.models import Conversation, Message, Reaction, ThreadSummary
-
-from . import factories as make
+from chatcore.testing import factories as make
 
 ALICE, BOB, CAROL, DAVE = "u-alice", "u-bob", "u-carol", "u-dave"
 

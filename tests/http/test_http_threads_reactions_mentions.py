@@ -8,10 +8,10 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from httpapp import on_every_backend
 from httpkit import Account, ApiClient, assert_error, shaped
 
 from entrypoints.http.schemas import ConversationOut, HistoryOut, MessageOut
+from support.app import on_every_backend
 
 
 def reactions_url(conversation_id: str, message_id: str, emoji: str) -> str:

@@ -17,10 +17,9 @@ from chatcore.chat import Storage
 from chatcore.errors import Conflict
 from chatcore.limits import MAX_REACTION_EMOJI
 from chatcore.models import NewMessage
+from chatcore.testing import factories as make
 from chatcore.testing import in_memory_chat
 from support.mongo import CommandCounter, backend_uri, fresh_database
-
-from .helpers import new_group, new_message
 
 pytestmark = pytest.mark.mongo
 
@@ -28,15 +27,15 @@ MEMBERS = tuple(f"u-{i:02d}" for i in range(20))
 
 
 def _reply(conversation_id: str, sender_id: str, root_id: str) -> NewMessage:
-    return attrs.evolve(new_message(conversation_id, sender_id, "reply"), thread_id=root_id)
+    return attrs.evolve(make.message(conversation_id, sender_id, "reply"), thread_id=root_id)
 
 
 async def test_twenty_members_on_two_clients_react_at_once(
     two_storages: tuple[Storage, Storage],
 ) -> None:
     one, two = two_storages
-    conversation = await new_group(one, *MEMBERS)
-    message = (await one.messages.append(new_message(conversation.id, MEMBERS[0]))).message
+    conversation = await make.stored_group(one, *MEMBERS)
+    message = (await one.messages.append(make.message(conversation.id, MEMBERS[0]))).message
 
     await asyncio.gather(
         *(
@@ -55,8 +54,8 @@ async def test_the_emoji_cap_holds_across_two_clients(
     two_storages: tuple[Storage, Storage],
 ) -> None:
     one, two = two_storages
-    conversation = await new_group(one, *MEMBERS)
-    message = (await one.messages.append(new_message(conversation.id, MEMBERS[0]))).message
+    conversation = await make.stored_group(one, *MEMBERS)
+    message = (await one.messages.append(make.message(conversation.id, MEMBERS[0]))).message
     extra = 8
 
     results = await asyncio.gather(
@@ -79,8 +78,8 @@ async def test_the_emoji_cap_holds_across_two_clients(
 
 async def test_replies_on_two_clients_all_count(two_storages: tuple[Storage, Storage]) -> None:
     one, two = two_storages
-    conversation = await new_group(one, "u-a", "u-b")
-    root = (await one.messages.append(new_message(conversation.id, "u-a"))).message
+    conversation = await make.stored_group(one, "u-a", "u-b")
+    root = (await one.messages.append(make.message(conversation.id, "u-a"))).message
     n = 30
 
     await asyncio.gather(
@@ -103,8 +102,8 @@ async def test_v1_documents_read_as_empty_and_take_replies_and_reactions(
     db: AsyncDatabase[Document],
 ) -> None:
     storage = mongo_storage(db)
-    conversation = await new_group(storage, "u-a", "u-b")
-    first = (await storage.messages.append(new_message(conversation.id, "u-a"))).message
+    conversation = await make.stored_group(storage, "u-a", "u-b")
+    first = (await storage.messages.append(make.message(conversation.id, "u-a"))).message
     # What v1 stored: none of the v1.1 fields.
     v1: dict[str, Any] = {
         "_id": "v1-message",

@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from livechat import LiveChat, on_every_backend
+from livechat import LiveChat
 
+from support.app import on_every_backend
 from support.wire_keys import MESSAGE_KEYS
 
 

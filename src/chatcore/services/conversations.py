@@ -150,11 +150,7 @@ class ConversationService:
         """A new group with the creator as a member. Unknown member ids: NotFound."""
         name = limits.group_name(name)
         members = list(dict.fromkeys([user_id, *member_ids]))
-        if len(members) > limits.GROUP_MAX_MEMBERS:
-            raise ValidationFailed(
-                f"a group has at most {limits.GROUP_MAX_MEMBERS} members",
-                details={"field": "memberIds"},
-            )
+        limits.group_size(len(members), "memberIds")
         await self._require_users(m for m in members if m != user_id)
         now = self.clock.now()
         conversation = Conversation(
@@ -200,11 +196,7 @@ class ConversationService:
         if conversation.has_member(new_member_id):
             [view] = await self.views.for_viewer(user_id, [conversation])
             return view
-        if len(conversation.member_ids) >= limits.GROUP_MAX_MEMBERS:
-            raise ValidationFailed(
-                f"a group has at most {limits.GROUP_MAX_MEMBERS} members",
-                details={"field": "userId"},
-            )
+        limits.group_size(len(conversation.member_ids) + 1, "userId")
         await self._require_users([new_member_id])
         updated = await self.conversations.add_member(conversation_id, new_member_id)
         if updated is None:

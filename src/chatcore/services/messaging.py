@@ -191,13 +191,7 @@ class MessageService:
     async def sync(self, user_id: str, since: Mapping[str, int]) -> SyncResult:
         """Messages after each given seq, for the conversations the user belongs to;
         ids of other conversations are skipped (to them they don't exist)."""
-        if len(since) > limits.SYNC_MAX_CONVERSATIONS:
-            raise ValidationFailed(
-                f"since names at most {limits.SYNC_MAX_CONVERSATIONS} conversations",
-                details={"field": "since"},
-            )
-        for seq in since.values():
-            limits.seq(seq, "since")
+        limits.sync_since(since)
         found = await self.conversations.list_by_ids_for_member(user_id, since)
         by_id = {c.id: c for c in found}
         messages: list[Message] = []

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from chatcore import limits
 from chatcore.chat import Chat
 from chatcore.errors import Unauthorized
 from entrypoints.bearer import bearer_credentials
@@ -59,6 +60,11 @@ class Call:
         return self._user_id
 
     def path(self, name: str) -> str:
+        """An id in the path (``{id}``, ``{userId}``, ...), checked by ``limits.entity_id``."""
+        return limits.entity_id(self.path_text(name), name)
+
+    def path_text(self, name: str) -> str:
+        """A path parameter that is not an id, unchecked (its rule is the domain's)."""
         value: Any = self.request.path_params[name]
         return str(value)
 

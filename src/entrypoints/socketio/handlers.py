@@ -27,7 +27,6 @@ from entrypoints.bearer import bearer_credentials
 from entrypoints.error_codes import INTERNAL_ERROR
 from entrypoints.runtime import Runtime
 from entrypoints.socketio import payloads as socket_payloads
-from entrypoints.socketio import transport as socket_transport
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +187,7 @@ class SocketHandlers:
         cmd = socket_payloads.sync(args)
         result = await self._runtime.chat.messages.sync(user_id, cmd.since)
         ack: Ack = {"ok": True, "messages": [message_json(m) for m in result.messages]}
-        # Only when true (docs/decisions.md): the ack otherwise is exactly API.md's shape.
+        # Only when true (docs/decisions.md): the ack otherwise is exactly docs/api.md's shape.
         if result.has_more:
             ack["hasMore"] = True
         return ack
@@ -196,7 +195,6 @@ class SocketHandlers:
 
 def register_socket_handlers(sio: socketio.AsyncServer, runtime: Runtime) -> SocketHandlers:
     """Attach connect/disconnect and every client-to-server event of the contract."""
-    socket_transport.install()
     handlers = SocketHandlers(sio, runtime)
     handlers.register()
     return handlers
