@@ -11,7 +11,10 @@ The summary update uses operators, not a pipeline, so concurrent replies from an
 number of processes all count: ``$inc`` the count, ``$max`` the newest reply's
 time, ``$addToSet`` the sender (which appends, so participants keep the order of
 their first reply). A root that never had a reply has no ``thread`` field (v1
-documents neither), so the first reply creates it.
+documents neither), so the first reply creates it. The service checks that the
+root is a live message of the conversation before the send; a root deleted in the
+instant between that check and the transaction still counts the reply (deleting
+keeps a root's summary and replies anyway).
 """
 
 from __future__ import annotations
