@@ -116,6 +116,7 @@ async def delivery(args: argparse.Namespace, children: Children, work: Path) -> 
             out = await run_loadgen(children, server, config, within=timeout, quiet=args.quiet)
             for phase in out.result["phases"]:
                 phase["cpu"] = out.cpu.get(phase["name"], {})
+                phase["dbRequests"] = out.db_requests.get(phase["name"])
                 phase["unexpectedDisconnects"] = out.result["unexpectedDisconnects"]
             return list(out.result["phases"])
 
@@ -292,7 +293,10 @@ async def http_once(
 ) -> list[dict[str, Any]]:
     timeout = 60 + 3 * (args.http_seconds + args.warmup)
     out = await run_loadgen(children, server, config, within=timeout, quiet=args.quiet)
-    return [{**p, "cpu": out.cpu.get(p["name"], {})} for p in out.result["phases"]]
+    return [
+        {**p, "cpu": out.cpu.get(p["name"], {}), "dbRequests": out.db_requests.get(p["name"])}
+        for p in out.result["phases"]
+    ]
 
 
 # ---- ratios and targets ----
@@ -356,6 +360,7 @@ def targets(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, bool | N
         checks.append(
             ("zero lost or failed messages (every server, phase and run)", str(lost), lost == 0)
         )
+    checks += storage_targets(results)
     i = results.get("idle")
     if i:
         big = max(r["requested"] for r in i["rows"])
@@ -365,6 +370,48 @@ def targets(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, bool | N
             checks.append(
                 (f"{big} idle sockets RSS/socket <= 2x bare python", f"{r}x", bool(r and r <= 2))
             )
+    return checks
+
+
+def storage_targets(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, bool | None]]:
+    """Issue 14's targets for chatcore on SecantusDB with durable commits, each server
+    ``chatcore-secantus+durable...`` against its ``@<rev>`` twin where one ran."""
+    checks: list[tuple[str, str, bool | None]] = []
+    d = results.get("delivery", {}).get("servers", {})
+    for name, me in d.items():
+        if not name.startswith("chatcore-secantus") or "durable" not in name or "@" in name:
+            continue
+        closed = me["closed"]
+        rate = closed["deliveredPerSec"]
+        checks.append((f"{name} closed loop >= 800 msg/s", str(rate), rate >= 800))
+        per = report.per_item(closed, closed.get("acked"), rate)[1]
+        checks.append(
+            (
+                f"{name} db requests per message (closed loop)  <= 0.25",
+                str(per),
+                bool(per and per <= 0.25),
+            )
+        )
+        at50 = me["open"].get("50")
+        if at50:
+            p99 = at50["deliveryMs"]["p99"]
+            checks.append((f"{name} p99 delivery at 50 msg/s <= 20 ms", f"{p99} ms", p99 <= 20))
+        for twin, other in d.items():
+            if twin.startswith(f"{name}@"):
+                r = report.ratio(rate, other["closed"]["deliveredPerSec"])
+                checks.append((f"{name} closed loop vs {twin} >= 8x", f"{r}x", bool(r and r >= 8)))
+    h = results.get("http", {}).get("rows", [])
+    rows = {(r["server"], r["name"]): r["requestsPerSec"] for r in h}
+    for (server, kind), rate in rows.items():
+        if not server.startswith("chatcore-secantus") or "@" in server:
+            continue
+        goal = {"send": 4, "history": 2}.get(kind)
+        for (twin, twin_kind), twin_rate in rows.items():
+            if goal and twin_kind == kind and twin.startswith(f"{server}@"):
+                r = report.ratio(rate, twin_rate)
+                checks.append(
+                    (f"{server} HTTP {kind} vs {twin} >= {goal}x", f"{r}x", bool(r and r >= goal))
+                )
     return checks
 
 

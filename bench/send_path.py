@@ -1,13 +1,13 @@
-"""CPU per send on the domain's hot path, this tree against a baseline tree, side by side.
+"""CPU per send on the domain's hot path, this tree against a git revision, side by side.
 
 ``MessageService.send`` on the in-memory kit plus the wire JSON of the message (what
 every socket and HTTP send does besides the transport), timed as process CPU time
 (``time.process_time``), so that other load on a shared machine changes it far less
 than wall-clock figures. Each round runs one child process per tree (alternating which
-goes first); the figures are the medians over the rounds.
+goes first); the figures are the medians over the rounds. The revision's ``src`` is
+extracted as for the ``@<rev>`` servers of :mod:`bench.runner`.
 
-    git archive main | tar -x -C /tmp/base
-    python -m bench.send_path --baseline-src /tmp/base/src [--sends 20000] [--rounds 7]
+    python -m bench.send_path --baseline main [--sends 20000] [--rounds 7]
 """
 
 from __future__ import annotations
@@ -19,10 +19,12 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from bench.runner import REPO, _tree_at
+
 BODIES = ("hello there, see you at noon", "hi @bob, see you at noon")
 
 
@@ -65,7 +67,7 @@ def _child(src: str | None, sends: int) -> dict[str, float]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--baseline-src", help="the baseline tree's src directory")
+    p.add_argument("--baseline", default="main", help="git revision to compare with (main)")
     p.add_argument("--sends", type=int, default=20000)
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -73,7 +75,8 @@ def main() -> None:
     if args.child:
         print(json.dumps({body: asyncio.run(_measure(args.sends, body)) for body in BODIES}))
         return
-    trees = {"baseline": args.baseline_src, "this tree": None}
+    work = Path(tempfile.mkdtemp(prefix="chatcore-send-path-"))
+    trees = {"baseline": str(_tree_at(args.baseline, work) / "src"), "this tree": None}
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
     for round_ in range(args.rounds):
         order = list(trees) if round_ % 2 == 0 else list(reversed(trees))

@@ -180,11 +180,14 @@ class MessageRepository(Protocol):
         if ``before`` is given). From an index on (threadId, seq), never a scan."""
         ...
 
-    async def count_unread_mentions(
+    async def count_unread_and_mentions(
         self, user_id: str, after_seq: Mapping[str, int]
-    ) -> dict[str, int]:
-        """For each conversation id, how many messages with ``seq > after_seq`` mention
-        ``user_id`` (only non-zero counts). From an index on mentions, never a scan."""
+    ) -> tuple[dict[str, int], dict[str, int]]:
+        """What :meth:`count_unread` answers, and for each conversation id how many
+        messages with ``seq > after_seq`` mention ``user_id`` (only non-zero counts).
+        Together because a store may read both off the same records (MongoDB: one
+        command for a conversation list page); mentions come from such records or an
+        index on mentions, never from scanning a conversation."""
         ...
 
     async def count_unread(self, user_id: str, after_seq: Mapping[str, int]) -> dict[str, int]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable
-from importlib.metadata import PackageNotFoundError, version
 from typing import cast
 
 import socketio
@@ -32,6 +31,7 @@ from entrypoints.runtime import Runtime
 from entrypoints.settings import Settings
 from entrypoints.socketio import transport
 from entrypoints.socketio.handlers import register_socket_handlers
+from entrypoints.version import chatcore_version
 
 log = logging.getLogger("chatcore")
 
@@ -58,7 +58,7 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Cha
 
     endpoints = all_endpoints()
     endpoints += docs_endpoints(
-        lambda: openapi_document(endpoints, title="chatcore", version=_version())
+        lambda: openapi_document(endpoints, title="chatcore", version=chatcore_version())
     )
 
     @contextlib.asynccontextmanager
@@ -99,10 +99,3 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Cha
     app.sio = sio
     app.http_app = http_app
     return app
-
-
-def _version() -> str:
-    try:
-        return version("chatcore")
-    except PackageNotFoundError:
-        return "0.0.0"

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from entrypoints.embedded_db import EmbeddedDatabase, EmbeddedDatabaseError, missing_reason
 from entrypoints.settings import Settings
+from entrypoints.version import chatcore_version
 
 log = logging.getLogger("chatcore")
 
@@ -42,6 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chatcore", description="chatcore chat server")
+    parser.add_argument("--version", action="version", version=f"chatcore {chatcore_version()}")
     commands = parser.add_subparsers(dest="command")
     serve_cmd = commands.add_parser(
         "serve",

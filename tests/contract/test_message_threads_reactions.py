@@ -179,7 +179,11 @@ async def test_edit_replaces_mentions_and_delete_clears_them(storage: Storage) -
     assert deleted.mentions == ()
 
 
-async def test_count_unread_mentions(storage: Storage) -> None:
+async def _mentions(storage: Storage, user_id: str, after_seq: dict[str, int]) -> dict[str, int]:
+    return (await storage.messages.count_unread_and_mentions(user_id, after_seq))[1]
+
+
+async def test_count_unread_and_mentions(storage: Storage) -> None:
     conversation = await _group(storage)
     other = await _group(storage)
     quiet = await _group(storage)
@@ -187,17 +191,54 @@ async def test_count_unread_mentions(storage: Storage) -> None:
         await storage.messages.append(make.message(conversation.id, sender, mentions=mentions))
     await storage.messages.append(make.message(other.id, CAROL, mentions=(BOB,)))
     await storage.messages.append(make.message(quiet.id, CAROL))
+    windows = {conversation.id: 1, other.id: 0, quiet.id: 0}
 
-    counts = await storage.messages.count_unread_mentions(
-        BOB, {conversation.id: 1, other.id: 0, quiet.id: 0}
+    unread, mentions = await storage.messages.count_unread_and_mentions(BOB, windows)
+
+    assert unread == await storage.messages.count_unread(BOB, windows)
+    assert unread == {conversation.id: 3, other.id: 1, quiet.id: 1}
+    assert mentions == {conversation.id: 2, other.id: 1}
+    assert await _mentions(storage, ALICE, {conversation.id: 0}) == {conversation.id: 1}
+    assert await _mentions(storage, BOB, {conversation.id: 4}) == {}
+    assert await storage.messages.count_unread_and_mentions(BOB, {}) == ({}, {})
+
+
+async def test_many_mentions_and_a_batch_of_sends_all_count(storage: Storage) -> None:
+    conversation = await _group(storage)
+    news = [
+        make.message(conversation.id, (ALICE, CAROL)[i % 2], mentions=(BOB,)) for i in range(30)
+    ]
+
+    await asyncio.gather(*(storage.messages.append(n) for n in news))
+
+    assert await _mentions(storage, BOB, {conversation.id: 0}) == {conversation.id: 30}
+    assert await _mentions(storage, BOB, {conversation.id: 27}) == {conversation.id: 3}
+    assert await _mentions(storage, BOB, {conversation.id: 5}) == {conversation.id: 25}
+
+
+async def test_edits_and_deletions_change_unread_mentions(storage: Storage) -> None:
+    conversation = await _group(storage)
+    first = await storage.messages.append(make.message(conversation.id, ALICE, "hi"))
+    second = await storage.messages.append(
+        make.message(conversation.id, ALICE, "@bob", mentions=(BOB,))
     )
+    for _ in range(3):
+        await storage.messages.append(make.message(conversation.id, CAROL, mentions=(BOB,)))
+    at = make.T0 + make.at(9)
 
-    assert counts == {conversation.id: 2, other.id: 1}
-    assert await storage.messages.count_unread_mentions(ALICE, {conversation.id: 0}) == {
-        conversation.id: 1
-    }
-    assert await storage.messages.count_unread_mentions(BOB, {conversation.id: 4}) == {}
-    assert await storage.messages.count_unread_mentions(BOB, {}) == {}
+    await storage.messages.edit(first.message, "@bob @carol", at, (BOB, CAROL))
+    assert await _mentions(storage, BOB, {conversation.id: 0}) == {conversation.id: 5}
+    assert await _mentions(storage, CAROL, {conversation.id: 0}) == {conversation.id: 1}
+    await storage.messages.delete(second.message, at)
+    assert await _mentions(storage, BOB, {conversation.id: 0}) == {conversation.id: 4}
+    edited = await storage.messages.get(conversation.id, first.message.id)
+    assert edited is not None
+    await storage.messages.edit(edited, "hi again", at, ())
+    assert await _mentions(storage, BOB, {conversation.id: 0}) == {conversation.id: 3}
+    assert await _mentions(storage, CAROL, {conversation.id: 0}) == {}
+    # New mentions after the changes are counted too.
+    await storage.messages.append(make.message(conversation.id, ALICE, mentions=(BOB,)))
+    assert await _mentions(storage, BOB, {conversation.id: 0}) == {conversation.id: 4}
 
 
 async def test_find_by_usernames_is_case_insensitive(storage: Storage) -> None:

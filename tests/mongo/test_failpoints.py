@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -52,12 +53,14 @@ async def db(client: AsyncMongoClient[Document]) -> AsyncIterator[AsyncDatabase[
         await client.drop_database(database.name)
 
 
-async def _fail_next(client: AsyncMongoClient[Document], times: int, **data: Any) -> None:
+async def _fail_next(
+    client: AsyncMongoClient[Document], times: int, command: str = "insert", **data: Any
+) -> None:
     await client.admin.command(
         {
             "configureFailPoint": "failCommand",
             "mode": {"times": times},
-            "data": {"failCommands": ["insert"], **data},
+            "data": {"failCommands": [command], **data},
         }
     )
 
@@ -136,3 +139,90 @@ async def test_an_idempotent_replay_racing_a_failed_send_gets_a_fresh_seq(
 
     assert (resent.created, resent.message.seq) == (True, 4)
     assert (replayed.created, replayed.message) == (False, resent.message)
+
+
+@pytest.mark.parametrize(
+    ("command", "failure", "error"),
+    [
+        ("insert", {"closeConnection": True}, Unavailable),
+        ("update", {"closeConnection": True}, Unavailable),
+        ("insert", {"errorCode": 2}, StorageFailed),
+    ],
+    ids=["insert-outage", "update-outage", "insert-refused"],
+)
+async def test_a_failure_mid_batch_fails_every_send_of_it_and_writes_nothing(
+    client: AsyncMongoClient[Document],
+    db: AsyncDatabase[Document],
+    command: str,
+    failure: dict[str, Any],
+    error: type[Exception],
+) -> None:
+    storage = mongo_storage(db, transactions=True)
+    rooms = [await _conversation_with_messages(storage) for _ in range(3)]
+
+    await _fail_next(client, 1, command, **failure)
+    # Sent at once: one batch over three conversations.
+    results = await asyncio.gather(
+        *(storage.messages.append(make.message(rooms[i % 3], "u-a", f"b{i}")) for i in range(12)),
+        return_exceptions=True,
+    )
+
+    assert all(isinstance(r, error) for r in results)
+    for room in rooms:
+        assert len(await assert_no_half_written_send(storage, room)) == 3
+    after = await storage.messages.append(make.message(rooms[0], "u-b", "after"))
+    assert after.message.seq == 4
+
+
+async def test_a_connection_lost_at_commit_stores_the_batch_once(
+    client: AsyncMongoClient[Document], db: AsyncDatabase[Document]
+) -> None:
+    storage = mongo_storage(db, transactions=True)
+    rooms = [await _conversation_with_messages(storage) for _ in range(3)]
+
+    await _fail_next(client, 1, "commitTransaction", closeConnection=True)
+    results = await asyncio.gather(
+        *(storage.messages.append(make.message(rooms[i % 3], "u-a", f"b{i}")) for i in range(12))
+    )
+
+    # Committing again is safe (the server commits a transaction once).
+    assert all(r.created for r in results)
+    for room in rooms:
+        assert len(await assert_no_half_written_send(storage, room)) == 3 + 4
+
+
+async def test_a_database_killed_mid_batch_leaves_no_batch_half_written(
+    private_server: ServerFactory,
+) -> None:
+    server = private_server("--sync-on-commit")
+    client = create_client(server.uri)
+    try:
+        db = client[unique_database_name()]
+        await ensure_indexes(db)
+        storage = mongo_storage(db, transactions=True)
+        rooms = [await _conversation_with_messages(storage) for _ in range(4)]
+
+        async def keep_sending(room: str) -> list[int]:
+            acked = []
+            for i in range(200):
+                try:
+                    sent = await storage.messages.append(make.message(room, "u-a", f"s{i}"))
+                except Unavailable:
+                    return acked
+                acked.append(sent.message.seq)
+            return acked
+
+        senders = [asyncio.create_task(keep_sending(rooms[i % 4])) for i in range(12)]
+        await asyncio.sleep(0.5)  # batches are being written
+        server.kill()
+        acked = await asyncio.gather(*senders)
+        server.start()
+
+        assert any(acked), "nothing was sent before the kill"
+        for room in rooms:
+            messages = await assert_no_half_written_send(storage, room)
+            stored = {m.seq for m in messages}
+            # Durable commits: every acknowledged send survived the crash.
+            assert {seq for seqs in acked[rooms.index(room) :: 4] for seq in seqs} <= stored
+    finally:
+        await client.close()

@@ -17,6 +17,7 @@ from chatcore.chat import Storage
 from chatcore.errors import Conflict
 from chatcore.limits import MAX_REACTION_EMOJI
 from chatcore.models import NewMessage
+from chatcore.services.conversations import ConversationViews
 from chatcore.testing import factories as make
 from chatcore.testing import in_memory_chat
 from support.mongo import CommandCounter, backend_uri, fresh_database
@@ -130,7 +131,10 @@ async def test_v1_documents_read_as_empty_and_take_replies_and_reactions(
     assert reacted.thread is not None
     assert reacted.thread.reply_count == 1
     assert [r.emoji for r in reacted.reactions] == ["👍"]
-    assert await storage.messages.count_unread_mentions("u-a", {conversation.id: 0}) == {}
+    assert await storage.messages.count_unread_and_mentions("u-a", {conversation.id: 0}) == (
+        {conversation.id: 1},
+        {},
+    )
 
 
 async def _winning_plan(db: AsyncDatabase[Document], command: Document) -> str:
@@ -188,3 +192,22 @@ async def test_a_send_without_at_costs_what_v1_did_and_a_mention_one_query_more(
     )
     assert mentioning == ["find", *plain]
     assert sent.message.mentions == (bob.id,)
+
+
+async def test_a_list_page_with_unread_mentions_costs_no_more_commands(
+    counted: tuple[Storage, CommandCounter],
+) -> None:
+    storage, counter = counted
+    conversations = [await make.stored_group(storage, "u-a", f"u-{i}") for i in range(10)]
+    for c in conversations:
+        await storage.messages.append(make.message(c.id, c.member_ids[1], mentions=("u-a",)))
+        await storage.messages.append(make.message(c.id, c.member_ids[1]))
+    views = ConversationViews(messages=storage.messages, receipts=storage.receipts)
+
+    counter.clear()
+    page = await storage.conversations.list_for_member("u-a", limit=10, after=None)
+    listed = await views.for_viewer("u-a", page)
+
+    # The list, the read pointers, and both counts off the conversations' records.
+    assert counter.commands == ["find", "find", "find"]
+    assert [(v.unread_count, v.unread_mentions) for v in listed] == [(2, 1)] * 10

@@ -1,48 +1,73 @@
-"""Messages in MongoDB: gapless per-conversation seqs and idempotent sends.
+"""Messages in MongoDB: gapless per-conversation seqs, idempotent sends, group commit.
 
-How a send is stored (:meth:`MongoMessageRepository.append`), in one transaction:
+How sends are stored (:meth:`MongoMessageRepository.append`): group commit. Sends
+that arrive while batches are being written (from HTTP and Socket.IO alike, to
+any conversation) wait and go together in the next batch, up to ``MAX_BATCH``
+sends (:mod:`adapters.mongo.group_commit`). There is no timer: a lone send is
+written at once; batches form only under concurrency. Up to ``MAX_IN_FLIGHT``
+batches are written at once, never two with the same conversation, so a
+conversation's sends get their seqs in the order they reached this process.
+The database's cost is mostly per command, not per document, so a batch costs
+about what one send used to.
 
-1. ``findAndModify`` on the conversation, filtered on ``{_id, memberIds: sender}``
-   (so a non-member or a missing conversation matches nothing: NotFound), with an
-   update pipeline that increments ``lastSeq`` and sets ``lastMessage`` and
-   ``lastActivityAt`` in the same write. The conversation document is the seq
-   counter: concurrent sends serialise on it (a write conflict is retried).
-2. ``insert`` the message with that seq.
-3. ``commitTransaction``.
+One batch, in one transaction (:mod:`adapters.mongo.message_batches`):
 
-A thread reply adds one step before the commit: ``findAndModify`` on its root's
-``thread`` summary (:mod:`adapters.mongo.threads`), so the reply and the summary
-commit together. Mentions are filtered against ``memberIds`` by the same step 1
-(no extra round trip); a reaction is one conditional update of the message
-(:mod:`adapters.mongo.reactions`).
+1. ``find`` the batch's conversations by ``_id``. Each send is checked on its
+   own: a missing conversation, or a sender who is not a member, is NotFound
+   for that send only; the others go on. Each conversation's sends get the
+   seqs after its ``lastSeq``, in arrival order.
+2. ``update`` (one ``bulk_write``) of every conversation: ``lastSeq``,
+   ``lastMessage`` and ``lastActivityAt`` move to the batch's last message,
+   guarded by the ``lastSeq`` read in step 1 (inside the pipeline: no change if
+   it moved). The conversation document is the seq counter: another process
+   writing it in between makes this a write conflict, and the whole batch is
+   retried from step 1. The same update records each sender's last seqs, from
+   which a conversation list counts unread messages
+   (:mod:`adapters.mongo.unread_counters`).
+3. ``insert`` (one ``insert_many``) of the messages.
+4. ``commitTransaction``.
 
-Three round trips, with or without a clientMsgId. Sends to one conversation
-from one process queue on a local lock first: on the server they could not
-overlap anyway (the conversation document is held until commit), and letting
-them race only turns into write conflicts and retries. Sends from other
-processes still conflict now and then; those are retried. An idempotent replay is caught
-by the unique (conversationId, senderId, clientMsgId) index on step 2: the
-transaction is aborted, so the seq taken in step 1 is given back, and the first
-message is read and returned (``created`` False). Checking for a replay before
-step 1 would cost every send with a clientMsgId one more round trip to save a
-little on the rare replay; the index check is also the only one that is safe
-against two identical sends racing. A failure anywhere (outage, crash) aborts
-the transaction: there is never a seq without its message or the reverse.
+Thread replies and mentions (v1.1) add nothing to a batch without them. A
+mention is kept only if it names a member of the conversation document read in
+step 1 (and, for the lastMessage copy, filtered against ``memberIds`` inside the
+update itself). Replies add one command before the commit: their roots' ``thread``
+summaries (:mod:`adapters.mongo.threads`: a ``findAndModify`` for one reply, a
+``bulk_write`` and a ``find`` for several), after the insert, so a replay (caught
+by the insert) never counts. A reaction is one conditional pipeline update of the
+message (:mod:`adapters.mongo.reactions`).
+
+Four commands per batch, whatever its size, with or without clientMsgIds. A
+batch whose sends all come from one sender to one conversation (a lone send
+above all) takes steps 1 and 2 in one ``findAndModify`` filtered on
+``{_id, memberIds: sender}``, which increments ``lastSeq`` by the number of
+sends: three commands, what a send always cost.
+Replays: two sends with the same clientMsgId in one batch are stored once, the
+second answered with the first's message (``created`` False). A clientMsgId
+already stored is caught by the unique (conversationId, senderId, clientMsgId)
+index in step 3: the transaction is aborted (so no seq is taken), the batch runs
+again without those sends, and each of them is answered with the stored message
+(``created`` False). Checking before step 1 would cost every batch one more
+command to save a little on rare replays, and only the index is safe against
+two identical sends racing from two processes. A failure anywhere (outage,
+crash, timeout) aborts the transaction and fails every send of the batch with
+Unavailable: there is never a seq without its message or the reverse.
 
 Without transactions (a standalone mongod), the same steps run one by one:
 
-- a replay is looked up first (by clientMsgId, under the same per-conversation
-  lock), which catches every replay except one racing the first send from
-  another process;
-- that racing replay is still caught by the index on insert; the seq it took is
-  given back when no other send took the next one in between, otherwise it
-  remains a gap;
-- a failure or outage between steps 1 and 2 leaves a gap: ``lastSeq`` counts a
-  message that does not exist and ``lastMessage`` names it. Seqs are still
-  unique and increasing, but readers must tolerate missing seqs.
-
-- a failure between a reply's insert and its root's summary update leaves the
-  reply stored and the root's ``replyCount`` one short.
+- replays are looked up first (one ``find`` per send with a clientMsgId, plus
+  one per replay found), which catches every replay except one racing the first
+  send from another process; that one is still caught by the index in step 3,
+  but the seq it took stays unused (a gap) and, if it was its conversation's
+  last in the batch, ``lastMessage`` names a message that was not stored;
+- the guard of step 2 is what keeps seqs unique across processes: a
+  conversation whose ``lastSeq`` moved in between is not written (its sends
+  go again, in the next round of the same batch);
+- a failure or outage between steps 2 and 3 leaves gaps: ``lastSeq`` counts
+  messages that do not exist and ``lastMessage`` names one. Seqs are still
+  unique and increasing, but readers must tolerate missing seqs, and unread
+  counts (which come from ``lastSeq``) count the missing ones;
+- a failure between a batch's insert and its replies' summary update leaves the
+  replies stored and their roots' ``replyCount`` short by them.
 
 Use a replica set (a single node one is enough) for the full guarantee.
 """
@@ -58,36 +83,43 @@ import attrs
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
 from adapters.mongo import values
 from adapters.mongo.documents import (
     CONVERSATIONS,
     MESSAGES,
     Document,
-    document_to_conversation,
     document_to_message,
     message_to_document,
-    new_message,
 )
-from adapters.mongo.errors import duplicate_key_fields, storage_call
+from adapters.mongo.errors import storage_call
+from adapters.mongo.group_commit import GroupCommit
 from adapters.mongo.locks import KeyedLocks
+from adapters.mongo.mention_counters import (
+    MENTION_FIELDS,
+    forget_mentions,
+    mentions_from_counters,
+)
+from adapters.mongo.message_batches import MessageBatches
 from adapters.mongo.reactions import react_pipeline
 from adapters.mongo.server import ServerInfo
-from adapters.mongo.threads import find_replies, record_reply
+from adapters.mongo.threads import find_replies
 from adapters.mongo.transactions import Transactions
-from chatcore.errors import Conflict, NotFound
-from chatcore.models import AppendResult, Conversation, Message, NewMessage
+from adapters.mongo.unread_counters import COUNTER_FIELDS, unread_from_counters
+from chatcore.errors import Conflict, NotFound, Unavailable
+from chatcore.models import AppendResult, Message, NewMessage
 from chatcore.ports import MessageRepository
 from chatcore.reactions import toggled_reaction
 
 # Concurrent per-conversation counts on servers that need them (a list page has
 # at most 100 conversations; this keeps the connection pool for everyone else).
 _COUNT_CONCURRENCY = 16
-
-
-class _Replay(Exception):
-    """Raised inside the send when the clientMsgId index reports a replay."""
+# Sends per batch at most: bounds one transaction's size and time (a batch of 100
+# 4 KiB bodies is well under a command's 16 MiB) and one request's wait.
+MAX_BATCH = 100
+# Batches written at once (never two with the same conversation): a second one
+# keeps the database busy while the first waits on round trips and its commit.
+MAX_IN_FLIGHT = 2
 
 
 def _checked(new: NewMessage) -> NewMessage:
@@ -103,35 +135,6 @@ def _checked(new: NewMessage) -> NewMessage:
     return new
 
 
-def _allocate_pipeline(new: NewMessage) -> list[dict[str, Any]]:
-    """Increment lastSeq and make the new message the conversation's lastMessage.
-
-    Every client value is wrapped in ``$literal``: in a pipeline, a string such as
-    a body ``"$lastSeq"`` would otherwise be read as a field path.
-    """
-    next_seq = {"$add": ["$lastSeq", 1]}
-    preview = message_to_document(new_message(new, 0))
-    del preview["seq"]
-    computed: dict[str, Any] = {"seq": next_seq}
-    if new.mentions:
-        # Only members are mentioned: filtered against memberIds in the same write.
-        computed["mentions"] = {
-            "$filter": {
-                "input": {"$literal": list(new.mentions)},
-                "cond": {"$in": ["$$this", "$memberIds"]},
-            }
-        }
-    return [
-        {
-            "$set": {
-                "lastSeq": next_seq,
-                "lastActivityAt": {"$literal": new.created_at},
-                "lastMessage": {"$mergeObjects": [{"$literal": preview}, computed]},
-            }
-        }
-    ]
-
-
 def _windows(after_seq: Mapping[str, int]) -> dict[str, int]:
     """``{conversationId: seq}`` with both checked (they go into filters)."""
     return {
@@ -140,122 +143,62 @@ def _windows(after_seq: Mapping[str, int]) -> dict[str, int]:
     }
 
 
+def _conversation(new: NewMessage) -> str:
+    return new.conversation_id
+
+
+def _from_records(
+    found: dict[str, Document],
+    windows: dict[str, int],
+    from_record: Callable[[Document, int], int | None],
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Counts read off the conversation records (non-zero only), and the windows
+    the records cannot tell about (left to count on an index)."""
+    counted: dict[str, int] = {}
+    uncounted: dict[str, int] = {}
+    for cid, after in windows.items():
+        if cid not in found:
+            continue  # no conversation, no messages
+        n = from_record(found[cid], after)
+        if n is None:
+            uncounted[cid] = after
+        elif n:
+            counted[cid] = n
+    return counted, uncounted
+
+
 class MongoMessageRepository(MessageRepository):
     """Messages in the ``messages`` collection; seqs are counted on the conversation."""
 
-    def __init__(self, db: AsyncDatabase[Document], server: ServerInfo) -> None:
+    def __init__(
+        self,
+        db: AsyncDatabase[Document],
+        server: ServerInfo,
+        *,
+        max_batch: int = MAX_BATCH,
+        max_in_flight: int = MAX_IN_FLIGHT,
+    ) -> None:
         self._messages = db[MESSAGES]
         self._conversations = db[CONVERSATIONS]
         self._server = server
         self._transactions = Transactions(server)
         self._conversation_locks = KeyedLocks()
+        batches = MessageBatches(self._messages, self._conversations, self._transactions)
+        self._sends: GroupCommit[NewMessage, AppendResult] = GroupCommit(
+            batches.write,
+            key=_conversation,
+            max_batch=max_batch,
+            max_in_flight=max_in_flight,
+            # A send queued behind batches that took longer than the client's own
+            # timeout (CHATCORE_MONGODB_TIMEOUT_MS) is answered without being written.
+            max_wait=db.client.options.server_selection_timeout,
+            expired=lambda: Unavailable("storage did not answer in time"),
+        )
 
     @storage_call
     async def append(self, new: NewMessage) -> AppendResult:
-        _checked(new)
-        transactional = await self._transactions.enabled()
-        try:
-            async with self._conversation_locks.hold(new.conversation_id):
-                if new.client_msg_id is not None and not transactional:
-                    # Without a transaction a replay must be caught before it takes
-                    # a seq (under the lock, so this process's duplicates can't race).
-                    replay = await self._find_replay(new)
-                    if replay is not None:
-                        return replay
-                message, conversation, root = await self._transactions.run(
-                    lambda session: self._allocate_and_insert(new, session)
-                )
-        except _Replay:
-            replay = await self._find_replay(new)
-            if replay is None:  # pragma: no cover - messages are never removed
-                raise Conflict("message changed concurrently") from None
-            return replay
-        return AppendResult(
-            message=message, conversation=conversation, created=True, thread_root=root
-        )
-
-    async def _allocate_and_insert(
-        self, new: NewMessage, session: AsyncClientSession | None
-    ) -> tuple[Message, Conversation, Message | None]:
-        before = await self._conversations.find_one_and_update(
-            {"_id": new.conversation_id, "memberIds": new.sender_id},
-            _allocate_pipeline(new),
-            return_document=ReturnDocument.BEFORE,
-            session=session,
-        )
-        if before is None:
-            raise NotFound("conversation not found")
-        message = new_message(new, before.get("lastSeq", 0) + 1)
-        if new.mentions:
-            members = set(before["memberIds"])
-            message = attrs.evolve(message, mentions=tuple(m for m in new.mentions if m in members))
-        try:
-            await self._messages.insert_one(message_to_document(message), session=session)
-        except DuplicateKeyError as exc:
-            if "clientMsgId" not in duplicate_key_fields(exc):
-                raise
-            if session is None:
-                await self._give_back_seq(before, message.seq)
-            raise _Replay from exc
-        # A reply counts on its root in the same transaction, after the insert (so a
-        # replay, caught above, never counts twice): see adapters.mongo.threads.
-        root = None
-        if message.thread_id is not None:
-            root = await record_reply(self._messages, message, session)
-        conversation = attrs.evolve(
-            document_to_conversation(before),
-            last_seq=message.seq,
-            last_message=message,
-            last_activity_at=message.created_at,
-        )
-        return message, conversation, root
-
-    async def _give_back_seq(self, before: Document, seq: int) -> None:
-        """Without a transaction: undo a seq allocation if nobody allocated after it."""
-        still_ours = {"$eq": ["$lastSeq", seq]}
-
-        def restore(field: str, value: object) -> dict[str, Any]:
-            return {"$cond": [still_ours, {"$literal": value}, f"${field}"]}
-
-        # Filtered on _id only and conditional inside the pipeline: one indexed
-        # write on any server (SecantusDB scans for {_id, lastSeq}).
-        await self._conversations.update_one(
-            {"_id": before["_id"]},
-            [
-                {
-                    "$set": {
-                        "lastSeq": restore("lastSeq", seq - 1),
-                        "lastMessage": restore("lastMessage", before.get("lastMessage")),
-                        "lastActivityAt": restore(
-                            "lastActivityAt", before.get("lastActivityAt", before["createdAt"])
-                        ),
-                    }
-                }
-            ],
-        )
-
-    async def _find_replay(self, new: NewMessage) -> AppendResult | None:
-        """The message stored earlier under ``new``'s clientMsgId, with the conversation
-        (NotFound if the sender is no longer a member); None if there is none."""
-        message_doc = await self._messages.find_one(
-            {
-                "conversationId": new.conversation_id,
-                "senderId": new.sender_id,
-                "clientMsgId": new.client_msg_id,
-            }
-        )
-        if message_doc is None:
-            return None
-        conversation_doc = await self._conversations.find_one(
-            {"_id": new.conversation_id, "memberIds": new.sender_id}
-        )
-        if conversation_doc is None:
-            raise NotFound("conversation not found")
-        return AppendResult(
-            message=document_to_message(message_doc),
-            conversation=document_to_conversation(conversation_doc),
-            created=False,
-        )
+        # Invalid input fails here, alone, before it could join a batch.
+        return await self._sends.submit(_checked(new))
 
     @storage_call
     async def get(self, conversation_id: str, message_id: str) -> Message | None:
@@ -284,12 +227,13 @@ class MongoMessageRepository(MessageRepository):
     async def edit(
         self, message: Message, body: str, at: datetime, mentions: Sequence[str] = ()
     ) -> Message:
+        mentioned = values.texts(mentions, "mentions")
         changes = {
             "body": values.text(body, "body"),
             "editedAt": values.moment(at, "editedAt"),
-            "mentions": values.texts(mentions, "mentions"),
+            "mentions": mentioned,
         }
-        return await self._change(message, changes)
+        return await self._change(message, changes, set(message.mentions) ^ set(mentioned))
 
     @storage_call
     async def delete(self, message: Message, at: datetime) -> Message:
@@ -300,7 +244,7 @@ class MongoMessageRepository(MessageRepository):
             "reactions": [],
             "mentions": [],
         }
-        return await self._change(message, changes)
+        return await self._change(message, changes, set(message.mentions))
 
     @storage_call
     async def react(
@@ -354,8 +298,12 @@ class MongoMessageRepository(MessageRepository):
             limit=values.integer(limit, "limit"),
         )
 
-    async def _change(self, message: Message, changes: dict[str, Any]) -> Message:
-        """Update a message and, if it is the newest, the conversation's copy with it."""
+    async def _change(
+        self, message: Message, changes: dict[str, Any], rementioned: set[str]
+    ) -> Message:
+        """Update a message and, if it is the newest, the conversation's copy with it;
+        ``rementioned``: users whose mention by this message changes (their records on
+        the conversation are marked unknown, see :mod:`adapters.mongo.mention_counters`)."""
         message_id = values.text(message.id, "messageId")
         conversation_id = values.text(message.conversation_id, "conversationId")
 
@@ -378,50 +326,87 @@ class MongoMessageRepository(MessageRepository):
             )
             if doc is None or doc["conversationId"] != conversation_id:
                 raise NotFound("message not found")
-            await self._keep_last_message(conversation_id, doc, session)
+            also = forget_mentions(sorted(rementioned)) if rementioned else {}
+            await self._keep_last_message(conversation_id, doc, session, also)
             return document_to_message(doc)
 
-        # The same lock as sends: both write the conversation document.
+        # Edits of one conversation queue here rather than conflict on its document
+        # (a send batch that writes it at the same time is a retried write conflict).
         async with self._conversation_locks.hold(conversation_id):
             return await self._transactions.run(body)
 
     async def _keep_last_message(
-        self, conversation_id: str, doc: Document, session: AsyncClientSession | None
+        self,
+        conversation_id: str,
+        doc: Document,
+        session: AsyncClientSession | None,
+        also: Document | None = None,
     ) -> None:
-        """Put the changed message ``doc`` in the conversation's lastMessage copy."""
+        """Put the changed message ``doc`` in the conversation's lastMessage copy (and
+        set the ``also`` expressions in the same write)."""
         # Only while it is still the newest: a send that came in between
         # already replaced lastMessage and must not be overwritten.
         newest = {"$eq": ["$lastSeq", doc["seq"]]}
+        last = {"lastMessage": {"$cond": [newest, {"$literal": doc}, "$lastMessage"]}}
         await self._conversations.update_one(
-            {"_id": conversation_id},
-            [{"$set": {"lastMessage": {"$cond": [newest, {"$literal": doc}, "$lastMessage"]}}}],
-            session=session,
+            {"_id": conversation_id}, [{"$set": last | (also or {})}], session=session
         )
 
     @storage_call
     async def count_unread(self, user_id: str, after_seq: Mapping[str, int]) -> dict[str, int]:
         user_id, windows = values.text(user_id, "userId"), _windows(after_seq)
-        # Messages from others: in the $match where the planner copes with it
-        # (mongod), else counted conditionally so the filter stays in the index.
-        return await self._count_windows(
-            windows,
-            lambda cid, seq: {"conversationId": cid, "seq": {"$gt": seq}},
-            common={"senderId": {"$ne": user_id}},
-            counted={"$cond": [{"$ne": ["$senderId", user_id]}, 1, 0]},
-        )
+        if not windows:
+            return {}
+        return await self._unread(user_id, windows, await self._read_counters(windows))
 
     @storage_call
-    async def count_unread_mentions(
+    async def count_unread_and_mentions(
         self, user_id: str, after_seq: Mapping[str, int]
-    ) -> dict[str, int]:
+    ) -> tuple[dict[str, int], dict[str, int]]:
         user_id, windows = values.text(user_id, "userId"), _windows(after_seq)
+        if not windows:
+            return {}, {}
+        # One find reads both records; what they cannot tell is counted on indexes.
+        found = await self._read_counters(windows)
+        unread = await self._unread(user_id, windows, found)
+        # Only where something is unread (a mention is a message from another).
+        behind = {cid: windows[cid] for cid in unread}
+        counted, uncounted = _from_records(
+            found, behind, lambda doc, after: mentions_from_counters(doc, user_id, after)
+        )
+        if not uncounted:
+            return unread, counted
         # Ranges of the (mentions, conversationId, seq) index: only the messages that
         # mention the viewer are read, never the conversation's other messages.
-        return await self._count_windows(
-            windows,
+        return unread, counted | await self._count_windows(
+            uncounted,
             lambda cid, seq: {"mentions": user_id, "conversationId": cid, "seq": {"$gt": seq}},
             common={},
             counted=1,
+        )
+
+    async def _read_counters(self, windows: dict[str, int]) -> dict[str, Document]:
+        """The conversations' unread and mention records (one find by ``_id``)."""
+        cursor = self._conversations.find(
+            {"_id": {"$in": list(windows)}}, COUNTER_FIELDS | MENTION_FIELDS
+        )
+        return {doc["_id"]: doc async for doc in cursor}
+
+    async def _unread(
+        self, user_id: str, windows: dict[str, int], found: dict[str, Document]
+    ) -> dict[str, int]:
+        counted, uncounted = _from_records(
+            found, windows, lambda doc, after: unread_from_counters(doc, user_id, after)
+        )
+        if not uncounted:
+            return counted
+        # Messages from others: in the $match where the planner copes with it
+        # (mongod), else counted conditionally so the filter stays in the index.
+        return counted | await self._count_windows(
+            uncounted,
+            lambda cid, seq: {"conversationId": cid, "seq": {"$gt": seq}},
+            common={"senderId": {"$ne": user_id}},
+            counted={"$cond": [{"$ne": ["$senderId", user_id]}, 1, 0]},
         )
 
     async def _count_windows(

@@ -19,9 +19,10 @@ keeps a root's summary and replies anyway).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
@@ -50,6 +51,26 @@ async def record_reply(
         session=session,
     )
     return None if doc is None else document_to_message(doc)
+
+
+async def record_replies(
+    messages: AsyncCollection[Document],
+    replies: Sequence[Message],
+    session: AsyncClientSession | None,
+) -> dict[str, Message]:
+    """Count each of ``replies`` (stored, in seq order) on its root; the roots as they
+    are afterwards, by id. One reply (a lone send): one ``findAndModify``; several:
+    one ``bulk_write`` and one ``find``, whatever their number."""
+    if not replies:
+        return {}
+    if len(replies) == 1:
+        root = await record_reply(messages, replies[0], session)
+        return {} if root is None else {root.id: root}
+    updates = [UpdateOne({"_id": r.thread_id}, reply_summary_update(r)) for r in replies]
+    await messages.bulk_write(updates, ordered=True, session=session)
+    root_ids = list(dict.fromkeys(r.thread_id for r in replies))
+    cursor = messages.find({"_id": {"$in": root_ids}}, session=session)
+    return {doc["_id"]: document_to_message(doc) async for doc in cursor}
 
 
 async def find_replies(

@@ -6,7 +6,7 @@ in the middle of a change, so each one is atomic under asyncio.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 
 import attrs
@@ -288,17 +288,6 @@ class InMemoryMessageRepository(MessageRepository):
             replies = [m for m in replies if m.seq < before]
         return replies[-limit:] if limit > 0 else []
 
-    async def count_unread_mentions(
-        self, user_id: str, after_seq: Mapping[str, int]
-    ) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for conversation_id, seq in after_seq.items():
-            stored = self._by_conversation.get(conversation_id, [])
-            n = sum(1 for m in stored[max(seq, 0) :] if user_id in m.mentions)
-            if n:
-                counts[conversation_id] = n
-        return counts
-
     def _current(self, message: Message) -> Message:
         """The message as stored now (the caller's copy may predate a reaction)."""
         stored = self._by_conversation.get(message.conversation_id, [])
@@ -307,13 +296,25 @@ class InMemoryMessageRepository(MessageRepository):
         return stored[message.seq - 1]
 
     async def count_unread(self, user_id: str, after_seq: Mapping[str, int]) -> dict[str, int]:
-        counts: dict[str, int] = {}
+        return self._count(after_seq, lambda m: m.sender_id != user_id)
+
+    async def count_unread_and_mentions(
+        self, user_id: str, after_seq: Mapping[str, int]
+    ) -> tuple[dict[str, int], dict[str, int]]:
+        unread = await self.count_unread(user_id, after_seq)
+        return unread, self._count(after_seq, lambda m: user_id in m.mentions)
+
+    def _count(
+        self, after_seq: Mapping[str, int], counts: Callable[[Message], bool]
+    ) -> dict[str, int]:
+        """Per conversation, the messages after the seq for which ``counts`` holds."""
+        found: dict[str, int] = {}
         for conversation_id, seq in after_seq.items():
             stored = self._by_conversation.get(conversation_id, [])
-            n = sum(1 for m in stored[max(seq, 0) :] if m.sender_id != user_id)
+            n = sum(1 for m in stored[max(seq, 0) :] if counts(m))
             if n:
-                counts[conversation_id] = n
-        return counts
+                found[conversation_id] = n
+        return found
 
     def _replace(self, message: Message) -> Message:
         stored = self._by_conversation.get(message.conversation_id)
