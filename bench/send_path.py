@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -78,10 +79,13 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="chatcore-send-path-"))
     trees = {"baseline": str(_tree_at(args.baseline, work) / "src"), "this tree": None}
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
-    for round_ in range(args.rounds):
-        order = list(trees) if round_ % 2 == 0 else list(reversed(trees))
-        for name in order:
-            runs[name].append(_child(trees[name], args.sends))
+    try:
+        for round_ in range(args.rounds):
+            order = list(trees) if round_ % 2 == 0 else list(reversed(trees))
+            for name in order:
+                runs[name].append(_child(trees[name], args.sends))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     load = os.getloadavg()[0]
     print(f"CPU us per send + message_json, median of {args.rounds} rounds of {args.sends}")
     print(f"(load average at the end: {load:.2f} on {os.cpu_count()} CPUs)")
