@@ -9,6 +9,8 @@ sockets over WebSocket). Scenarios:
   send->ack and send->delivery latency, lost messages.
 - idle: K authenticated idle sockets; server RSS per socket, connect rate.
 - http: history page and send over keep-alive HTTP (chatcore only).
+- limits: CPU per send with the rate limits off and on, in process (chatcore only;
+  ``--servers chatcore-memory,chatcore-memory+limits`` compares them end to end).
 
 Each scenario prints a table and one ``JSON {...}`` line; a summary checks the
 targets. Run ``python -m bench --help`` for the knobs; ``--quick`` takes ~2 minutes.
@@ -31,7 +33,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench import report
+from bench import rate_limits, report
 from bench.procs import Children, rss_mib
 from bench.runner import BASES, Server, ServerSpec, run_loadgen, running
 
@@ -46,7 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="short phases, 1,000 idle sockets only")
     p.add_argument("--servers", default=",".join(BASES), help="comma list; +plain/+deflate")
-    p.add_argument("--scenarios", default="delivery,idle,http")
+    p.add_argument("--scenarios", default="delivery,idle,http,limits")
     p.add_argument("--pairs", type=int, default=50)
     p.add_argument("--seconds", type=float, help="per measured delivery phase (8; quick 4)")
     p.add_argument(
@@ -361,6 +363,7 @@ def targets(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, bool | N
             ("zero lost or failed messages (every server, phase and run)", str(lost), lost == 0)
         )
     checks += storage_targets(results)
+    checks += _limits_target(results)
     i = results.get("idle")
     if i:
         big = max(r["requested"] for r in i["rows"])
@@ -415,9 +418,37 @@ def storage_targets(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, 
     return checks
 
 
+def _limits_target(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, bool | None]]:
+    """What the limits add to a send (in process) against chatcore-memory's whole CPU per
+    message at the highest open-loop rate of the delivery scenario (end to end)."""
+    lim, d = results.get("limits"), results.get("delivery")
+    if not lim:
+        return []
+    added = lim["sendCpuUs"]["on"] - lim["sendCpuUs"]["off"]
+    mem = d["servers"].get("chatcore-memory") if d else None
+    if not mem or not mem["open"]:
+        return [("rate limits: CPU added per send", f"{added:.2f} us (no delivery run)", None)]
+    phase = mem["open"][max(mem["open"], key=int)]
+    per_msg = phase["cpu"].get("server", 0) * 10_000 / max(phase["deliveredPerSec"], 1)
+    pct = 100 * added / per_msg if per_msg else float("inf")
+    return [
+        (
+            "rate limits add <= 3 % CPU per send",
+            f"{added:.2f} us of {per_msg:.0f} us/msg = {pct:.1f} %",
+            pct <= 3,
+        )
+    ]
+
+
 # ---- main ----
 
-SCENARIOS = {"delivery": delivery, "idle": idle, "http": http}
+
+async def limits(args: argparse.Namespace, children: Children, work: Path) -> dict[str, Any]:
+    """CPU per send with the rate limits off and on, in this process (bench/rate_limits.py)."""
+    return await rate_limits.measure()
+
+
+SCENARIOS = {"delivery": delivery, "idle": idle, "http": http, "limits": limits}
 
 
 def print_scenario(rec: dict[str, Any]) -> None:
@@ -429,6 +460,9 @@ def print_scenario(rec: dict[str, Any]) -> None:
         print("\nratios (chatcore / bare; throughput higher is better, p99 lower is better)")
         for key, values in rec["ratios"].items():
             print(f"  {key}: " + ", ".join(f"{k} {v}x" for k, v in values.items()))
+    elif name == "limits":
+        print("\n== limits: CPU per send with the rate limits off and on (in process) ==")
+        print(rate_limits.table(rec))
     elif name == "idle":
         print("\n== idle: authenticated idle sockets (a fresh server, connected in stages) ==")
         print(report.idle_table(rec["rows"]))

@@ -49,6 +49,8 @@ from typing import Any
 import httpx
 import socketio
 
+from entrypoints.settings import rate_limits_off_env
+
 REPO = Path(__file__).resolve().parent.parent
 JWT_SECRET = "bench-realtime-delivery-" + "s" * 40
 PASSWORD = "bench-password"
@@ -146,6 +148,7 @@ async def server_process(
         "PYTHONPATH": os.pathsep.join(
             [str(REPO), str(REPO / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
         ),
+        **rate_limits_off_env(),  # the benchmark sends bursts
     }
     env.pop("CHATCORE_MONGODB_URI", None)
     if mongodb_uri is not None:

@@ -3,7 +3,8 @@
 A server name is a base name plus optional ``+flags``: ``chatcore-memory``,
 ``chatcore-secantus``, ``bare-python``, ``bare-node``; ``+plain`` (asyncio + h11
 instead of uvloop + httptools) and ``+deflate`` (WebSocket per-message
-deflate) apply to the Python ones, e.g. ``chatcore-memory+plain``;
+deflate) apply to the Python ones, e.g. ``chatcore-memory+plain``; ``+limits``
+(chatcore only) checks every rate limit on every action (otherwise they are off);
 ``+standalone`` starts SecantusDB as a standalone server (no replica set, so
 chatcore's MongoDB adapter runs without transactions); ``+durable`` starts it
 with ``--sync-on-commit`` (an acknowledged write survives a crash of the database).
@@ -35,7 +36,7 @@ from bench.procs import Child, Children, CpuMeter, free_port, wait_http, wait_qu
 REPO = Path(__file__).resolve().parent.parent
 NODE_DIR = REPO / "bench" / "node"
 BASES = ("chatcore-memory", "chatcore-secantus", "bare-python", "bare-node")
-FLAGS = {"plain": "--plain", "deflate": "--ws-deflate"}
+FLAGS = {"plain": "--plain", "deflate": "--ws-deflate", "limits": "--limits"}
 DB_FLAGS = {"standalone": "--standalone", "durable": "--sync-on-commit"}
 START_TIMEOUT = 60.0
 
@@ -57,6 +58,8 @@ class ServerSpec:
             raise ValueError(f"unknown server {name!r}: bases {BASES}, flags {known}")
         if mods and base == "bare-node":
             raise ValueError(f"{name}: +flags apply to the Python servers only")
+        if not base.startswith("chatcore") and "limits" in mods:
+            raise ValueError(f"{name}: +limits applies to the chatcore servers only")
         if base != "chatcore-secantus" and any(m in DB_FLAGS for m in mods):
             raise ValueError(f"{name}: +standalone/+durable apply to chatcore-secantus only")
         if rev and not base.startswith("chatcore"):

@@ -53,6 +53,7 @@ import socketio
 
 from bench.procs import Child, Children, CpuMeter, free_port, wait_http, wait_tcp
 from bench.realtime_delivery import Pair, Tally, make_pairs, percentile
+from entrypoints.settings import rate_limits_off_env
 
 REPO = Path(__file__).resolve().parent.parent
 JWT_SECRET = "bench-scaleout-delivery-" + "s" * 40
@@ -115,6 +116,7 @@ async def start_servers(
         "CHATCORE_JWT_SECRET": JWT_SECRET,
         "CHATCORE_LOG_LEVEL": "WARNING",
         "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "src")]),
+        **rate_limits_off_env(),  # the benchmark sends bursts
     }
     if variant.endswith("+redis"):
         env["CHATCORE_REDIS_URL"] = backing.redis_url

@@ -30,16 +30,24 @@ from adapters import socketio_json
 from adapters.jwt_tokens import JwtAccessTokens
 from adapters.mongo import MongoStore, MongoTimeouts
 from adapters.passwords import Argon2PasswordHasher
-from adapters.redis import RedisPresenceTracker
+from adapters.redis import RedisPresenceTracker, RedisRateLimiter
 from adapters.socketio_notifier import SocketIONotifier
 from chatcore.chat import Chat, Storage, build_chat
 from chatcore.errors import Unavailable
-from chatcore.ports import PresenceTracker
-from chatcore.system import LocalPresenceTracker, SystemClock, TimeOrderedIdGenerator
+from chatcore.ports import Clock, PresenceTracker, RateLimiter
+from chatcore.rate_limits import RateLimits
+from chatcore.system import (
+    LocalPresenceTracker,
+    LocalRateLimiter,
+    SystemClock,
+    TimeOrderedIdGenerator,
+)
+from entrypoints.client_address import Network, networks
 from entrypoints.metrics import Metrics
 from entrypoints.presence_upkeep import PresenceUpkeep
 from entrypoints.runtime import ReadinessProbe, Runtime
 from entrypoints.settings import Settings
+from entrypoints.socketio.server import ChatcoreSocketServer
 
 # Redis calls fail fast, so an outage is reported (503, unavailable) rather than waited out.
 _REDIS_TIMEOUTS = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
@@ -89,7 +97,11 @@ def _socketio_server(settings: Settings) -> socketio.AsyncServer:
             channel=settings.redis_prefix + "socketio",
             redis_options=dict(_REDIS_TIMEOUTS),
         )
-    return socketio.AsyncServer(
+    return ChatcoreSocketServer(
+        handshake_timeout=settings.socket_handshake_timeout_seconds,
+        max_handshaking=settings.max_unauthenticated_sockets,
+        # One event's packet: a body's worth (the HTTP limit) is plenty.
+        max_packet_bytes=settings.max_body_bytes,
         async_mode="asgi",
         client_manager=manager,
         # orjson for this server's packets only (see adapters.socketio_json).
@@ -146,6 +158,27 @@ def _redis_presence(
         prefix=settings.redis_prefix + "presence:",
         heartbeat_ttl=settings.presence_ttl_seconds,
     )
+
+
+def _rate_limiter(
+    settings: Settings, client: aioredis.Redis | None, clock: Clock, metrics: Metrics
+) -> RateLimiter:
+    if client is None:
+        return LocalRateLimiter(clock)
+    return RedisRateLimiter(
+        client,
+        clock=clock,
+        prefix=settings.redis_prefix + "rate:",
+        on_fallback=metrics.rate_limiter_fell_back,
+    )
+
+
+def _rate_limits(settings: Settings) -> RateLimits:
+    return settings.rate_limits()
+
+
+def _trusted_proxies(settings: Settings) -> tuple[Network, ...]:
+    return networks(settings.trusted_proxies)
 
 
 def _presence(shared: RedisPresenceTracker | None) -> PresenceTracker:
@@ -236,7 +269,9 @@ class Container(containers.DeclarativeContainer):
 
     sio = providers.Singleton(_socketio_server, settings)
     metrics = providers.Singleton(Metrics)
-    runtime = providers.Singleton(Runtime, metrics=metrics)
+    runtime = providers.Singleton(
+        Runtime, metrics=metrics, trusted_proxies=providers.Callable(_trusted_proxies, settings)
+    )
     redis_presence = providers.Resource(_redis_presence, settings, redis_client)
     presence = providers.Resource(_presence, redis_presence)
     notifier = providers.Singleton(SocketIONotifier, sio, on_event=metrics.provided.event_emitted)
@@ -245,6 +280,8 @@ class Container(containers.DeclarativeContainer):
     clock = providers.Singleton(SystemClock)
     ids = providers.Singleton(TimeOrderedIdGenerator)
     access_tokens = providers.Singleton(_access_tokens, settings)
+    # Shared through Redis when it is configured, else per process.
+    rate_limiter = providers.Resource(_rate_limiter, settings, redis_client, clock, metrics)
 
     chat = providers.Resource(
         build_chat,
@@ -256,6 +293,8 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         ids=ids,
         refresh_ttl=providers.Callable(_refresh_ttl, settings),
+        rate_limits=providers.Callable(_rate_limits, settings),
+        rate_limiter=rate_limiter,
     )
     presence_upkeep = providers.Resource(_presence_upkeep, settings, redis_presence, chat)
     serving = providers.Resource(_serving, runtime, chat, readiness_probe, presence_upkeep)

@@ -51,6 +51,24 @@ class Metrics:
             "Messages stored (idempotent replays not counted).",
             registry=self.registry,
         )
+        self.rate_limited = Counter(
+            "chatcore_rate_limited",
+            "Actions refused for a rate limit, by limit and action (route or event).",
+            ["limit", "action"],
+            registry=self.registry,
+        )
+        self.rate_limiter_fallbacks = Counter(
+            "chatcore_rate_limiter_fallbacks",
+            "Rate-limit decisions taken in this process because Redis did not answer.",
+            registry=self.registry,
+        )
+
+    def refused(self, limit: str, action: str) -> None:
+        """An action refused for a rate limit (``limit``: send, login, ...)."""
+        self.rate_limited.labels(limit, action).inc()
+
+    def rate_limiter_fell_back(self) -> None:
+        self.rate_limiter_fallbacks.inc()
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         labels = (method, route, str(status))

@@ -12,6 +12,7 @@ from attrs import define, field
 
 from chatcore.chat import Chat
 from chatcore.errors import Unavailable
+from entrypoints.client_address import Network
 from entrypoints.metrics import Metrics
 
 # Raises chatcore.errors.Unavailable when the store does not answer.
@@ -24,6 +25,8 @@ class Runtime:
     metrics: Metrics = field(factory=Metrics)
     # None: nothing external to check (in-memory storage).
     readiness_probe: ReadinessProbe | None = None
+    # Proxies whose X-Forwarded-For names the client (CHATCORE_TRUSTED_PROXIES).
+    trusted_proxies: tuple[Network, ...] = ()
 
     @property
     def chat(self) -> Chat:

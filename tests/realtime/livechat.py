@@ -19,6 +19,7 @@ import socketio
 from attrs import define, field
 
 from chatcore.chat import Storage
+from chatcore.ports import Clock
 from chatcore.testing import in_memory_storage
 from entrypoints.app import create_app
 from support.app import JWT_SECRET, make_container, make_settings, on_fresh_database, served
@@ -39,17 +40,25 @@ class User:
 
 @contextlib.asynccontextmanager
 async def live_server(
-    data_dir: Path, *, storage: Storage | None = None, mongo_uri: str | None = None
+    data_dir: Path,
+    *,
+    storage: Storage | None = None,
+    mongo_uri: str | None = None,
+    clock: Clock | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[LiveChat]:
     """The real app (``create_app``) served by uvicorn: on ``storage`` (default: fresh
-    in-memory storage) or, given ``mongo_uri``, on a fresh database there."""
+    in-memory storage) or, given ``mongo_uri``, on a fresh database there; with the
+    domain's ``clock`` if given, and settings ``overrides``."""
     async with contextlib.AsyncExitStack() as stack:
         if mongo_uri is None:
-            settings = make_settings(data_dir)
-            container = make_container(settings, storage or in_memory_storage())
+            settings = make_settings(data_dir, **overrides)
+            container = make_container(settings, storage or in_memory_storage(), clock)
         else:
-            settings = await stack.enter_async_context(on_fresh_database(data_dir, mongo_uri))
-            container = make_container(settings)
+            settings = await stack.enter_async_context(
+                on_fresh_database(data_dir, mongo_uri, **overrides)
+            )
+            container = make_container(settings, clock=clock)
         app = create_app(settings, container=container)
         url = await stack.enter_async_context(served(app))
         http = await stack.enter_async_context(httpx.AsyncClient(base_url=url))

@@ -26,7 +26,7 @@ from chatcore.chat import Storage
 from chatcore.ports import Clock
 from entrypoints.app import ChatcoreApp
 from entrypoints.container import Container
-from entrypoints.settings import Settings
+from entrypoints.settings import RATE_LIMIT_SETTINGS, Settings
 from support.mongo import drop_database, unique_database_name
 
 JWT_SECRET = "test-secret-" + "x" * 52
@@ -44,8 +44,13 @@ AppFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
     """Settings read from nothing but these values (no environment file), with a fixed
-    JWT secret so that tests can mint and forge tokens."""
-    values: dict[str, object] = {"data_dir": data_dir, "jwt_secret": JWT_SECRET}
+    JWT secret so that tests can mint and forge tokens. Rate limits are off unless a
+    test sets them: many tests send bursts (the rate-limit suites use the defaults)."""
+    values: dict[str, object] = {
+        "data_dir": data_dir,
+        "jwt_secret": JWT_SECRET,
+        **dict.fromkeys(RATE_LIMIT_SETTINGS, "off"),
+    }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 

@@ -1,5 +1,6 @@
-"""Redis adapters for running several server processes: shared presence."""
+"""Redis adapters for running several server processes: shared presence and rate limits."""
 
 from adapters.redis.presence import RedisPresenceTracker
+from adapters.redis.rate_limiter import RedisRateLimiter
 
-__all__ = ["RedisPresenceTracker"]
+__all__ = ["RedisPresenceTracker", "RedisRateLimiter"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 
+import attrs
 from attrs import define
 
 from chatcore import limits
@@ -21,6 +22,7 @@ from chatcore.ports import (
 )
 from chatcore.services.access import require_membership
 from chatcore.services.conversations import ConversationService
+from chatcore.services.throttle import Throttle
 
 
 @define(kw_only=True)
@@ -43,6 +45,7 @@ class MessageService:
     notifier: Notifier
     clock: Clock
     ids: IdGenerator
+    throttle: Throttle
 
     async def send(
         self,
@@ -55,30 +58,45 @@ class MessageService:
         """Store a message with the next seq and deliver it to every member.
 
         Replaying a ``client_msg_id`` returns the stored message with ``created``
-        False and delivers nothing again. Non-members get NotFound. With
-        ``thread_id`` the message is a reply in that message's thread (the thread
-        of its root if it names a reply); members then also hear ``messageUpdated``
-        for the root. A ``thread_id`` that is not a live message of the
-        conversation is a ValidationFailed on ``threadId``.
+        False and delivers nothing again (and is not counted against the send limit).
+        Non-members get NotFound; RateLimited over the send limit, storing nothing.
+        With ``thread_id`` the message is a reply in that message's thread (the
+        thread of its root if it names a reply); members then also hear
+        ``messageUpdated`` for the root. A ``thread_id`` that is not a live message
+        of the conversation is a ValidationFailed on ``threadId``.
         """
-        body = limits.message_body(body)
-        client_msg_id = limits.client_msg_id(client_msg_id)
+        new = self._new_message(sender_id, conversation_id, body, client_msg_id)
+        # A body without '@' and no thread (the common case): no query, no await.
+        if thread_id is not None or "@" in new.body:
+            new = await self._threaded_and_mentioned(new, thread_id)
+        await self.throttle.send(sender_id)
+        return await self._store(new)
+
+    async def _threaded_and_mentioned(self, new: NewMessage, thread_id: str | None) -> NewMessage:
+        """``new`` with its thread root (checked) and the users it names (one indexed
+        query; the store keeps only those who are members when it stores it)."""
         root_id = None
         if thread_id is not None:
-            root_id = await self._thread_root(sender_id, conversation_id, thread_id, live=True)
-        # A body without '@' (the common case) costs no query and not even an await.
-        names = named_usernames(body)
-        new = NewMessage(
+            root_id = await self._thread_root(
+                new.sender_id, new.conversation_id, thread_id, live=True
+            )
+        names = named_usernames(new.body)
+        mentions = await self._named_users(names, new.sender_id, None) if names else ()
+        return attrs.evolve(new, thread_id=root_id, mentions=mentions)
+
+    def _new_message(
+        self, sender_id: str, conversation_id: str, body: str, client_msg_id: str | None
+    ) -> NewMessage:
+        return NewMessage(
             id=self.ids.new_id(),
             conversation_id=conversation_id,
             sender_id=sender_id,
-            body=body,
-            client_msg_id=client_msg_id,
+            body=limits.message_body(body),
+            client_msg_id=limits.client_msg_id(client_msg_id),
             created_at=self.clock.now(),
-            thread_id=root_id,
-            # The store keeps only those who are members when it stores the message.
-            mentions=await self._named_users(names, sender_id, None) if names else (),
         )
+
+    async def _store(self, new: NewMessage) -> AppendResult:
         # One atomic store call checks membership, allocates the seq and inserts.
         result = await self.messages.append(new)
         if result.created:
@@ -86,6 +104,8 @@ class MessageService:
             await self.notifier.message_created(result.message, members)
             if result.thread_root is not None:
                 await self.notifier.message_updated(result.thread_root, members)
+        else:
+            await self.throttle.send_was_replay(new.sender_id)
         return result
 
     async def send_direct(
@@ -97,12 +117,17 @@ class MessageService:
         thread_id: str | None = None,
     ) -> AppendResult:
         """Seed-compatible send: to the direct conversation with ``receiver_id``."""
-        # Validate before a conversation may be created, so bad input changes nothing.
+        # Validate and count before a conversation may be created, so that bad input
+        # or a send over the limit changes nothing.
         limits.message_body(body)
         limits.client_msg_id(client_msg_id)
         limits.thread_id(thread_id)
+        await self.throttle.send(sender_id)
         conversation = await self.conversation_service.ensure_direct(sender_id, receiver_id)
-        return await self.send(sender_id, conversation.id, body, client_msg_id, thread_id)
+        new = self._new_message(sender_id, conversation.id, body, client_msg_id)
+        if thread_id is not None or "@" in new.body:
+            new = await self._threaded_and_mentioned(new, thread_id)
+        return await self._store(new)
 
     async def history(
         self,

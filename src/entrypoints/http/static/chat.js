@@ -446,7 +446,19 @@ function connectSocket() {
   });
   // `socket.active`: socket.io will retry by itself (network trouble, not a refusal).
   const lost = () => setConnection("offline", socket.active ? "Reconnecting…" : "Offline");
-  socket.on("disconnect", lost);
+  socket.on("disconnect", (reason) => {
+    // The server closes a socket when its access token expires (after `sessionExpired`):
+    // renew the token and connect again at once; `sync` then fetches anything missed.
+    if (reason === "io server disconnect" && state.tokenExpired) {
+      state.tokenExpired = false;
+      refreshTokens().then(() => socket.connect(), () => {});
+      return;
+    }
+    lost();
+  });
+  socket.on("sessionExpired", () => {
+    state.tokenExpired = true;
+  });
   socket.on("connect_error", (err) => {
     lost();
     // A refused handshake is not retried: our access token expired. Renew it and connect
