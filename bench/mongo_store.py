@@ -8,8 +8,8 @@ process on a free port with a temporary storage directory, and prints:
 - sends/s, one after another and from 10 concurrent tasks (into one conversation,
   and into 10 conversations);
 - commands per stored message and sends/s at 50 concurrent senders (one
-  conversation each, closed loop), with group commit and with batches of one
-  (``max_batch=1``: every send alone, for comparison);
+  conversation each, closed loop), with group commit, with one batch in flight
+  at a time, and with batches of one (``max_batch=1``: every send alone, today's cost);
 - history pages of 50 messages/s (range queries on (conversationId, seq));
 - conversation list pages of 50/s, as the service builds them (list + read
   pointers + unread counts), with the commands one page costs.
@@ -215,8 +215,15 @@ async def run(uri: str, seconds: float) -> None:
         print(f"{SENDERS} concurrent senders, one conversation each (closed loop)")
         senders = [await make.stored_group(storage, f"s{i}", f"r{i}") for i in range(SENDERS)]
         db = store.database
-        alone = MongoMessageRepository(db, ServerInfo(db.client), max_batch=1)
-        for label, messages in (("group commit", storage.messages), ("batches of one", alone)):
+        variants: list[tuple[str, MessageRepository]] = [
+            ("group commit", storage.messages),
+            (
+                "one batch in flight",
+                MongoMessageRepository(db, ServerInfo(db.client), max_in_flight=1),
+            ),
+            ("batches of one", MongoMessageRepository(db, ServerInfo(db.client), max_batch=1)),
+        ]
+        for label, messages in variants:
             before, sent = counter.count, 0
 
             async def send_one(t: int, messages: MessageRepository = messages) -> None:

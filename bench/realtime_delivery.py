@@ -276,10 +276,11 @@ async def connect_client(url: str, token: str) -> socketio.AsyncClient:
 
 
 async def make_pairs(
-    url: str, count: int, tally: Tally, receiver_url: str | None = None
+    url: str, count: int, tally: Tally, receiver_url: str | None = None, first_index: int = 0
 ) -> list[Pair]:
     """Register 2 x ``count`` users, open their direct conversations, connect them
-    (the receivers to ``receiver_url`` when given: another process of a cluster)."""
+    (the receivers to ``receiver_url`` when given: another process of a cluster).
+    Pairs are numbered from ``first_index`` (several calls may share one tally)."""
     receiver_url = receiver_url or url
     run = os.urandom(3).hex()
     async with httpx.AsyncClient(base_url=url, timeout=30.0) as http:
@@ -308,7 +309,7 @@ async def make_pairs(
     )
     pairs = []
     for n in range(count):
-        pair = Pair(n, conversations[n], sockets[2 * n], sockets[2 * n + 1])
+        pair = Pair(first_index + n, conversations[n], sockets[2 * n], sockets[2 * n + 1])
         pair.receiver.on("newMessage", tally.on_delivery)
         pairs.append(pair)
     return pairs

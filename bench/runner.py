@@ -5,6 +5,8 @@ A server name is a base name plus optional ``+flags``: ``chatcore-memory``,
 instead of uvloop + httptools) and ``+deflate`` (WebSocket per-message
 deflate) apply to the Python ones, e.g. ``chatcore-memory+plain``; ``+limits``
 (chatcore only) checks every rate limit on every action (otherwise they are off);
+``+stockfanout`` (chatcore only) puts python-socketio's own fan-out back (one
+Task per recipient socket) for a before/after comparison in one run;
 ``+standalone`` starts SecantusDB as a standalone server (no replica set, so
 chatcore's MongoDB adapter runs without transactions); ``+durable`` starts it
 with ``--sync-on-commit`` (an acknowledged write survives a crash of the database).
@@ -36,7 +38,13 @@ from bench.procs import Child, Children, CpuMeter, free_port, wait_http, wait_qu
 REPO = Path(__file__).resolve().parent.parent
 NODE_DIR = REPO / "bench" / "node"
 BASES = ("chatcore-memory", "chatcore-secantus", "bare-python", "bare-node")
-FLAGS = {"plain": "--plain", "deflate": "--ws-deflate", "limits": "--limits"}
+FLAGS = {
+    "plain": "--plain",
+    "deflate": "--ws-deflate",
+    "limits": "--limits",
+    "stockfanout": "--stock-fanout",
+}
+CHATCORE_ONLY = ("limits", "stockfanout")
 DB_FLAGS = {"standalone": "--standalone", "durable": "--sync-on-commit"}
 START_TIMEOUT = 60.0
 
@@ -58,8 +66,8 @@ class ServerSpec:
             raise ValueError(f"unknown server {name!r}: bases {BASES}, flags {known}")
         if mods and base == "bare-node":
             raise ValueError(f"{name}: +flags apply to the Python servers only")
-        if not base.startswith("chatcore") and "limits" in mods:
-            raise ValueError(f"{name}: +limits applies to the chatcore servers only")
+        if not base.startswith("chatcore") and any(m in CHATCORE_ONLY for m in mods):
+            raise ValueError(f"{name}: +limits/+stockfanout apply to the chatcore servers only")
         if base != "chatcore-secantus" and any(m in DB_FLAGS for m in mods):
             raise ValueError(f"{name}: +standalone/+durable apply to chatcore-secantus only")
         if rev and not base.startswith("chatcore"):
@@ -162,14 +170,21 @@ async def running(spec: ServerSpec, children: Children, work: Path) -> AsyncIter
                 await children.stop(child)
 
 
+# Revision -> commit, resolved once per run: a branch that moves during the run
+# (main, while others merge) is measured at the same commit in every scenario.
+_COMMITS: dict[str, str] = {}
+
+
 def _tree_at(rev: str, work: Path) -> Path:
     """``src`` and ``bench`` of git revision ``rev`` of this repository, extracted once."""
-    commit = subprocess.run(
-        ["git", "-C", str(REPO), "rev-parse", "--verify", f"{rev}^{{commit}}"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+    if rev not in _COMMITS:
+        _COMMITS[rev] = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--verify", f"{rev}^{{commit}}"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    commit = _COMMITS[rev]
     tree = work / f"tree-{commit[:12]}"
     if not tree.exists():
         tree.mkdir()

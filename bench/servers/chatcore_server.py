@@ -24,9 +24,13 @@ import logging
 import sys
 
 import argon2
+import socketio
 from dependency_injector import providers
+from socketio.async_pubsub_manager import AsyncPubSubManager
 
 from adapters.passwords import Argon2PasswordHasher
+from adapters.redis import RoutedRedisManager
+from adapters.socketio_fanout import FanoutManager
 from bench.servers.serve import add_server_args, run
 from chatcore.testing import in_memory_storage
 from entrypoints.app import create_app
@@ -45,7 +49,21 @@ def main() -> None:
     parser.add_argument(
         "--limits", action="store_true", help=f"rate limits checked ({LIMITS_ON}), else off"
     )
+    parser.add_argument(
+        "--stock-fanout",
+        action="store_true",
+        help="python-socketio's own emit (a Task per recipient) instead of FanoutManager's",
+    )
+    parser.add_argument(
+        "--stock-redis",
+        action="store_true",
+        help="python-socketio's Redis emit (every emit to every process) instead of routing",
+    )
     args = parser.parse_args()
+    if args.stock_fanout:
+        FanoutManager.emit = socketio.AsyncManager.emit  # type: ignore[method-assign]
+    if args.stock_redis:
+        RoutedRedisManager.emit = AsyncPubSubManager.emit  # type: ignore[method-assign]
 
     settings = Settings(host=args.host, port=args.port)
     # The load sends bursts: limits are off, or (--limits) checked on every action at a

@@ -226,3 +226,48 @@ async def test_a_database_killed_mid_batch_leaves_no_batch_half_written(
             assert {seq for seqs in acked[rooms.index(room) :: 4] for seq in seqs} <= stored
     finally:
         await client.close()
+
+
+@pytest.mark.parametrize("transactional", [True, False], ids=["transactions", "no-transactions"])
+async def test_a_batch_whose_conversation_moves_under_it_goes_again_after_the_other(
+    fail_server: Any, client: AsyncMongoClient[Document], transactional: bool
+) -> None:
+    # Another process (its own client) writes a conversation between this batch's
+    # find and its update: the update of that conversation must not take effect.
+    db = client[unique_database_name()]
+    await ensure_indexes(db)
+    slow_client = create_client(fail_server.uri, app_name="slow-racer")
+    try:
+        slow = mongo_storage(slow_client[db.name], transactions=transactional)
+        fast = mongo_storage(db, transactions=transactional)
+        contested = await make.stored_group(fast, "u-a", "u-b")
+        quiet = await make.stored_group(fast, "u-a", "u-b")
+        await client.admin.command(
+            {
+                "configureFailPoint": "failCommand",
+                "mode": {"times": 1},
+                "data": {
+                    "failCommands": ["update"],
+                    "blockConnection": True,
+                    "blockTimeMS": 400,
+                    "appName": "slow-racer",
+                },
+            }
+        )
+        # Two conversations: the slow batch finds them, then its update is held up.
+        batch = asyncio.gather(
+            slow.messages.append(make.message(contested.id, "u-a", "slow")),
+            slow.messages.append(make.message(quiet.id, "u-a", "slow")),
+        )
+        await asyncio.sleep(0.15)
+        racer = await fast.messages.append(make.message(contested.id, "u-b", "fast"))
+        slow_contested, slow_quiet = await batch
+
+        assert racer.message.seq == 1
+        assert (slow_contested.message.seq, slow_quiet.message.seq) == (2, 1)
+        for room in (contested, quiet):
+            await assert_no_half_written_send(fast, room.id)
+        assert [m.body for m in await fast.messages.range(contested.id, 1, 9)] == ["fast", "slow"]
+    finally:
+        await slow_client.close()
+        await client.drop_database(db.name)

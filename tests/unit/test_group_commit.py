@@ -143,3 +143,19 @@ async def test_an_item_that_waited_too_long_is_answered_without_being_written() 
         await late
     assert await fresh == 30
     assert writer.batches == [[1], [3]]
+
+
+async def test_an_item_cancelled_while_queued_is_never_written() -> None:
+    writer = Writer(hold=True)
+    group = _group(writer)
+    first = asyncio.create_task(group.submit(1))
+    await _settle()
+    gone = asyncio.create_task(group.submit(2))
+    kept = asyncio.create_task(group.submit(3))
+    await _settle()
+    gone.cancel()
+    writer.release.set()
+
+    assert (await first, await kept) == (10, 30)
+    assert gone.cancelled()
+    assert writer.batches == [[1], [3]]

@@ -99,6 +99,8 @@ class GroupCommit(Generic[T, R]):
         too_old = -math.inf if self._max_wait is None else time.monotonic() - self._max_wait
         for waiting in self._queue:
             _, key, queued_at, future = waiting
+            if future.cancelled():
+                continue  # its sender gave up before it was written: it never will be
             if queued_at < too_old:
                 if not future.done():
                     future.set_exception(self._expired())

@@ -8,7 +8,11 @@ written at once; batches form only under concurrency. Up to ``MAX_IN_FLIGHT``
 batches are written at once, never two with the same conversation, so a
 conversation's sends get their seqs in the order they reached this process.
 The database's cost is mostly per command, not per document, so a batch costs
-about what one send used to.
+about what one send used to. A send that waited in the queue longer than the
+client's timeout (``CHATCORE_MONGODB_TIMEOUT_MS``: the batches before it are
+stalling) is answered Unavailable without being written, and one whose caller
+gave up while it was queued is dropped; once in a batch, a send is written or
+fails with its batch.
 
 One batch, in one transaction (:mod:`adapters.mongo.message_batches`):
 
