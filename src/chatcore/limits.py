@@ -10,7 +10,6 @@ with :func:`entity_id`, since to the domain they are opaque keys.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Final
 
@@ -33,6 +32,12 @@ SYNC_MAX_CONVERSATIONS: Final = 500
 SYNC_MAX_MESSAGES_PER_CONVERSATION: Final = 500
 MAX_ID_CHARS: Final = 64
 MAX_EMOJI_CHARS: Final = 32
+# Not in an emoji: whitespace (Python's and JavaScript's), control characters, and "/"
+# (an emoji is a URL path segment). One class for the domain and the OpenAPI document.
+EMOJI_EXCLUDED: Final = (
+    r"\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff/"
+)
+EMOJI_PATTERN: Final = f"^[^{EMOJI_EXCLUDED}]+$"
 # Distinct emoji one message holds; the next one is a Conflict (API.md v1.1).
 MAX_REACTION_EMOJI: Final = 20
 # JavaScript's Number.MAX_SAFE_INTEGER: a JS client cannot send a larger integer
@@ -45,8 +50,18 @@ PRESENCE_QUERY_MAX: Final = 100
 _USERNAME_RE: Final = re.compile(r"[A-Za-z0-9_.@+\-]+")
 
 
+_EMOJI_RE: Final = re.compile(EMOJI_PATTERN)
+
+
 def _fail(field: str, message: str) -> ValidationFailed:
     return ValidationFailed(message, details={"field": field})
+
+
+def _no_nul(value: str, field: str) -> str:
+    # A NUL ends a C string: stores, logs and other clients may cut the text there.
+    if "\x00" in value:
+        raise _fail(field, f"{field} must not contain NUL characters")
+    return value
 
 
 def entity_id(value: str, field: str) -> str:
@@ -58,7 +73,7 @@ def entity_id(value: str, field: str) -> str:
 
 def message_body(body: str) -> str:
     """Trim and check a message body: 1..4000 characters after trimming."""
-    trimmed = body.strip()
+    trimmed = _no_nul(body, "body").strip()
     if not trimmed:
         raise _fail("body", "body must not be empty")
     if len(trimmed) > MAX_BODY_CHARS:
@@ -71,7 +86,7 @@ def client_msg_id(value: str | None) -> str | None:
         return None
     if not 1 <= len(value) <= MAX_CLIENT_MSG_ID_CHARS:
         raise _fail("clientMsgId", f"clientMsgId must be 1..{MAX_CLIENT_MSG_ID_CHARS} characters")
-    return value
+    return _no_nul(value, "clientMsgId")
 
 
 def username(value: str) -> str:
@@ -91,14 +106,14 @@ def password(value: str) -> str:
 
 
 def display_name(value: str) -> str:
-    trimmed = value.strip()
+    trimmed = _no_nul(value, "displayName").strip()
     if not 1 <= len(trimmed) <= DISPLAY_NAME_MAX:
         raise _fail("displayName", f"displayName must be 1..{DISPLAY_NAME_MAX} characters")
     return trimmed
 
 
 def group_name(value: str) -> str:
-    trimmed = value.strip()
+    trimmed = _no_nul(value, "name").strip()
     if not 1 <= len(trimmed) <= GROUP_NAME_MAX:
         raise _fail("name", f"name must be 1..{GROUP_NAME_MAX} characters")
     return trimmed
@@ -159,9 +174,9 @@ def emoji(value: str) -> str:
     (a Unicode emoji or a short name such as ``:party:``)."""
     if not 1 <= len(value) <= MAX_EMOJI_CHARS:
         raise _fail("emoji", f"emoji must be 1..{MAX_EMOJI_CHARS} characters")
-    # Category Cc only: joiners and variation selectors (Cf, Mn) build real emoji.
-    if any(c.isspace() or unicodedata.category(c) == "Cc" for c in value):
-        raise _fail("emoji", "emoji must not contain whitespace or control characters")
+    # Joiners and variation selectors (Cf, Mn) are allowed: they build real emoji.
+    if not _EMOJI_RE.fullmatch(value):
+        raise _fail("emoji", "emoji must not contain whitespace, control characters or '/'")
     return value
 
 

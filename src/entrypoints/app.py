@@ -17,9 +17,9 @@ from typing import Any, cast
 import socketio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 
 from entrypoints.container import Container
+from entrypoints.http.cors import EnvelopeCORSMiddleware
 from entrypoints.http.docs import docs_endpoints
 from entrypoints.http.endpoints import starlette_routes
 from entrypoints.http.errors import EXCEPTION_HANDLERS
@@ -90,7 +90,7 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Cha
         middleware=[
             Middleware(RequestLog, metrics=runtime.metrics),
             Middleware(
-                CORSMiddleware,
+                EnvelopeCORSMiddleware,
                 allow_origins=list(settings.cors_origins),
                 allow_methods=["GET", "POST", "PATCH", "DELETE"],
                 allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
@@ -108,6 +108,8 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Cha
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
+    # `/api/users/me/` is not `/api/users/me`: a 404 in the envelope, not an empty 307.
+    http_app.router.redirect_slashes = False
     # Process-wide fixes of python-engineio's long-polling (see socketio/transport.py).
     transport.install()
     register_socket_handlers(sio, runtime, max_sockets_per_user=settings.max_sockets_per_user)

@@ -95,7 +95,9 @@ async def _mongo_store(settings: Settings) -> AsyncIterator[MongoStore | None]:
     store = MongoStore(
         settings.mongodb_uri,
         database=settings.mongodb_database,
-        timeouts=MongoTimeouts(server_selection_ms=timeout, connect_ms=timeout, socket_ms=timeout),
+        timeouts=MongoTimeouts(
+            server_selection_ms=timeout, connect_ms=timeout, socket_ms=timeout, operation_ms=timeout
+        ),
     )
     await store.open()
     try:

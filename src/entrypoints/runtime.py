@@ -20,11 +20,25 @@ ReadinessProbe = Callable[[], Awaitable[None]]
 
 
 @define
+class InFlight:
+    """How many socket events are being handled right now (a drain waits for 0).
+
+    A plain counter: the hot path pays an increment and a decrement, no await.
+    """
+
+    count: int = 0
+
+
+@define
 class Runtime:
     chat_instance: Chat | None = None
     metrics: Metrics = field(factory=Metrics)
     # None: nothing external to check (in-memory storage).
     readiness_probe: ReadinessProbe | None = None
+    # Set by a graceful shutdown (entrypoints/drain.py): new sockets are refused and
+    # new socket events answered `unavailable`; those already running finish.
+    draining: bool = False
+    in_flight: InFlight = field(factory=InFlight)
     # Proxies whose X-Forwarded-For names the client (CHATCORE_TRUSTED_PROXIES).
     trusted_proxies: tuple[Network, ...] = ()
 

@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     # WebSocket per-message deflate (RFC 7692) in `chatcore serve`; see bench/RESULTS.md.
     ws_per_message_deflate: bool = False
+    # `chatcore serve` on SIGTERM/SIGINT: drain, then stop, within this many seconds.
+    shutdown_grace_seconds: float = Field(default=10.0, ge=1, le=300)
+    # The embedded database: fsync on every commit (acknowledged = survives a crash),
+    # and its WiredTiger cache size, e.g. 128M, 1G (bench/RESULTS.md: its memory).
+    embedded_sync_on_commit: bool = True
+    embedded_cache_size: str = Field(default="128M", pattern=r"^[1-9][0-9]*[KMG]$")
     # Rate limits of the public contract (API.md v1.1): "<count>/<seconds>s" or "off".
     rate_send: str = "30/10s"
     rate_login: str = "10/60s"

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from entrypoints.cli import EXIT_DATA_DIR_IN_USE, EXIT_PORT_IN_USE
 from support.accounts import PASSWORD
 from support.secantus import free_port
 from support.serve import (
@@ -108,7 +109,7 @@ def test_serve_keeps_data_and_tokens_across_restarts(
     assert _wait_no_process_using(data_dir) == [], "orphan database"
 
 
-def test_a_failed_start_leaves_no_database_behind(
+def test_a_taken_port_fails_before_the_database_starts(
     tmp_path: Path, servers: list[ServeProcess]
 ) -> None:
     with socket.socket() as taken:
@@ -116,15 +117,30 @@ def test_a_failed_start_leaves_no_database_behind(
         taken.listen()
         port = taken.getsockname()[1]
         server = _serve(servers, tmp_path / "data", port=port)
-        assert server.process is not None
-        try:
-            code = server.process.wait(STARTUP_DEADLINE)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"serve kept running on a taken port:\n{server.log}")
+        code = server.wait_exit(STARTUP_DEADLINE)
 
-    assert code != 0
-    assert wait_gone(server.database_pid(), time.monotonic() + SHUTDOWN_DEADLINE), server.log
-    assert _wait_no_process_using(server.data_dir) == []
+    assert code == EXIT_PORT_IN_USE, server.log
+    assert (
+        server.log.strip() == f"chatcore: cannot listen on 127.0.0.1:{port}: Address already in use"
+    )
+    assert _processes_using(server.data_dir) == []
+
+
+def test_a_data_dir_in_use_fails_with_one_line(tmp_path: Path, servers: list[ServeProcess]) -> None:
+    data_dir = tmp_path / "data"
+    first = _serve(servers, data_dir)
+    first.wait_healthy()
+
+    second = _serve(servers, data_dir)
+    code = second.wait_exit(STARTUP_DEADLINE)
+
+    assert code == EXIT_DATA_DIR_IN_USE, second.log
+    assert second.log.strip() == (
+        f"chatcore: the data directory {data_dir} is in use by another chatcore server"
+    )
+    assert first.database_pids() == [first.database_pid()]  # untouched
+    with httpx.Client(base_url=first.url, timeout=10.0) as client:
+        assert client.get("/readyz").status_code == 200
 
 
 def test_a_stop_while_the_database_starts_is_clean(

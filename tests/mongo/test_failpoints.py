@@ -18,29 +18,16 @@ from chatcore.errors import Unavailable
 from chatcore.testing import factories as make
 from support.mongo import unique_database_name
 
-from .conftest import ServerFactory
+from .conftest import ServerFactory, fail_next, failpoint_client
 from .helpers import assert_no_half_written_send
 
 pytestmark = [pytest.mark.mongo, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def fail_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    factory = ServerFactory(tmp_path_factory.mktemp("failpoints"))
-    try:
-        yield factory("--enable-test-commands")
-    finally:
-        factory.stop_all()
-
-
 @pytest.fixture
 async def client(fail_server: Any) -> AsyncIterator[AsyncMongoClient[Document]]:
-    client = create_client(fail_server.uri)
-    try:
+    async with failpoint_client(fail_server.uri) as client:
         yield client
-    finally:
-        await client.admin.command({"configureFailPoint": "failCommand", "mode": "off"})
-        await client.close()
 
 
 @pytest.fixture
@@ -51,18 +38,6 @@ async def db(client: AsyncMongoClient[Document]) -> AsyncIterator[AsyncDatabase[
         yield database
     finally:
         await client.drop_database(database.name)
-
-
-async def _fail_next(
-    client: AsyncMongoClient[Document], times: int, command: str = "insert", **data: Any
-) -> None:
-    await client.admin.command(
-        {
-            "configureFailPoint": "failCommand",
-            "mode": {"times": times},
-            "data": {"failCommands": [command], **data},
-        }
-    )
 
 
 async def _conversation_with_messages(storage: Storage) -> str:
@@ -79,7 +54,7 @@ async def test_a_failing_insert_leaves_nothing_half_written(
     storage = mongo_storage(db, transactions=transactional)
     conversation_id = await _conversation_with_messages(storage)
 
-    await _fail_next(client, 1, errorCode=2)  # BadValue: not an outage, not transient
+    await fail_next(client, 1, errorCode=2)  # BadValue: not an outage, not transient
     with pytest.raises(StorageFailed):
         await storage.messages.append(make.message(conversation_id, "u-a", "lost"))
 
@@ -102,7 +77,7 @@ async def test_a_connection_lost_on_insert_is_unavailable_and_changes_nothing(
     conversation_id = await _conversation_with_messages(storage)
 
     # Inside a transaction pymongo does not retry the insert: one failure is enough.
-    await _fail_next(client, 1, closeConnection=True)
+    await fail_next(client, 1, closeConnection=True)
     with pytest.raises(Unavailable):
         await storage.messages.append(make.message(conversation_id, "u-a", "lost", "k-1"))
 
@@ -117,7 +92,7 @@ async def test_a_transient_write_conflict_is_retried(
     storage = mongo_storage(db, transactions=True)
     conversation_id = await _conversation_with_messages(storage)
 
-    await _fail_next(client, 2, errorCode=112, errorLabels=["TransientTransactionError"])
+    await fail_next(client, 2, errorCode=112, errorLabels=["TransientTransactionError"])
     sent = await storage.messages.append(make.message(conversation_id, "u-a", "eventually"))
 
     assert (sent.created, sent.message.seq) == (True, 4)
@@ -131,7 +106,7 @@ async def test_an_idempotent_replay_racing_a_failed_send_gets_a_fresh_seq(
     storage = mongo_storage(db, transactions=True)
     conversation_id = await _conversation_with_messages(storage)
 
-    await _fail_next(client, 1, errorCode=2)
+    await fail_next(client, 1, errorCode=2)
     with pytest.raises(StorageFailed):
         await storage.messages.append(make.message(conversation_id, "u-a", "x", "k-2"))
     resent = await storage.messages.append(make.message(conversation_id, "u-a", "x", "k-2"))
@@ -160,7 +135,7 @@ async def test_a_failure_mid_batch_fails_every_send_of_it_and_writes_nothing(
     storage = mongo_storage(db, transactions=True)
     rooms = [await _conversation_with_messages(storage) for _ in range(3)]
 
-    await _fail_next(client, 1, command, **failure)
+    await fail_next(client, 1, command, **failure)
     # Sent at once: one batch over three conversations.
     results = await asyncio.gather(
         *(storage.messages.append(make.message(rooms[i % 3], "u-a", f"b{i}")) for i in range(12)),
@@ -180,7 +155,7 @@ async def test_a_connection_lost_at_commit_stores_the_batch_once(
     storage = mongo_storage(db, transactions=True)
     rooms = [await _conversation_with_messages(storage) for _ in range(3)]
 
-    await _fail_next(client, 1, "commitTransaction", closeConnection=True)
+    await fail_next(client, 1, "commitTransaction", closeConnection=True)
     results = await asyncio.gather(
         *(storage.messages.append(make.message(rooms[i % 3], "u-a", f"b{i}")) for i in range(12))
     )

@@ -233,7 +233,9 @@ async def test_concurrent_reactions_all_land(yielding_kit: ChatKit) -> None:
     assert sorted(stored.reactions[0].user_ids) == sorted(u.id for u in users)
 
 
-@pytest.mark.parametrize("emoji", ["", " ", "a b", "x" * 33, "\t", "a\x00"])
+@pytest.mark.parametrize(
+    "emoji", ["", " ", "a b", "x" * 33, "\t", "a\x00", "a\n", "\u00a0", "\ufeff", "a/b"]
+)
 async def test_bad_emoji_is_a_validation_error(
     kit: ChatKit, alice: User, group: str, emoji: str
 ) -> None:

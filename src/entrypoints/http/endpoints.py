@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
-from attrs import frozen
+from attrs import field, frozen
 from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
@@ -112,6 +112,8 @@ class Endpoint:
     # The rate limit the handler's service applies (send, login, register); None: the
     # dispatcher applies ``api`` to authenticated endpoints.
     limit: str | None = None
+    # JSON Schemas of path parameters beyond "a string" (what the route enforces).
+    path_schemas: Mapping[str, Mapping[str, Any]] = field(factory=dict)
 
     @property
     def operation_id(self) -> str:
@@ -144,6 +146,7 @@ class Api:
         errors: tuple[int, ...] = (),
         media_type: str = JSON,
         include_in_schema: bool = True,
+        path_schemas: Mapping[str, Mapping[str, Any]] | None = None,
         limit: str | None = None,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
@@ -161,6 +164,7 @@ class Api:
                     errors=errors,
                     media_type=media_type,
                     include_in_schema=include_in_schema,
+                    path_schemas=path_schemas or {},
                     limit=limit,
                 )
             )
@@ -181,17 +185,41 @@ def bearer_token(request: Request) -> str:
 
 
 def starlette_routes(endpoints: list[Endpoint], runtime: Runtime) -> list[Route]:
-    """One Starlette route per endpoint, each dispatching through :func:`_dispatcher`."""
-    return [
-        Route(
-            e.path,
-            _dispatcher(e, runtime),
-            methods=[e.method],
-            name=e.operation_id,
-            include_in_schema=e.include_in_schema,
+    """One Starlette route per path, dispatching each method through :func:`_dispatcher`.
+
+    One route per path, not per endpoint: a 405 then names every method the path
+    allows in its ``Allow`` header (a route per method would name only its own).
+    """
+    by_path: dict[str, dict[str, Endpoint]] = {}
+    for e in endpoints:
+        by_path.setdefault(e.path, {})[e.method] = e
+    return [_route(path, methods, runtime) for path, methods in by_path.items()]
+
+
+def _route(path: str, methods: Mapping[str, Endpoint], runtime: Runtime) -> Route:
+    if len(methods) == 1:
+        [endpoint] = methods.values()
+        return Route(
+            path,
+            _dispatcher(endpoint, runtime),
+            methods=[endpoint.method],
+            name=endpoint.operation_id,
+            include_in_schema=endpoint.include_in_schema,
         )
-        for e in endpoints
-    ]
+    dispatchers = {method: _dispatcher(e, runtime) for method, e in methods.items()}
+    if "GET" in dispatchers:
+        dispatchers["HEAD"] = dispatchers["GET"]  # as Starlette does for a GET route
+
+    async def dispatch(request: Request) -> Response:
+        return await dispatchers[request.method](request)
+
+    return Route(
+        path,
+        dispatch,
+        methods=list(methods),
+        name="|".join(e.operation_id for e in methods.values()),
+        include_in_schema=any(e.include_in_schema for e in methods.values()),
+    )
 
 
 def _dispatcher(endpoint: Endpoint, runtime: Runtime) -> Callable[[Request], Awaitable[Response]]:

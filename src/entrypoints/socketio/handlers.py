@@ -105,6 +105,8 @@ class SocketHandlers:
 
     async def connect(self, sid: str, environ: Mapping[str, Any], auth: Any = None) -> None:
         """Authenticate the handshake, join ``user:<id>``, mark the user online."""
+        if self._runtime.draining:
+            raise _refuse("unavailable", "the server is stopping")
         token = bearer_token(auth, environ)
         if token is None:
             raise _refuse("unauthorized", "an access token is required")
@@ -171,12 +173,17 @@ class SocketHandlers:
     def _guarded(self, event: str, handler: EventHandler, *, metered: bool = True) -> Handler:
         users = self.users_by_sid
         runtime = self._runtime
+        in_flight = runtime.in_flight
 
         async def guarded(sid: str, *args: Any) -> Ack:
             user_id = users.get(sid)
             if user_id is None:
                 # Only possible in the instant between a disconnect and a late event.
                 return error_ack("unauthorized", "not connected")
+            if runtime.draining:
+                return error_ack("unavailable", "the server is stopping")
+            # Counted so that a graceful shutdown answers it before closing the socket.
+            in_flight.count += 1
             try:
                 if metered:
                     await runtime.chat.throttle.api(user_id)
@@ -190,6 +197,8 @@ class SocketHandlers:
                 request_id = secrets.token_hex(6)
                 logger.exception("socket event %s failed (request %s)", event, request_id)
                 return error_ack(INTERNAL_ERROR, f"internal server error (request {request_id})")
+            finally:
+                in_flight.count -= 1
 
         guarded.__name__ = handler.__name__
         return guarded

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from adapters.wire import message_json
+from chatcore import limits
 from entrypoints.http.endpoints import Api, Call
 from entrypoints.http.responses import json_response
 from entrypoints.http.schemas import MessageOut
@@ -14,6 +15,15 @@ TAG = "reactions"
 PATH = "/conversations/{id}/messages/{messageId}/reactions/{emoji}"
 # 404: conversation or message; 409: a deleted message, or a 21st distinct emoji.
 ERRORS = (404, 409, 422)
+EMOJI = {
+    "emoji": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": limits.MAX_EMOJI_CHARS,
+        "pattern": limits.EMOJI_PATTERN,
+        "description": "A Unicode emoji or a short name such as :party:, URL-encoded.",
+    }
+}
 
 
 async def _react(call: Call, *, add: bool) -> Response:
@@ -32,6 +42,7 @@ async def _react(call: Call, *, add: bool) -> Response:
     tag=TAG,
     responses={200: MessageOut},
     errors=ERRORS,
+    path_schemas=EMOJI,
 )
 async def add_reaction(call: Call) -> Response:
     return await _react(call, add=True)
@@ -44,6 +55,7 @@ async def add_reaction(call: Call) -> Response:
     tag=TAG,
     responses={200: MessageOut},
     errors=ERRORS,
+    path_schemas=EMOJI,
 )
 async def remove_reaction(call: Call) -> Response:
     return await _react(call, add=False)

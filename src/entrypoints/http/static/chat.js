@@ -169,6 +169,14 @@ function upsertConversation(conv) {
   quietly(loadPresence(conv.memberIds));
 }
 
+function newerOf(fetched) {
+  const local = state.conversations.get(fetched.id);
+  if (!local || local.lastSeq <= fetched.lastSeq) return fetched;
+  const { lastSeq, lastMessage, unreadCount } = local;
+  const unread = Math.max(unreadCount, fetched.unreadCount);
+  return { ...fetched, lastSeq, lastMessage, unreadCount: unread };
+}
+
 async function loadConversations() {
   const all = [];
   let cursor = null;
@@ -178,7 +186,9 @@ async function loadConversations() {
     all.push(...page.conversations);
     cursor = page.nextCursor;
   } while (cursor);
-  state.conversations = new Map(all.map((conv) => [conv.id, conv]));
+  // A message may have arrived live while the pages were loading: a fetched view older
+  // than our copy must not take its newest message (and unread count) back.
+  state.conversations = new Map(all.map((conv) => [conv.id, newerOf(conv)]));
   renderAll();
   const members = all.flatMap((conv) => conv.memberIds);
   await Promise.all([loadUsers(members), loadPresence(members)]);
