@@ -26,6 +26,7 @@ from chatcore.services import (
     ConversationService,
     MessageService,
     PresenceService,
+    ReactionService,
     ReceiptService,
     TypingService,
     UserService,
@@ -57,6 +58,7 @@ class Chat:
     receipts: ReceiptService
     presence: PresenceService
     typing: TypingService
+    reactions: ReactionService
     # The rate limits; the services apply them, edges add the per-request ``api`` one.
     throttle: Throttle
 
@@ -131,6 +133,9 @@ def build_chat(
         ),
         typing=TypingService(
             conversations=storage.conversations, notifier=notifier, throttle=throttle
+        ),
+        reactions=ReactionService(
+            messages=storage.messages, conversations=storage.conversations, notifier=notifier
         ),
         throttle=throttle,
     )

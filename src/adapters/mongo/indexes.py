@@ -57,6 +57,15 @@ INDEXES: dict[str, list[IndexModel]] = {
             [("conversationId", ASCENDING), ("clientMsgId", ASCENDING), ("senderId", ASCENDING)],
             name="clientMsgId_lookup",
         ),
+        # A thread's replies, paged by seq. Sparse: top-level messages have no threadId.
+        IndexModel([("threadId", ASCENDING), ("seq", ASCENDING)], name="threadId_seq", sparse=True),
+        # Unread mentions: the viewer's mentions in one conversation after their read
+        # pointer, an index range. Sparse (and multikey): only messages that mention someone.
+        IndexModel(
+            [("mentions", ASCENDING), ("conversationId", ASCENDING), ("seq", ASCENDING)],
+            name="mentions_conversationId_seq",
+            sparse=True,
+        ),
     ],
     RECEIPTS: [
         IndexModel(
