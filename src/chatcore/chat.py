@@ -12,6 +12,7 @@ from chatcore.ports import (
     ConversationRepository,
     IdGenerator,
     MessageRepository,
+    MessageSearch,
     Notifier,
     PasswordHasher,
     PresenceTracker,
@@ -25,6 +26,7 @@ from chatcore.services import (
     MessageService,
     PresenceService,
     ReceiptService,
+    SearchService,
     TypingService,
     UserService,
 )
@@ -41,6 +43,7 @@ class Storage:
     messages: MessageRepository
     receipts: ReceiptRepository
     refresh_tokens: RefreshTokenRepository
+    search: MessageSearch
 
 
 @frozen(kw_only=True)
@@ -54,6 +57,7 @@ class Chat:
     receipts: ReceiptService
     presence: PresenceService
     typing: TypingService
+    search: SearchService
 
 
 def build_chat(
@@ -92,4 +96,5 @@ def build_chat(
         receipts=ReceiptService(storage.receipts, storage.conversations, notifier, clock),
         presence=PresenceService(presence, storage.users, storage.conversations, notifier, clock),
         typing=TypingService(storage.conversations, notifier),
+        search=SearchService(storage.search, storage.conversations),
     )

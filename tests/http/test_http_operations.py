@@ -251,6 +251,7 @@ def _storage_with_users(users: InMemoryUserRepository) -> Storage:
         messages=storage.messages,
         receipts=storage.receipts,
         refresh_tokens=storage.refresh_tokens,
+        search=storage.search,
     )
 
 

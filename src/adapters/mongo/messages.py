@@ -55,11 +55,14 @@ from adapters.mongo import values
 from adapters.mongo.documents import (
     CONVERSATIONS,
     MESSAGES,
+    SEARCH_KEYS,
     Document,
     document_to_conversation,
     document_to_message,
     message_to_document,
     new_message,
+    search_keys,
+    without_search_keys,
 )
 from adapters.mongo.errors import duplicate_key_fields, storage_call
 from adapters.mongo.locks import KeyedLocks
@@ -95,7 +98,7 @@ def _allocate_pipeline(new: NewMessage) -> list[dict[str, Any]]:
     a body ``"$lastSeq"`` would otherwise be read as a field path.
     """
     next_seq = {"$add": ["$lastSeq", 1]}
-    preview = message_to_document(new_message(new, 0))
+    preview = without_search_keys(message_to_document(new_message(new, 0)))
     del preview["seq"]
     return [
         {
@@ -240,12 +243,17 @@ class MongoMessageRepository(MessageRepository):
 
     @storage_call
     async def edit(self, message: Message, body: str, at: datetime) -> Message:
-        changes = {"body": values.text(body, "body"), "editedAt": values.moment(at, "editedAt")}
+        changes = {
+            "body": values.text(body, "body"),
+            "editedAt": values.moment(at, "editedAt"),
+            SEARCH_KEYS: search_keys(body, deleted=False),
+        }
         return await self._change(message, changes)
 
     @storage_call
     async def delete(self, message: Message, at: datetime) -> Message:
-        return await self._change(message, {"body": "", "deletedAt": values.moment(at, "at")})
+        changes = {"body": "", "deletedAt": values.moment(at, "at"), SEARCH_KEYS: []}
+        return await self._change(message, changes)
 
     async def _change(self, message: Message, changes: dict[str, Any]) -> Message:
         """Update a message and, if it is the newest, the conversation's copy with it."""
@@ -274,9 +282,10 @@ class MongoMessageRepository(MessageRepository):
             # Only while it is still the newest: a send that came in between
             # already replaced lastMessage and must not be overwritten.
             newest = {"$eq": ["$lastSeq", doc["seq"]]}
+            copy = {"$literal": without_search_keys(doc)}
             await self._conversations.update_one(
                 {"_id": conversation_id},
-                [{"$set": {"lastMessage": {"$cond": [newest, {"$literal": doc}, "$lastMessage"]}}}],
+                [{"$set": {"lastMessage": {"$cond": [newest, copy, "$lastMessage"]}}}],
                 session=session,
             )
             return document_to_message(doc)

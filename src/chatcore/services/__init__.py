@@ -5,6 +5,7 @@ from chatcore.services.conversations import ConversationService
 from chatcore.services.messaging import MessageService
 from chatcore.services.presence import PresenceService
 from chatcore.services.receipts import ReceiptService
+from chatcore.services.search import SearchService
 from chatcore.services.typing_indicators import TypingService
 from chatcore.services.users import UserService
 
@@ -14,6 +15,7 @@ __all__ = [
     "MessageService",
     "PresenceService",
     "ReceiptService",
+    "SearchService",
     "TypingService",
     "UserService",
 ]

@@ -6,7 +6,7 @@ in the middle of a change, so each one is atomic under asyncio.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 import attrs
@@ -27,10 +27,12 @@ from chatcore.models import (
 from chatcore.ports import (
     ConversationRepository,
     MessageRepository,
+    MessageSearch,
     ReceiptRepository,
     RefreshTokenRepository,
     UserRepository,
 )
+from chatcore.search import SearchPosition, matches, newest_first, words
 
 
 def _direct_key(a: str, b: str) -> tuple[str, str]:
@@ -226,6 +228,10 @@ class InMemoryMessageRepository(MessageRepository):
                 counts[conversation_id] = n
         return counts
 
+    def stored(self, conversation_id: str) -> list[Message]:
+        """The conversation's messages as stored now, ascending by seq (not a copy)."""
+        return self._by_conversation.get(conversation_id, [])
+
     def _replace(self, message: Message) -> Message:
         stored = self._by_conversation.get(message.conversation_id)
         if stored is None or len(stored) < message.seq:
@@ -237,6 +243,52 @@ class InMemoryMessageRepository(MessageRepository):
                 conversation, last_message=message
             )
         return message
+
+
+class InMemoryMessageSearch(MessageSearch):
+    """Searches the in-memory messages of the caller's conversations, newest first.
+
+    Each body's words are normalised once and kept until the body changes.
+    """
+
+    def __init__(
+        self, messages: InMemoryMessageRepository, conversations: InMemoryConversationRepository
+    ) -> None:
+        self._messages = messages
+        self._conversations = conversations
+        self._words: dict[str, tuple[str, frozenset[str]]] = {}
+
+    async def search(
+        self,
+        user_id: str,
+        wanted: Sequence[str],
+        *,
+        conversation_id: str | None,
+        limit: int,
+        after: SearchPosition | None,
+    ) -> list[Message]:
+        if conversation_id is None:
+            scope = list(self._conversations.items.values())
+        else:
+            one = self._conversations.items.get(conversation_id)
+            scope = [] if one is None else [one]
+        found = [
+            message
+            for conversation in scope
+            if conversation.has_member(user_id)
+            for message in self._messages.stored(conversation.id)
+            if (after is None or after.is_before(message))
+            and not message.is_deleted
+            and matches(self._words_of(message), wanted)
+        ]
+        return newest_first(found)[:limit]
+
+    def _words_of(self, message: Message) -> frozenset[str]:
+        cached = self._words.get(message.id)
+        if cached is None or cached[0] != message.body:
+            cached = (message.body, frozenset(words(message.body)))
+            self._words[message.id] = cached
+        return cached[1]
 
 
 class InMemoryReceiptRepository(ReceiptRepository):
@@ -293,18 +345,21 @@ class InMemoryRefreshTokenRepository(RefreshTokenRepository):
 def in_memory_storage() -> Storage:
     """A fresh, empty in-memory storage."""
     conversations = InMemoryConversationRepository()
+    messages = InMemoryMessageRepository(conversations)
     return Storage(
         users=InMemoryUserRepository(),
         conversations=conversations,
-        messages=InMemoryMessageRepository(conversations),
+        messages=messages,
         receipts=InMemoryReceiptRepository(),
         refresh_tokens=InMemoryRefreshTokenRepository(),
+        search=InMemoryMessageSearch(messages, conversations),
     )
 
 
 __all__ = [
     "InMemoryConversationRepository",
     "InMemoryMessageRepository",
+    "InMemoryMessageSearch",
     "InMemoryReceiptRepository",
     "InMemoryRefreshTokenRepository",
     "InMemoryUserRepository",
