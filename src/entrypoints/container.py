@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -24,17 +25,20 @@ from dependency_injector import containers, providers
 from adapters import socketio_json
 from adapters.jwt_tokens import JwtAccessTokens
 from adapters.mongo import MongoStore, MongoTimeouts
+from adapters.mongo.backfill import SearchBackfill
 from adapters.passwords import Argon2PasswordHasher
 from adapters.redis import RedisPresenceTracker
 from adapters.socketio_notifier import SocketIONotifier
 from chatcore.chat import Storage, build_chat
-from chatcore.errors import Unavailable
+from chatcore.errors import ChatError, Unavailable
 from chatcore.ports import PresenceTracker
 from chatcore.presence import LocalPresenceTracker
 from chatcore.system import SystemClock, TimeOrderedIdGenerator
 from entrypoints.metrics import CountingNotifier, Metrics
 from entrypoints.runtime import ReadinessProbe
 from entrypoints.settings import Settings
+
+_log = logging.getLogger("chatcore.search")
 
 # Redis calls fail fast, so an outage is reported (503, unavailable) rather than waited out.
 _REDIS_TIMEOUTS = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
@@ -108,10 +112,25 @@ async def _mongo_store(settings: Settings) -> AsyncIterator[MongoStore | None]:
         timeouts=MongoTimeouts(server_selection_ms=timeout, connect_ms=timeout, socket_ms=timeout),
     )
     await store.open()
+    # Older messages become searchable in the background; start-up does not wait.
+    backfill = asyncio.create_task(_backfill_search(store))
     try:
         yield store
     finally:
+        backfill.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await backfill
         await store.close()
+
+
+async def _backfill_search(store: MongoStore) -> None:
+    try:
+        updated = await SearchBackfill(store.database).run()
+    except ChatError as exc:
+        _log.warning("search backfill stopped (%s); it resumes at the next start", exc)
+        return
+    if updated:
+        _log.info("search backfill: %d older messages made searchable", updated)
 
 
 async def _redis_client(settings: Settings) -> AsyncIterator[aioredis.Redis | None]:
