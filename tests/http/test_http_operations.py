@@ -142,6 +142,7 @@ API_ROWS = {
     ("get", "/api/messages/{receiverId}"),
     ("post", "/api/messages/{receiverId}"),
     ("get", "/api/presence"),
+    ("get", "/api/search/messages"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),

@@ -114,6 +114,26 @@ class HistoryQuery(QueryParams):
     limit: int | None = Field(default=None, ge=1, le=limits.PAGE_LIMIT_MAX)
 
 
+class MessageSearchQuery(QueryParams):
+    q: str = Field(
+        description=(
+            f"1..{limits.MESSAGE_SEARCH_MAX_CHARS} characters. Every word (a run of letters "
+            "and digits) must be a prefix of a word of the message, case and accents aside."
+        ),
+        examples=["lunch tom"],
+    )
+    conversation_id: str | None = Field(
+        default=None, description="Only this conversation (404 if you are not a member)."
+    )
+    limit: int | None = Field(
+        default=None,
+        ge=1,
+        le=limits.MESSAGE_SEARCH_LIMIT_MAX,
+        description=f"Default {limits.MESSAGE_SEARCH_DEFAULT_LIMIT}.",
+    )
+    cursor: str | None = Field(default=None, max_length=_CURSOR_MAX)
+
+
 class PresenceQuery(QueryParams):
     user_ids: str = Field(default="", description="Comma-separated user ids.", examples=["a,b,c"])
 
@@ -198,6 +218,11 @@ class ConversationPageOut(Wire):
 class HistoryOut(Wire):
     messages: list[MessageOut] = Field(description="Ascending by seq.")
     has_more: bool
+
+
+class MessageSearchOut(Wire):
+    messages: list[MessageOut] = Field(description="Newest first.")
+    next_cursor: str | None
 
 
 class ReceiptsOut(Wire):
