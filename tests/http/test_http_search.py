@@ -8,10 +8,10 @@ import httpx
 import pytest
 from httpapp import on_every_backend
 from httpkit import ApiClient, assert_error, shaped
-from support.accounts import Account
 
 from chatcore.testing import FixedClock
 from entrypoints.http.schemas import MessageSearchOut
+from support.accounts import Account
 
 URL = "/api/search/messages"
 
