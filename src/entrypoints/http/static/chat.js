@@ -5,6 +5,8 @@
 // docs/realtime.md describe. Every piece of user text reaches the DOM as a text node
 // (see el()): nothing a user wrote is ever parsed as HTML.
 
+import { clearMessageSearch, initMessageSearch } from "./search.js";
+
 const SESSION_KEY = "chatcore.session";
 const PAGE_SIZE = 50;
 const SEARCH_DELAY_MS = 250;
@@ -662,6 +664,7 @@ function signOut(message) {
     typing: new Map(), openId: null, authFailures: 0, connectedBefore: false,
   });
   setSession(null);
+  clearMessageSearch();
   closeConversation();
   ["conversation-list", "search-results", "message-list"].forEach((id) => $(id).replaceChildren());
   $("chat-view").hidden = true;
@@ -716,6 +719,9 @@ function wireUp() {
 }
 
 wireUp();
+initMessageSearch({
+  api, el, state, threadOf, mergeIntoThread, openConversation, loadUsers, titleOf, userName,
+});
 try {
   state.session = JSON.parse(sessionStorage.getItem(SESSION_KEY));
 } catch {
