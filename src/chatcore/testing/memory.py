@@ -32,7 +32,14 @@ from chatcore.ports import (
     RefreshTokenRepository,
     UserRepository,
 )
-from chatcore.search import SearchPosition, matches, newest_first, words
+from chatcore.search import (
+    SearchPosition,
+    index_keys,
+    lookup_key,
+    matches,
+    newest_first,
+    words,
+)
 
 
 def _direct_key(a: str, b: str) -> tuple[str, str]:
@@ -248,7 +255,8 @@ class InMemoryMessageRepository(MessageRepository):
 class InMemoryMessageSearch(MessageSearch):
     """Searches the in-memory messages of the caller's conversations, newest first.
 
-    Each body's words are normalised once and kept until the body changes.
+    Each body's words and index keys are computed once and kept until the body
+    changes: the key of the query's longest word rejects most messages at once.
     """
 
     def __init__(
@@ -256,7 +264,7 @@ class InMemoryMessageSearch(MessageSearch):
     ) -> None:
         self._messages = messages
         self._conversations = conversations
-        self._words: dict[str, tuple[str, frozenset[str]]] = {}
+        self._words: dict[str, tuple[str, frozenset[str], frozenset[str]]] = {}
 
     async def search(
         self,
@@ -272,6 +280,7 @@ class InMemoryMessageSearch(MessageSearch):
         else:
             one = self._conversations.items.get(conversation_id)
             scope = [] if one is None else [one]
+        key = lookup_key(wanted)
         found = [
             message
             for conversation in scope
@@ -279,16 +288,17 @@ class InMemoryMessageSearch(MessageSearch):
             for message in self._messages.stored(conversation.id)
             if (after is None or after.is_before(message))
             and not message.is_deleted
-            and matches(self._words_of(message), wanted)
+            and self._matches(message, key, wanted)
         ]
         return newest_first(found)[:limit]
 
-    def _words_of(self, message: Message) -> frozenset[str]:
+    def _matches(self, message: Message, key: str, wanted: Sequence[str]) -> bool:
         cached = self._words.get(message.id)
         if cached is None or cached[0] != message.body:
-            cached = (message.body, frozenset(words(message.body)))
+            body = message.body
+            cached = (body, frozenset(words(body)), frozenset(index_keys(body)))
             self._words[message.id] = cached
-        return cached[1]
+        return key in cached[2] and matches(cached[1], wanted)
 
 
 class InMemoryReceiptRepository(ReceiptRepository):
