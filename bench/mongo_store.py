@@ -40,15 +40,13 @@ from pymongo.monitoring import (
 )
 
 from adapters.mongo import MongoStore
-from chatcore.chat import Storage
-from chatcore.models import Conversation, ConversationType, NewMessage
 from chatcore.services.conversations import ConversationViews
-from chatcore.system import SystemClock, TimeOrderedIdGenerator
+from chatcore.testing import factories as make
 
 PAGE = 50
 CONCURRENCY = 10
-_ids = TimeOrderedIdGenerator()
-_clock = SystemClock()
+# Messages of a realistic size.
+BODY = "x" * 100
 
 
 class CommandCounter(CommandListener):
@@ -105,32 +103,6 @@ def secantus_server(storage: Path) -> Iterator[str]:
             process.wait()
 
 
-def _message(conversation_id: str, sender_id: str, client_msg_id: str | None = None) -> NewMessage:
-    return NewMessage(
-        id=_ids.new_id(),
-        conversation_id=conversation_id,
-        sender_id=sender_id,
-        body="x" * 100,
-        client_msg_id=client_msg_id,
-        created_at=_clock.now(),
-    )
-
-
-async def _group(storage: Storage, *members: str) -> Conversation:
-    now = _clock.now()
-    conversation = Conversation(
-        id=_ids.new_id(),
-        type=ConversationType.GROUP,
-        name="bench",
-        member_ids=members,
-        created_by=members[0],
-        created_at=now,
-        last_activity_at=now,
-    )
-    await storage.conversations.create(conversation)
-    return conversation
-
-
 async def _rate(seconds: float, operation: Callable[[], Awaitable[object]]) -> float:
     """Operations per second of ``operation`` run back to back for ``seconds``."""
     done, start = 0, time.perf_counter()
@@ -173,29 +145,35 @@ async def run(uri: str, seconds: float) -> None:
     counter = CommandCounter()
     async with MongoStore(uri, database="bench", command_listeners=[counter]) as store:
         storage = store.storage
-        chat = await _group(storage, "alice", "bob")
-        await storage.messages.append(_message(chat.id, "alice"))  # warm up
+
+        def send(conversation_id: str, sender_id: str, key: str | None = None) -> Awaitable[object]:
+            return storage.messages.append(make.message(conversation_id, sender_id, BODY, key))
+
+        chat = await make.stored_group(storage, "alice", "bob")
+        await send(chat.id, "alice")  # warm up
 
         print("round trips (commands sent)")
         keys = (f"k{i}" for i in range(1_000_000))
         _row(
             "per send, no clientMsgId",
-            await _commands(
-                counter, 50, lambda: storage.messages.append(_message(chat.id, "alice"))
-            ),
+            await _commands(counter, 50, lambda: send(chat.id, "alice")),
             "",
         )
         _row(
             "per send, with clientMsgId",
             await _commands(
-                counter, 50, lambda: storage.messages.append(_message(chat.id, "alice", next(keys)))
+                counter,
+                50,
+                lambda: send(chat.id, "alice", next(keys)),
             ),
             "",
         )
         _row(
             "per idempotent replay",
             await _commands(
-                counter, 20, lambda: storage.messages.append(_message(chat.id, "alice", "k0"))
+                counter,
+                20,
+                lambda: send(chat.id, "alice", "k0"),
             ),
             "",
         )
@@ -203,23 +181,25 @@ async def run(uri: str, seconds: float) -> None:
         print("sends")
         _row(
             "sequential",
-            await _rate(seconds, lambda: storage.messages.append(_message(chat.id, "alice"))),
+            await _rate(seconds, lambda: send(chat.id, "alice")),
             "sends/s",
         )
         _row(
             f"{CONCURRENCY} tasks, one conversation",
             await _concurrent_rate(
-                seconds, CONCURRENCY, lambda t: storage.messages.append(_message(chat.id, "bob"))
+                seconds,
+                CONCURRENCY,
+                lambda t: send(chat.id, "bob"),
             ),
             "sends/s",
         )
-        rooms = [await _group(storage, "alice", f"u{i}") for i in range(CONCURRENCY)]
+        rooms = [await make.stored_group(storage, "alice", f"u{i}") for i in range(CONCURRENCY)]
         _row(
             f"{CONCURRENCY} tasks, {CONCURRENCY} conversations",
             await _concurrent_rate(
                 seconds,
                 CONCURRENCY,
-                lambda t: storage.messages.append(_message(rooms[t].id, "alice")),
+                lambda t: send(rooms[t].id, "alice"),
             ),
             "sends/s",
         )
@@ -238,9 +218,9 @@ async def run(uri: str, seconds: float) -> None:
 
         print(f"conversation list pages of {PAGE} (list + read pointers + unread counts)")
         for i in range(2 * PAGE - len(rooms)):
-            room = await _group(storage, "alice", f"v{i}")
-            await storage.messages.append(_message(room.id, f"v{i}"))
-        views = ConversationViews(storage.messages, storage.receipts)
+            room = await make.stored_group(storage, "alice", f"v{i}")
+            await send(room.id, f"v{i}")
+        views = ConversationViews(messages=storage.messages, receipts=storage.receipts)
 
         async def list_page() -> None:
             found = await storage.conversations.list_for_member("alice", limit=PAGE + 1, after=None)

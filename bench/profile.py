@@ -36,7 +36,7 @@ LAYERS = [
     ("metrics", r"prometheus_client|\(entrypoints/metrics"),
     ("JSON", r"orjson|socketio_json|\(json/"),
     ("wire mapping (message_json, iso)", r"\(adapters/wire"),
-    ("validation", r"socket_payloads|\(chatcore/limits|pydantic|http/validation"),
+    ("validation", r"socketio/payloads|\(chatcore/limits|pydantic|http/validation"),
     ("storage", r"\(chatcore/testing/memory|\(adapters/mongo|\(pymongo/|\(bson/"),
     ("chatcore domain", r"\(chatcore/"),
     ("chatcore socket edge", r"\(entrypoints/socket_|socketio_notifier"),

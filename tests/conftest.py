@@ -52,3 +52,10 @@ def mongo_uri(request: pytest.FixtureRequest) -> str:
 async def mongo_db(mongo_uri: str) -> AsyncIterator[AsyncDatabase[Document]]:
     async with fresh_database(mongo_uri) as db:
         yield db
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> str:
+    """Where the app under test stores: ``memory`` unless a test is parametrised with
+    ``support.app.on_every_backend`` (then also ``mongo``: the ``mongo_uri`` server)."""
+    return str(getattr(request, "param", "memory"))

@@ -14,13 +14,14 @@ change that did happen; clients catch up with ``sync`` after a reconnect.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 import socketio
 
 from adapters.wire import conversation_json, iso, message_json, receipt_json
+from chatcore.events import ServerEvent
 from chatcore.models import ConversationView, Message, ReadReceipt
 from chatcore.ports import Notifier
 
@@ -35,10 +36,16 @@ def user_room(user_id: str) -> str:
 class SocketIONotifier(Notifier):
     """Emits the contract's server-to-client events to the recipients' user rooms."""
 
-    def __init__(self, sio: socketio.AsyncServer) -> None:
+    def __init__(
+        self, sio: socketio.AsyncServer, *, on_event: Callable[[str], None] | None = None
+    ) -> None:
         self._sio = sio
+        # Told the name of every event emitted (metrics count newMessage through it).
+        self._on_event = on_event
 
     async def _emit(self, event: str, data: Any, to: str | list[str]) -> None:
+        if self._on_event is not None:
+            self._on_event(event)
         try:
             await self._sio.emit(event, data, to=to)
         except Exception:
@@ -51,35 +58,35 @@ class SocketIONotifier(Notifier):
             await self._emit(event, data, [user_room(u) for u in recipient_ids])
 
     async def message_created(self, message: Message, recipient_ids: Sequence[str]) -> None:
-        await self._emit_to_users("newMessage", message_json(message), recipient_ids)
+        await self._emit_to_users(ServerEvent.NEW_MESSAGE, message_json(message), recipient_ids)
 
     async def message_updated(self, message: Message, recipient_ids: Sequence[str]) -> None:
-        await self._emit_to_users("messageUpdated", message_json(message), recipient_ids)
+        await self._emit_to_users(ServerEvent.MESSAGE_UPDATED, message_json(message), recipient_ids)
 
     async def message_deleted(self, message: Message, recipient_ids: Sequence[str]) -> None:
-        await self._emit_to_users("messageDeleted", message_json(message), recipient_ids)
+        await self._emit_to_users(ServerEvent.MESSAGE_DELETED, message_json(message), recipient_ids)
 
     async def message_read(self, receipt: ReadReceipt, recipient_ids: Sequence[str]) -> None:
-        await self._emit_to_users("messageRead", receipt_json(receipt), recipient_ids)
+        await self._emit_to_users(ServerEvent.MESSAGE_READ, receipt_json(receipt), recipient_ids)
 
     async def typing(
         self, conversation_id: str, user_id: str, is_typing: bool, recipient_ids: Sequence[str]
     ) -> None:
         payload = {"conversationId": conversation_id, "userId": user_id, "isTyping": is_typing}
-        await self._emit_to_users("typing", payload, recipient_ids)
+        await self._emit_to_users(ServerEvent.TYPING, payload, recipient_ids)
 
     async def user_online(self, user_id: str, recipient_ids: Sequence[str]) -> None:
-        await self._emit_to_users("userOnline", {"userId": user_id}, recipient_ids)
+        await self._emit_to_users(ServerEvent.USER_ONLINE, {"userId": user_id}, recipient_ids)
 
     async def user_offline(
         self, user_id: str, last_seen_at: datetime, recipient_ids: Sequence[str]
     ) -> None:
         payload = {"userId": user_id, "lastSeenAt": iso(last_seen_at)}
-        await self._emit_to_users("userOffline", payload, recipient_ids)
+        await self._emit_to_users(ServerEvent.USER_OFFLINE, payload, recipient_ids)
 
     async def conversation_updated(self, views: Sequence[ConversationView]) -> None:
         # Each member sees their own lastReadSeq/unreadCount, so one emit per viewer.
         for view in views:
             await self._emit(
-                "conversationUpdated", conversation_json(view), user_room(view.viewer_id)
+                ServerEvent.CONVERSATION_UPDATED, conversation_json(view), user_room(view.viewer_id)
             )

@@ -74,27 +74,49 @@ def build_chat(
     """Wire the services together; no I/O happens here."""
     clock = clock or SystemClock()
     ids = ids or TimeOrderedIdGenerator()
-    views = ConversationViews(storage.messages, storage.receipts)
+    views = ConversationViews(messages=storage.messages, receipts=storage.receipts)
     conversations = ConversationService(
-        storage.conversations, storage.users, views, notifier, clock, ids
+        conversations=storage.conversations,
+        users=storage.users,
+        views=views,
+        notifier=notifier,
+        clock=clock,
+        ids=ids,
     )
     return Chat(
         auth=AuthService(
-            storage.users, storage.refresh_tokens, passwords, access_tokens, clock, ids, refresh_ttl
+            users=storage.users,
+            refresh_tokens=storage.refresh_tokens,
+            passwords=passwords,
+            access_tokens=access_tokens,
+            clock=clock,
+            ids=ids,
+            refresh_ttl=refresh_ttl,
         ),
-        users=UserService(storage.users),
+        users=UserService(users=storage.users),
         conversations=conversations,
         messages=MessageService(
-            storage.messages,
-            storage.conversations,
-            storage.users,
-            conversations,
-            notifier,
-            clock,
-            ids,
+            messages=storage.messages,
+            conversations=storage.conversations,
+            users=storage.users,
+            conversation_service=conversations,
+            notifier=notifier,
+            clock=clock,
+            ids=ids,
         ),
-        receipts=ReceiptService(storage.receipts, storage.conversations, notifier, clock),
-        presence=PresenceService(presence, storage.users, storage.conversations, notifier, clock),
-        typing=TypingService(storage.conversations, notifier),
-        search=SearchService(storage.search, storage.conversations),
+        receipts=ReceiptService(
+            receipts=storage.receipts,
+            conversations=storage.conversations,
+            notifier=notifier,
+            clock=clock,
+        ),
+        presence=PresenceService(
+            tracker=presence,
+            users=storage.users,
+            conversations=storage.conversations,
+            notifier=notifier,
+            clock=clock,
+        ),
+        typing=TypingService(conversations=storage.conversations, notifier=notifier),
+        search=SearchService(search=storage.search, conversations=storage.conversations),
     )

@@ -1,12 +1,16 @@
-"""Input rules of the domain, checked before anything is stored.
+"""Every input rule of chatcore, checked before anything is stored.
 
-The edges validate types and shapes; these functions hold the rules that any
-caller (HTTP, Socket.IO, an embedding service) must meet.
+The edges validate types and shapes; this module holds the rules (lengths,
+ranges, counts) that any caller (HTTP, Socket.IO, an embedding service) must
+meet, each defined once. The services apply the rules on their arguments;
+ids a client names (path segments, payload fields) are checked by the edges
+with :func:`entity_id`, since to the domain they are opaque keys.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 from chatcore.errors import ValidationFailed
@@ -27,6 +31,10 @@ SEARCH_MAX_CHARS: Final = 64
 SYNC_MAX_CONVERSATIONS: Final = 500
 SYNC_MAX_MESSAGES_PER_CONVERSATION: Final = 500
 MAX_ID_CHARS: Final = 64
+# JavaScript's Number.MAX_SAFE_INTEGER: a JS client cannot send a larger integer
+# exactly, and stores keep seqs as 64-bit integers, so anything above is refused.
+MAX_SEQ: Final = 2**53 - 1
+PRESENCE_QUERY_MAX: Final = 100
 
 # Letters, digits and a few marks that show up in handles and e-mail-like names; no
 # spaces or controls, so a username is one unambiguous token in URLs and mentions.
@@ -35,6 +43,13 @@ _USERNAME_RE: Final = re.compile(r"[A-Za-z0-9_.@+\-]+")
 
 def _fail(field: str, message: str) -> ValidationFailed:
     return ValidationFailed(message, details={"field": field})
+
+
+def entity_id(value: str, field: str) -> str:
+    """An id named by a client (conversation, message, user): 1..64 characters."""
+    if not 1 <= len(value) <= MAX_ID_CHARS:
+        raise _fail(field, f"{field} must be 1..{MAX_ID_CHARS} characters")
+    return value
 
 
 def message_body(body: str) -> str:
@@ -94,9 +109,36 @@ def page_limit(value: int | None, *, default: int = DEFAULT_PAGE_LIMIT) -> int:
 
 
 def seq(value: int, field: str) -> int:
-    if value < 0:
-        raise _fail(field, f"{field} must be a non-negative integer")
+    """A seq given by a client: 0..MAX_SEQ (0 means "before the first message")."""
+    if not 0 <= value <= MAX_SEQ:
+        raise _fail(field, f"{field} must be an integer in 0..{MAX_SEQ}")
     return value
+
+
+def sync_since(since: Mapping[str, int]) -> Mapping[str, int]:
+    """``sync``'s ``{conversationId: seq}``: at most 500 conversations, valid ids and seqs."""
+    if len(since) > SYNC_MAX_CONVERSATIONS:
+        raise _fail("since", f"since names at most {SYNC_MAX_CONVERSATIONS} conversations")
+    for conversation_id, value in since.items():
+        if not 1 <= len(conversation_id) <= MAX_ID_CHARS:
+            raise _fail("since", f"conversation ids must be 1..{MAX_ID_CHARS} characters")
+        seq(value, "since")
+    return since
+
+
+def group_size(count: int, field: str) -> int:
+    """A group's member count, the creator included: at most 256."""
+    if count > GROUP_MAX_MEMBERS:
+        raise _fail(field, f"a group has at most {GROUP_MAX_MEMBERS} members")
+    return count
+
+
+def presence_query(user_ids: Sequence[str]) -> list[str]:
+    """The distinct ids of a presence query, in the order asked: at most 100."""
+    wanted = list(dict.fromkeys(user_ids))
+    if len(wanted) > PRESENCE_QUERY_MAX:
+        raise _fail("userIds", f"ask for at most {PRESENCE_QUERY_MAX} users")
+    return wanted
 
 
 def search(value: str | None) -> str | None:

@@ -1,27 +1,25 @@
 """``create_app(settings)``: the bundled server as one ASGI app (HTTP API + Socket.IO).
 
-Building the app does no I/O: storage is opened, and the Chat assembled, in
-the Starlette lifespan. Socket.IO is mounted in front with
-``socketio.ASGIApp(sio, other_asgi_app=...)``, without ``on_startup``/
-``on_shutdown`` (passing them would silently disable Starlette's lifespan).
+Building the app does no I/O: the Starlette lifespan opens the container's
+resources (storage, Redis, the Chat, presence upkeep) and closes them again.
+Socket.IO is mounted in front with ``socketio.ASGIApp(sio, other_asgi_app=...)``,
+without ``on_startup``/``on_shutdown`` (passing them would silently disable
+Starlette's lifespan).
 """
 
 from __future__ import annotations
 
 import contextlib
-import inspect
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import cast
 
 import socketio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
-from adapters.redis import RedisPresenceTracker
-from chatcore.chat import Chat
 from entrypoints.container import Container
 from entrypoints.http.docs import docs_endpoints
 from entrypoints.http.endpoints import starlette_routes
@@ -30,10 +28,10 @@ from entrypoints.http.middleware import BodySizeLimit, RequestLog
 from entrypoints.http.openapi import openapi_document
 from entrypoints.http.pages import static_mount
 from entrypoints.http.routes import all_endpoints
-from entrypoints.presence_upkeep import PresenceUpkeep
-from entrypoints.runtime import ReadinessProbe, Runtime
+from entrypoints.runtime import Runtime
 from entrypoints.settings import Settings
-from entrypoints.socket_handlers import register_socket_handlers
+from entrypoints.socketio import transport
+from entrypoints.socketio.handlers import register_socket_handlers
 
 log = logging.getLogger("chatcore")
 
@@ -56,7 +54,7 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Cha
     else:
         container.settings.override(settings)
     sio: socketio.AsyncServer = container.sio()
-    runtime = Runtime(metrics=container.metrics())
+    runtime: Runtime = container.runtime()
 
     endpoints = all_endpoints()
     endpoints += docs_endpoints(
@@ -65,30 +63,13 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Cha
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        await _resolved(container.init_resources())
-        stack = contextlib.AsyncExitStack()
+        # The stores are async resources, so both calls return awaitables.
         try:
-            chat: Chat = await _resolved(container.chat())
-            probe: ReadinessProbe | None = await _resolved(container.readiness_probe())
-            presence = await _resolved(container.presence())
-            if isinstance(presence, RedisPresenceTracker):
-                upkeep = PresenceUpkeep(
-                    presence, chat.presence, ttl_seconds=settings.presence_ttl_seconds
-                )
-                await upkeep.start()
-                stack.push_async_callback(upkeep.stop)
-            runtime.chat_instance = chat
-            runtime.readiness_probe = probe
+            await cast(Awaitable[None], container.init_resources())
             log.info("chatcore started")
             yield
         finally:
-            await stack.aclose()
-            runtime.chat_instance = None
-            runtime.readiness_probe = None
-            await _resolved(container.shutdown_resources())
-            # The Chat holds the storage just closed: a restarted lifespan builds a new one.
-            container.chat.reset()
-            container.presence.reset()
+            await cast(Awaitable[None], container.shutdown_resources())
             log.info("chatcore stopped")
 
     http_app = Starlette(
@@ -108,6 +89,8 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Cha
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
+    # Process-wide fixes of python-engineio's long-polling (see socketio/transport.py).
+    transport.install()
     register_socket_handlers(sio, runtime)
 
     app = ChatcoreApp(sio, other_asgi_app=http_app)
@@ -116,14 +99,6 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Cha
     app.sio = sio
     app.http_app = http_app
     return app
-
-
-async def _resolved(value: Any) -> Any:
-    # dependency-injector returns awaitables once an async Resource is involved,
-    # plain values otherwise (e.g. when tests override storage).
-    if inspect.isawaitable(value):
-        return await value
-    return value
 
 
 def _version() -> str:

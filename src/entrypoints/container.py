@@ -1,8 +1,13 @@
 """The dependency-injector container: the only place that knows every piece.
 
-Nothing here does I/O when constructed; resources (the MongoDB client) are
-opened in the Starlette lifespan through ``init_resources()`` and closed with
-``shutdown_resources()``. Tests override providers, e.g.
+Nothing here does I/O when constructed. Everything that lives from startup to
+shutdown is a Resource: the MongoDB store, the Redis client, the presence
+tracker, the Chat, the presence upkeep task, and ``serving`` (the Chat and the
+readiness probe handed to the app's :class:`Runtime`). The Starlette lifespan
+is ``init_resources()`` then ``shutdown_resources()``; dependency-injector
+shuts a resource down only after every resource that depends on it directly, so
+each link of these chains is a Resource (a plain provider between two would
+let both shut down at once). Tests override providers, e.g.
 ``container.storage.override(providers.Object(in_memory_storage()))``.
 
 The embedded SecantusDB is not started here but by ``chatcore serve``, which
@@ -14,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -29,13 +34,13 @@ from adapters.mongo.backfill import SearchBackfill
 from adapters.passwords import Argon2PasswordHasher
 from adapters.redis import RedisPresenceTracker
 from adapters.socketio_notifier import SocketIONotifier
-from chatcore.chat import Storage, build_chat
+from chatcore.chat import Chat, Storage, build_chat
 from chatcore.errors import ChatError, Unavailable
 from chatcore.ports import PresenceTracker
-from chatcore.presence import LocalPresenceTracker
-from chatcore.system import SystemClock, TimeOrderedIdGenerator
-from entrypoints.metrics import CountingNotifier, Metrics
-from entrypoints.runtime import ReadinessProbe
+from chatcore.system import LocalPresenceTracker, SystemClock, TimeOrderedIdGenerator
+from entrypoints.metrics import Metrics
+from entrypoints.presence_upkeep import PresenceUpkeep
+from entrypoints.runtime import ReadinessProbe, Runtime
 from entrypoints.settings import Settings
 
 _log = logging.getLogger("chatcore.search")
@@ -149,14 +154,53 @@ async def _redis_client(settings: Settings) -> AsyncIterator[aioredis.Redis | No
         await client.aclose()
 
 
-def _presence(settings: Settings, client: aioredis.Redis | None) -> PresenceTracker:
+def _redis_presence(
+    settings: Settings, client: aioredis.Redis | None
+) -> RedisPresenceTracker | None:
+    """The shared presence tracker, or None in single-process mode."""
     if client is None:
-        return LocalPresenceTracker()
+        return None
     return RedisPresenceTracker(
         client,
         prefix=settings.redis_prefix + "presence:",
         heartbeat_ttl=settings.presence_ttl_seconds,
     )
+
+
+def _presence(shared: RedisPresenceTracker | None) -> PresenceTracker:
+    return shared if shared is not None else LocalPresenceTracker()
+
+
+async def _presence_upkeep(
+    settings: Settings, shared: RedisPresenceTracker | None, chat: Chat
+) -> AsyncIterator[PresenceUpkeep | None]:
+    """Heartbeat and sweep of shared presence while the app runs (nothing to do locally)."""
+    if shared is None:
+        yield None
+        return
+    upkeep = PresenceUpkeep(shared, chat.presence, ttl_seconds=settings.presence_ttl_seconds)
+    await upkeep.start()
+    try:
+        yield upkeep
+    finally:
+        await upkeep.stop()
+
+
+def _serving(
+    runtime: Runtime,
+    chat: Chat,
+    probe: ReadinessProbe | None,
+    upkeep: PresenceUpkeep | None,
+) -> Iterator[Runtime]:
+    """The app's handlers reach the Chat from here on; the upkeep (an argument so that it
+    starts before, and stops after) already beats for this process."""
+    runtime.chat_instance = chat
+    runtime.readiness_probe = probe
+    try:
+        yield runtime
+    finally:
+        runtime.chat_instance = None
+        runtime.readiness_probe = None
 
 
 def _storage_of(store: MongoStore | None) -> Storage:
@@ -199,28 +243,29 @@ def _refresh_ttl(settings: Settings) -> timedelta:
 
 
 class Container(containers.DeclarativeContainer):
-    """Settings, storage, Socket.IO server, adapters and the assembled Chat."""
+    """Settings, storage, Socket.IO server, adapters, the assembled Chat and the app's
+    :class:`Runtime` handle."""
 
     settings = providers.Dependency(instance_of=Settings)
 
     mongo_store = providers.Resource(_mongo_store, settings)
-    storage = providers.Callable(_storage_of, mongo_store)
+    storage = providers.Resource(_storage_of, mongo_store)
     redis_client = providers.Resource(_redis_client, settings)
-    readiness_probe = providers.Callable(_readiness_of, mongo_store, redis_client)
+    readiness_probe = providers.Resource(_readiness_of, mongo_store, redis_client)
 
     sio = providers.Singleton(_socketio_server, settings)
     metrics = providers.Singleton(Metrics)
-    presence = providers.Singleton(_presence, settings, redis_client)
-    notifier = providers.Singleton(
-        CountingNotifier, providers.Singleton(SocketIONotifier, sio), metrics
-    )
+    runtime = providers.Singleton(Runtime, metrics=metrics)
+    redis_presence = providers.Resource(_redis_presence, settings, redis_client)
+    presence = providers.Resource(_presence, redis_presence)
+    notifier = providers.Singleton(SocketIONotifier, sio, on_event=metrics.provided.event_emitted)
     passwords = providers.Singleton(Argon2PasswordHasher)
     # The domain's time and ids (tests override the clock to control ordering).
     clock = providers.Singleton(SystemClock)
     ids = providers.Singleton(TimeOrderedIdGenerator)
     access_tokens = providers.Singleton(_access_tokens, settings)
 
-    chat = providers.Singleton(
+    chat = providers.Resource(
         build_chat,
         storage=storage,
         notifier=notifier,
@@ -231,3 +276,5 @@ class Container(containers.DeclarativeContainer):
         ids=ids,
         refresh_ttl=providers.Callable(_refresh_ttl, settings),
     )
+    presence_upkeep = providers.Resource(_presence_upkeep, settings, redis_presence, chat)
+    serving = providers.Resource(_serving, runtime, chat, readiness_probe, presence_upkeep)

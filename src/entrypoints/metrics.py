@@ -1,22 +1,20 @@
 """Prometheus metrics of one app instance, in a registry of its own.
 
 A registry per app (not the process-global one) lets tests build many apps in
-one process. HTTP requests are counted by the request middleware, messages by
-:class:`CountingNotifier` (so every path that stores a message counts, HTTP
-or Socket.IO); the Socket.IO handlers call :meth:`Metrics.socket_connected`
-and :meth:`Metrics.socket_disconnected`.
+one process. HTTP requests are counted by the request middleware; messages by
+:meth:`Metrics.event_emitted`, which the Socket.IO notifier calls with every
+event it emits (the domain sends ``newMessage`` exactly once per stored message,
+never for an idempotent replay, whatever the path: HTTP or Socket.IO); the
+Socket.IO handlers call :meth:`Metrics.socket_connected` and
+:meth:`Metrics.socket_disconnected`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
-
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from chatcore.models import ConversationView, Message, ReadReceipt
-from chatcore.ports import Notifier
+from chatcore.events import ServerEvent
 
 # Route label of requests that matched no route: one series, whatever the path.
 UNMATCHED_ROUTE = "<unmatched>"
@@ -65,50 +63,10 @@ class Metrics:
     def socket_disconnected(self) -> None:
         self.sockets.dec()
 
-    def message_sent(self) -> None:
-        self.messages.inc()
+    def event_emitted(self, event: str) -> None:
+        if event == ServerEvent.NEW_MESSAGE:
+            self.messages.inc()
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every instrument."""
         return generate_latest(self.registry)
-
-
-class CountingNotifier(Notifier):
-    """Counts stored messages on their way to the real notifier.
-
-    The domain calls ``message_created`` exactly once per newly stored message
-    (never on an idempotent replay), whatever the path that stored it.
-    """
-
-    def __init__(self, inner: Notifier, metrics: Metrics) -> None:
-        self._inner = inner
-        self._metrics = metrics
-
-    async def message_created(self, message: Message, recipient_ids: Sequence[str]) -> None:
-        self._metrics.message_sent()
-        await self._inner.message_created(message, recipient_ids)
-
-    async def message_updated(self, message: Message, recipient_ids: Sequence[str]) -> None:
-        await self._inner.message_updated(message, recipient_ids)
-
-    async def message_deleted(self, message: Message, recipient_ids: Sequence[str]) -> None:
-        await self._inner.message_deleted(message, recipient_ids)
-
-    async def message_read(self, receipt: ReadReceipt, recipient_ids: Sequence[str]) -> None:
-        await self._inner.message_read(receipt, recipient_ids)
-
-    async def typing(
-        self, conversation_id: str, user_id: str, is_typing: bool, recipient_ids: Sequence[str]
-    ) -> None:
-        await self._inner.typing(conversation_id, user_id, is_typing, recipient_ids)
-
-    async def user_online(self, user_id: str, recipient_ids: Sequence[str]) -> None:
-        await self._inner.user_online(user_id, recipient_ids)
-
-    async def user_offline(
-        self, user_id: str, last_seen_at: datetime, recipient_ids: Sequence[str]
-    ) -> None:
-        await self._inner.user_offline(user_id, last_seen_at, recipient_ids)
-
-    async def conversation_updated(self, views: Sequence[ConversationView]) -> None:
-        await self._inner.conversation_updated(views)

@@ -20,7 +20,7 @@ from adapters.mongo import mongo_storage
 from adapters.redis import RedisPresenceTracker
 from chatcore.chat import Storage
 from chatcore.ports import PresenceTracker
-from chatcore.presence import LocalPresenceTracker
+from chatcore.system import LocalPresenceTracker
 from chatcore.testing import in_memory_storage
 from support.mongo import backend_uri, fresh_database
 

@@ -10,8 +10,7 @@ import pytest
 from chatcore.chat import Storage
 from chatcore.errors import Conflict
 from chatcore.models import Conversation, ConversationCursor
-
-from . import factories as make
+from chatcore.testing import factories as make
 
 
 def _ids(conversations: list[Conversation]) -> list[str]:

@@ -10,8 +10,7 @@ import pytest
 from chatcore.chat import Storage
 from chatcore.errors import NotFound
 from chatcore.models import Conversation, Message
-
-from . import factories as make
+from chatcore.testing import factories as make
 
 ALICE, BOB, CAROL = "u-alice", "u-bob", "u-carol"
 

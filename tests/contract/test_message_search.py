@@ -9,16 +9,13 @@ from datetime import timedelta
 from chatcore.chat import Storage
 from chatcore.models import Conversation, Message
 from chatcore.search import SearchPosition, query_words
-
-from . import factories as make
+from chatcore.testing import factories as make
 
 ALICE, BOB, CAROL = "u-alice", "u-bob", "u-carol"
 
 
 async def _group(storage: Storage, *members: str) -> Conversation:
-    conversation = make.group(*(members or (ALICE, BOB)))
-    await storage.conversations.create(conversation)
-    return conversation
+    return await make.stored_group(storage, *(members or (ALICE, BOB)))
 
 
 async def _send(

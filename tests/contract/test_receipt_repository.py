@@ -7,8 +7,7 @@ from datetime import timedelta
 
 from chatcore.chat import Storage
 from chatcore.models import ReadReceipt
-
-from . import factories as make
+from chatcore.testing import factories as make
 
 T1 = make.T0 + timedelta(seconds=1)
 T2 = make.T0 + timedelta(seconds=2, milliseconds=500)

@@ -6,8 +6,7 @@ import asyncio
 from datetime import timedelta
 
 from chatcore.chat import Storage
-
-from . import factories as make
+from chatcore.testing import factories as make
 
 NOW = make.T0 + timedelta(minutes=1)
 

@@ -9,8 +9,7 @@ import pytest
 from chatcore.chat import Storage
 from chatcore.errors import Conflict
 from chatcore.models import User
-
-from . import factories as make
+from chatcore.testing import factories as make
 
 
 async def _add(storage: Storage, *users: User) -> None:

@@ -2,14 +2,13 @@
 
 By default storage is the in-memory kit; tests that also run on a MongoDB-wire
 server (SecantusDB, or the mongod of CHATCORE_TEST_MONGODB_URI) are marked
-``@on_every_backend`` (see :mod:`httpapp`). The domain's clock is a
+``@on_every_backend`` (see :mod:`support.app`). The domain's clock is a
 :class:`FixedClock` (the ``clock`` fixture) starting now, so tests that care
 about ordering move time on explicitly.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -17,20 +16,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from httpapp import AppFactory, make_container, make_settings, running
 from httpkit import ApiClient
-from pymongo import AsyncMongoClient
 
 from chatcore.chat import Storage
 from chatcore.testing import FixedClock, in_memory_storage
 from entrypoints.app import ChatcoreApp, create_app
 from entrypoints.settings import Settings
-
-
-@pytest.fixture
-def backend(request: pytest.FixtureRequest) -> str:
-    """``memory`` unless a test is parametrised with ``on_every_backend``."""
-    return str(getattr(request, "param", "memory"))
+from support.app import AppFactory, make_container, make_settings, on_fresh_database, running
 
 
 @pytest.fixture
@@ -45,14 +37,8 @@ async def settings(
     if backend == "memory":
         yield make_settings(tmp_path)
         return
-    uri = str(request.getfixturevalue("mongo_uri"))
-    database = f"http_{uuid.uuid4().hex[:12]}"
-    yield make_settings(tmp_path, mongodb_uri=uri, mongodb_database=database)
-    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(uri)
-    try:
-        await client.drop_database(database)
-    finally:
-        await client.close()
+    async with on_fresh_database(tmp_path, str(request.getfixturevalue("mongo_uri"))) as settings:
+        yield settings
 
 
 @pytest.fixture

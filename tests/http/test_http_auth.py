@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import jwt
 import pytest
-from httpapp import JWT_SECRET, on_every_backend
 from httpkit import PASSWORD, ApiClient, assert_error, shaped
 
 from adapters.jwt_tokens import JwtAccessTokens
 from chatcore.testing import FixedClock
 from entrypoints.http.schemas import AuthSessionOut
+from support.app import JWT_SECRET, on_every_backend
 
 SESSION_KEYS = {"user", "accessToken", "refreshToken", "expiresIn"}
 USER_KEYS = {"id", "username", "displayName", "createdAt", "lastSeenAt"}

@@ -6,7 +6,6 @@ from typing import Any
 
 import httpx
 import pytest
-from httpapp import on_every_backend
 from httpkit import ApiClient, assert_error, shaped
 
 from chatcore.testing import FixedClock
@@ -16,6 +15,7 @@ from entrypoints.http.schemas import (
     ReadReceiptOut,
     ReceiptsOut,
 )
+from support.app import on_every_backend
 from support.wire_keys import CONVERSATION_KEYS, RECEIPT_KEYS
 
 

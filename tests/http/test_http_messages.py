@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from httpapp import on_every_backend
 from httpkit import ApiClient, assert_error, shaped
 
 from entrypoints.http.schemas import HistoryOut, MessageOut
+from support.app import on_every_backend
 from support.wire_keys import MESSAGE_KEYS
 
 

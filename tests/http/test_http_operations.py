@@ -8,7 +8,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from httpapp import BASE_URL, AppFactory, make_container, make_settings, running
 from httpkit import ApiClient, assert_error
 from pymongo import AsyncMongoClient
 
@@ -17,6 +16,7 @@ from chatcore.errors import ChatError, RateLimited, Unavailable
 from chatcore.models import User
 from chatcore.testing import InMemoryUserRepository, in_memory_storage
 from entrypoints.app import create_app
+from support.app import BASE_URL, AppFactory, make_container, make_settings, running
 from support.secantus import SecantusProcess
 
 # --- health and readiness -------------------------------------------------------------------

@@ -6,12 +6,12 @@ from typing import Any
 
 import httpx
 import pytest
-from httpapp import on_every_backend
 from httpkit import ApiClient, assert_error, shaped
 
 from chatcore.testing import FixedClock
 from entrypoints.http.schemas import MessageSearchOut
 from support.accounts import Account
+from support.app import on_every_backend
 
 URL = "/api/search/messages"
 

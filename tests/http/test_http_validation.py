@@ -7,8 +7,9 @@ from typing import Any
 
 import httpx
 import pytest
-from httpapp import AppFactory
 from httpkit import PASSWORD, ApiClient, assert_error
+
+from support.app import AppFactory
 
 
 @pytest.mark.parametrize(
@@ -62,6 +63,52 @@ async def test_operators_in_ids_are_just_unknown_ids(
     assert_error(response, 422, "validation_error")
     by_path = await http.get("/api/users/%24ne", headers=me.headers)
     assert_error(by_path, 404, "not_found")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "field"),
+    [
+        ("GET", "/api/users/{long}", "userId"),
+        ("GET", "/api/conversations/{long}", "id"),
+        ("POST", "/api/conversations/direct/{long}", "userId"),
+        ("GET", "/api/conversations/{long}/messages", "id"),
+        ("DELETE", "/api/conversations/{group}/messages/{long}", "messageId"),
+        ("DELETE", "/api/conversations/{group}/members/{long}", "userId"),
+        ("GET", "/api/messages/{long}", "receiverId"),
+    ],
+)
+async def test_ids_in_the_path_follow_the_id_rule(
+    http: httpx.AsyncClient, api: ApiClient, method: str, path: str, field: str
+) -> None:
+    me = await api.register()
+    group = await api.group(me)
+    url = path.format(long="i" * 65, group=group["id"])
+    response = await http.request(method, url, headers=me.headers)
+    error = assert_error(response, 422, "validation_error")
+    assert error["details"]["field"] == field
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/conversations/{group}/members", {"userId": ""}, "userId"),
+        ("/api/conversations/{group}/members", {"userId": "u" * 65}, "userId"),
+        ("/api/conversations", {"name": "G", "memberIds": ["u" * 65]}, "memberIds.0"),
+        ("/api/messages/{other}", {"body": "hi", "receiverId": "u" * 65}, "receiverId"),
+    ],
+)
+async def test_ids_in_a_body_follow_the_id_rule(
+    http: httpx.AsyncClient, api: ApiClient, path: str, body: dict[str, Any], field: str
+) -> None:
+    me, other = await api.register(), await api.register()
+    group = await api.group(me)
+    url = path.format(group=group["id"], other=other.id)
+    response = await http.post(url, json=body, headers=me.headers)
+    error = assert_error(response, 422, "validation_error")
+    assert error["details"]["field"] == field
+    assert (await http.get(f"/api/conversations/{group['id']}", headers=me.headers)).json()[
+        "memberIds"
+    ] == [me.id]
 
 
 async def test_unknown_fields_are_refused_with_their_name(http: httpx.AsyncClient) -> None:

@@ -1,41 +1,9 @@
-"""Building blocks of the Mongo adapter tests."""
+"""Checks of the Mongo adapter tests (objects to store: ``chatcore.testing.factories``)."""
 
 from __future__ import annotations
 
 from chatcore.chat import Storage
-from chatcore.models import Conversation, ConversationType, Message, NewMessage
-from chatcore.system import SystemClock, TimeOrderedIdGenerator
-
-_ids = TimeOrderedIdGenerator()
-_clock = SystemClock()
-
-
-def new_message(
-    conversation_id: str, sender_id: str, body: str = "hello", client_msg_id: str | None = None
-) -> NewMessage:
-    return NewMessage(
-        id=_ids.new_id(),
-        conversation_id=conversation_id,
-        sender_id=sender_id,
-        body=body,
-        client_msg_id=client_msg_id,
-        created_at=_clock.now(),
-    )
-
-
-async def new_group(storage: Storage, *member_ids: str) -> Conversation:
-    now = _clock.now()
-    conversation = Conversation(
-        id=_ids.new_id(),
-        type=ConversationType.GROUP,
-        name="group",
-        member_ids=member_ids,
-        created_by=member_ids[0],
-        created_at=now,
-        last_activity_at=now,
-    )
-    await storage.conversations.create(conversation)
-    return conversation
+from chatcore.models import Message
 
 
 async def all_messages(storage: Storage, conversation_id: str) -> tuple[int, list[Message]]:

@@ -11,8 +11,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from adapters.mongo import create_client, mongo_storage
 from adapters.mongo.documents import Document
 from chatcore.chat import Storage
+from chatcore.testing import factories as make
 
-from .helpers import assert_no_half_written_send, new_group, new_message
+from .helpers import assert_no_half_written_send
 
 pytestmark = pytest.mark.mongo
 
@@ -36,13 +37,13 @@ async def test_concurrent_sends_from_two_clients_get_seqs_1_to_n(
     two_storages: tuple[Storage, Storage],
 ) -> None:
     one, two = two_storages
-    conversation = await new_group(one, *SENDERS)
+    conversation = await make.stored_group(one, *SENDERS)
     n = 80
 
     results = await asyncio.gather(
         *(
             (one if i % 2 else two).messages.append(
-                new_message(conversation.id, SENDERS[i % 3], f"message {i}")
+                make.message(conversation.id, SENDERS[i % 3], f"message {i}")
             )
             for i in range(n)
         )
@@ -59,12 +60,12 @@ async def test_racing_replays_from_two_clients_store_one_message_without_gap(
     two_storages: tuple[Storage, Storage],
 ) -> None:
     one, two = two_storages
-    conversation = await new_group(one, *SENDERS)
+    conversation = await make.stored_group(one, *SENDERS)
     sends = []
     for i in range(20):
         storage = one if i % 2 else two
-        sends.append(storage.messages.append(new_message(conversation.id, "u-a", "same", "k")))
-        sends.append(storage.messages.append(new_message(conversation.id, "u-b", f"other {i}")))
+        sends.append(storage.messages.append(make.message(conversation.id, "u-a", "same", "k")))
+        sends.append(storage.messages.append(make.message(conversation.id, "u-b", f"other {i}")))
 
     results = await asyncio.gather(*sends)
 

@@ -14,10 +14,11 @@ from adapters.mongo import StorageFailed, create_client, ensure_indexes, mongo_s
 from adapters.mongo.documents import Document
 from chatcore.chat import Storage
 from chatcore.errors import Unavailable
+from chatcore.testing import factories as make
 from support.mongo import unique_database_name
 
 from .conftest import ServerFactory
-from .helpers import assert_no_half_written_send, new_group, new_message
+from .helpers import assert_no_half_written_send
 
 pytestmark = [pytest.mark.mongo, pytest.mark.slow]
 
@@ -62,9 +63,9 @@ async def _fail_next(client: AsyncMongoClient[Document], times: int, **data: Any
 
 
 async def _conversation_with_messages(storage: Storage) -> str:
-    conversation = await new_group(storage, "u-a", "u-b")
+    conversation = await make.stored_group(storage, "u-a", "u-b")
     for i in range(3):
-        await storage.messages.append(new_message(conversation.id, "u-a", f"m{i}"))
+        await storage.messages.append(make.message(conversation.id, "u-a", f"m{i}"))
     return conversation.id
 
 
@@ -77,11 +78,11 @@ async def test_a_failing_insert_leaves_nothing_half_written(
 
     await _fail_next(client, 1, errorCode=2)  # BadValue: not an outage, not transient
     with pytest.raises(StorageFailed):
-        await storage.messages.append(new_message(conversation_id, "u-a", "lost"))
+        await storage.messages.append(make.message(conversation_id, "u-a", "lost"))
 
     if transactional:
         assert len(await assert_no_half_written_send(storage, conversation_id)) == 3
-        sent = await storage.messages.append(new_message(conversation_id, "u-a", "next"))
+        sent = await storage.messages.append(make.message(conversation_id, "u-a", "next"))
         assert sent.message.seq == 4
     else:
         # The documented weaker guarantee: the seq was taken, its message is missing.
@@ -100,10 +101,10 @@ async def test_a_connection_lost_on_insert_is_unavailable_and_changes_nothing(
     # Inside a transaction pymongo does not retry the insert: one failure is enough.
     await _fail_next(client, 1, closeConnection=True)
     with pytest.raises(Unavailable):
-        await storage.messages.append(new_message(conversation_id, "u-a", "lost", "k-1"))
+        await storage.messages.append(make.message(conversation_id, "u-a", "lost", "k-1"))
 
     assert len(await assert_no_half_written_send(storage, conversation_id)) == 3
-    retried = await storage.messages.append(new_message(conversation_id, "u-a", "lost", "k-1"))
+    retried = await storage.messages.append(make.message(conversation_id, "u-a", "lost", "k-1"))
     assert (retried.created, retried.message.seq) == (True, 4)
 
 
@@ -114,7 +115,7 @@ async def test_a_transient_write_conflict_is_retried(
     conversation_id = await _conversation_with_messages(storage)
 
     await _fail_next(client, 2, errorCode=112, errorLabels=["TransientTransactionError"])
-    sent = await storage.messages.append(new_message(conversation_id, "u-a", "eventually"))
+    sent = await storage.messages.append(make.message(conversation_id, "u-a", "eventually"))
 
     assert (sent.created, sent.message.seq) == (True, 4)
     messages = await assert_no_half_written_send(storage, conversation_id)
@@ -129,9 +130,9 @@ async def test_an_idempotent_replay_racing_a_failed_send_gets_a_fresh_seq(
 
     await _fail_next(client, 1, errorCode=2)
     with pytest.raises(StorageFailed):
-        await storage.messages.append(new_message(conversation_id, "u-a", "x", "k-2"))
-    resent = await storage.messages.append(new_message(conversation_id, "u-a", "x", "k-2"))
-    replayed = await storage.messages.append(new_message(conversation_id, "u-a", "x", "k-2"))
+        await storage.messages.append(make.message(conversation_id, "u-a", "x", "k-2"))
+    resent = await storage.messages.append(make.message(conversation_id, "u-a", "x", "k-2"))
+    replayed = await storage.messages.append(make.message(conversation_id, "u-a", "x", "k-2"))
 
     assert (resent.created, resent.message.seq) == (True, 4)
     assert (replayed.created, replayed.message) == (False, resent.message)

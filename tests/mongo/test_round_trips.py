@@ -9,9 +9,8 @@ import pytest
 from adapters.mongo import ServerInfo, ServerProfile, mongo_storage
 from chatcore.chat import Storage
 from chatcore.models import ConversationCursor
+from chatcore.testing import factories as make
 from support.mongo import CommandCounter, backend_uri, fresh_database
-
-from .helpers import new_group, new_message
 
 pytestmark = pytest.mark.mongo
 
@@ -39,14 +38,14 @@ async def test_a_send_costs_three_commands_in_a_transaction_or_two_without(
     counted: tuple[Storage, CommandCounter],
 ) -> None:
     storage, counter = counted
-    conversation = await new_group(storage, "u-a", "u-b")
+    conversation = await make.stored_group(storage, "u-a", "u-b")
     transactional = await _transactional(storage)
 
     counter.clear()
-    await storage.messages.append(new_message(conversation.id, "u-a"))
+    await storage.messages.append(make.message(conversation.id, "u-a"))
     plain = counter.commands[:]
     counter.clear()
-    await storage.messages.append(new_message(conversation.id, "u-a", client_msg_id="k-1"))
+    await storage.messages.append(make.message(conversation.id, "u-a", client_msg_id="k-1"))
     with_id = counter.commands[:]
 
     if transactional:
@@ -61,11 +60,11 @@ async def test_a_replay_stores_nothing_and_costs_a_few_commands(
     counted: tuple[Storage, CommandCounter],
 ) -> None:
     storage, counter = counted
-    conversation = await new_group(storage, "u-a", "u-b")
-    await storage.messages.append(new_message(conversation.id, "u-a", client_msg_id="k-1"))
+    conversation = await make.stored_group(storage, "u-a", "u-b")
+    await storage.messages.append(make.message(conversation.id, "u-a", client_msg_id="k-1"))
 
     counter.clear()
-    replay = await storage.messages.append(new_message(conversation.id, "u-a", "x", "k-1"))
+    replay = await storage.messages.append(make.message(conversation.id, "u-a", "x", "k-1"))
 
     assert not replay.created
     assert "commitTransaction" not in counter.commands
@@ -77,9 +76,9 @@ async def test_reads_of_a_conversation_list_page_cost_one_command_each(
     counted: tuple[Storage, CommandCounter],
 ) -> None:
     storage, counter = counted
-    conversations = [await new_group(storage, "u-a", f"u-{i}") for i in range(12)]
-    for c in conversations:
-        await storage.messages.append(new_message(c.id, c.member_ids[1]))
+    conversations = [await make.stored_group(storage, "u-a", f"u-{i}") for i in range(12)]
+    for i, c in enumerate(conversations):  # each active at its own time
+        await storage.messages.append(make.message(c.id, c.member_ids[1], seconds=i))
     first = await storage.conversations.list_for_member("u-a", limit=5, after=None)
     cursor = ConversationCursor(activity_at=first[-1].activity_at, conversation_id=first[-1].id)
 

@@ -31,9 +31,8 @@ from adapters.mongo.documents import (
 from chatcore.models import Conversation, ConversationType, Message
 from chatcore.search import SearchPosition, query_words
 from chatcore.system import SystemClock, TimeOrderedIdGenerator
+from chatcore.testing import factories as make
 from support.mongo import fresh_database
-
-from .helpers import new_group, new_message
 
 pytestmark = pytest.mark.mongo
 
@@ -197,8 +196,8 @@ async def test_a_user_in_10000_conversations(backend: str) -> None:
 async def test_keys_follow_the_body_on_send_edit_and_delete(backend: str) -> None:
     async with fresh_database(backend) as db:
         storage = mongo_storage(db)
-        group = await new_group(storage, ALICE, BOB)
-        sent = (await storage.messages.append(new_message(group.id, ALICE, "Hello Wörld"))).message
+        group = await make.stored_group(storage, ALICE, BOB)
+        sent = (await storage.messages.append(make.message(group.id, ALICE, "Hello Wörld"))).message
 
         async def keys() -> list[str]:
             doc = await db[MESSAGES].find_one({"_id": sent.id})

@@ -14,11 +14,12 @@ from adapters.mongo import MongoStore, MongoTimeouts
 from chatcore.errors import Unavailable
 from chatcore.models import RefreshToken, User
 from chatcore.system import SystemClock
+from chatcore.testing import factories as make
 from support.secantus import free_port
 from support.waiting import eventually, wait_until
 
 from .conftest import ServerFactory
-from .helpers import all_messages, assert_no_half_written_send, new_group, new_message
+from .helpers import all_messages, assert_no_half_written_send
 
 pytestmark = [pytest.mark.mongo, pytest.mark.slow]
 
@@ -36,9 +37,9 @@ async def test_stored_data_survives_a_server_restart(private_server: ServerFacto
     async with MongoStore(server.uri, database="chat") as store:
         storage = store.storage
         await storage.users.add(alice, "hash")
-        conversation = await new_group(storage, "u-a", "u-b")
+        conversation = await make.stored_group(storage, "u-a", "u-b")
         sent = [
-            (await storage.messages.append(new_message(conversation.id, "u-b", f"m{i}"))).message
+            (await storage.messages.append(make.message(conversation.id, "u-b", f"m{i}"))).message
             for i in range(5)
         ]
         receipt, _ = await storage.receipts.advance(conversation.id, "u-a", 3, now)
@@ -87,7 +88,7 @@ async def test_a_crash_mid_send_leaves_no_half_written_send(
     server = private_server("--sync-on-commit")
     async with MongoStore(server.uri, database="chat", timeouts=FAST) as store:
         storage = store.storage
-        conversation = await new_group(storage, "u-a", "u-b")
+        conversation = await make.stored_group(storage, "u-a", "u-b")
         outcomes: dict[str, bool] = {}  # clientMsgId -> acknowledged
         stop = asyncio.Event()
 
@@ -96,7 +97,7 @@ async def test_a_crash_mid_send_leaves_no_half_written_send(
             while not stop.is_set():
                 key, i = f"k{task}-{i:05d}", i + 1
                 try:
-                    await storage.messages.append(new_message(conversation.id, "u-a", key, key))
+                    await storage.messages.append(make.message(conversation.id, "u-a", key, key))
                     outcomes[key] = True
                 except Unavailable:
                     outcomes[key] = False
@@ -111,7 +112,7 @@ async def test_a_crash_mid_send_leaves_no_half_written_send(
 
         # Every kind of call reports the outage as Unavailable.
         with pytest.raises(Unavailable):
-            await storage.messages.append(new_message(conversation.id, "u-a"))
+            await storage.messages.append(make.message(conversation.id, "u-a"))
         with pytest.raises(Unavailable):
             await storage.conversations.get(conversation.id)
         with pytest.raises(Unavailable):
@@ -126,6 +127,6 @@ async def test_a_crash_mid_send_leaves_no_half_written_send(
 
         # A client retrying the sends it got no answer for stores each exactly once.
         for key in (key for key, ok in outcomes.items() if not ok):
-            await storage.messages.append(new_message(conversation.id, "u-a", key, key))
+            await storage.messages.append(make.message(conversation.id, "u-a", key, key))
         stored = await assert_no_half_written_send(storage, conversation.id)
         assert sorted(m.client_msg_id or "" for m in stored) == sorted(outcomes)

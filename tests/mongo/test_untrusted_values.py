@@ -13,8 +13,7 @@ from adapters.mongo.documents import Document
 from chatcore.chat import Storage
 from chatcore.errors import ValidationFailed
 from chatcore.models import ConversationCursor
-
-from .helpers import new_group, new_message
+from chatcore.testing import factories as make
 
 pytestmark = pytest.mark.mongo
 
@@ -55,7 +54,7 @@ CALLS: dict[str, Callable[[Storage], Awaitable[object]]] = {
     "messages.range.seq": lambda s: s.messages.range("c", NUM_OP, 5),
     "messages.count_unread": lambda s: s.messages.count_unread("u", {"c": NUM_OP}),
     "messages.count_unread.user": lambda s: s.messages.count_unread(OP, {"c": 0}),
-    "messages.append": lambda s: s.messages.append(new_message(OP, "u-a")),
+    "messages.append": lambda s: s.messages.append(make.message(OP, "u-a")),
     "receipts.advance": lambda s: s.receipts.advance("c", OP, 1, OP),
     "receipts.list_for_conversation": lambda s: s.receipts.list_for_conversation(OP),
     "receipts.for_user": lambda s: s.receipts.for_user("u", [OP]),
@@ -70,8 +69,8 @@ async def test_an_operator_in_place_of_a_value_is_refused(
     db: AsyncDatabase[Document], call: str
 ) -> None:
     storage = mongo_storage(db)
-    conversation = await new_group(storage, "u-a", "u-b")
-    await storage.messages.append(new_message(conversation.id, "u-a"))
+    conversation = await make.stored_group(storage, "u-a", "u-b")
+    await storage.messages.append(make.message(conversation.id, "u-a"))
 
     with pytest.raises(ValidationFailed):
         await CALLS[call](storage)

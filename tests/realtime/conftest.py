@@ -12,12 +12,6 @@ from livechat import LiveChat, LiveFactory, live_server
 
 
 @pytest.fixture
-def backend(request: pytest.FixtureRequest) -> str:
-    """``memory`` unless a test is marked ``@on_every_backend``."""
-    return str(getattr(request, "param", "memory"))
-
-
-@pytest.fixture
 async def live(
     request: pytest.FixtureRequest, backend: str, tmp_path: Path
 ) -> AsyncIterator[LiveChat]:

@@ -9,37 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import argon2
 import httpx
-import pytest
 import socketio
 import uvicorn
 from attrs import define, field
-from dependency_injector import providers
-from pymongo import AsyncMongoClient
 
-from adapters.passwords import Argon2PasswordHasher
 from chatcore.chat import Storage
 from chatcore.testing import in_memory_storage
 from entrypoints.app import create_app
-from entrypoints.container import Container
-from entrypoints.settings import Settings
+from support.app import JWT_SECRET, make_container, make_settings, on_fresh_database
 from support.waiting import wait_until
 
 # Long enough for a loaded CI machine, short enough that a lost event fails fast.
 TIMEOUT = 5.0
-JWT_SECRET = "realtime-test-secret-" + "x" * 43
-
-# Runs a test on the in-memory kit and on a MongoDB-wire server (SecantusDB, or the
-# mongod of CHATCORE_TEST_MONGODB_URI): ``@on_every_backend`` (the ``live`` fixture).
-BACKENDS = ["memory", pytest.param("mongo", marks=pytest.mark.mongo)]
-on_every_backend = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 
 
 @define
@@ -51,42 +38,25 @@ class User:
     token: str
 
 
-def settings_for(data_dir: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"data_dir": data_dir, "jwt_secret": JWT_SECRET, **overrides}
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
-
-
 @contextlib.asynccontextmanager
 async def live_server(
     data_dir: Path, *, storage: Storage | None = None, mongo_uri: str | None = None
 ) -> AsyncIterator[LiveChat]:
     """The real app (``create_app``) served by uvicorn: on ``storage`` (default: fresh
     in-memory storage) or, given ``mongo_uri``, on a fresh database there."""
-    database = f"realtime_{uuid.uuid4().hex[:12]}"
-    if mongo_uri is not None:
-        settings = settings_for(data_dir, mongodb_uri=mongo_uri, mongodb_database=database)
-    else:
-        settings = settings_for(data_dir)
-    container = Container(settings=settings)
-    if mongo_uri is None:
-        container.storage.override(providers.Object(storage or in_memory_storage()))
-    # Registration is not under test here: argon2 at its cheapest keeps setup fast.
-    container.passwords.override(providers.Object(Argon2PasswordHasher(argon2.profiles.CHEAPEST)))
-    app = create_app(settings, container=container)
-    try:
-        async with serve(app) as url, httpx.AsyncClient(base_url=url) as http:
-            chat = LiveChat(url=url, http=http, sio=app.sio, jwt_secret=JWT_SECRET)
-            try:
-                yield chat
-            finally:
-                await chat.close_clients()
-    finally:
-        if mongo_uri is not None:
-            client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri)
-            try:
-                await client.drop_database(database)
-            finally:
-                await client.close()
+    async with contextlib.AsyncExitStack() as stack:
+        if mongo_uri is None:
+            settings = make_settings(data_dir)
+            container = make_container(settings, storage or in_memory_storage())
+        else:
+            settings = await stack.enter_async_context(on_fresh_database(data_dir, mongo_uri))
+            container = make_container(settings)
+        app = create_app(settings, container=container)
+        url = await stack.enter_async_context(serve(app))
+        http = await stack.enter_async_context(httpx.AsyncClient(base_url=url))
+        chat = LiveChat(url=url, http=http, sio=app.sio, jwt_secret=JWT_SECRET)
+        stack.push_async_callback(chat.close_clients)
+        yield chat
 
 
 LiveFactory = Callable[..., contextlib.AbstractAsyncContextManager["LiveChat"]]

@@ -8,7 +8,9 @@ from typing import Any
 import jwt
 import pytest
 import socketio
-from livechat import TIMEOUT, LiveChat, SocketClient, User, on_every_backend
+from livechat import TIMEOUT, LiveChat, SocketClient, User
+
+from support.app import on_every_backend
 
 UNAUTHORIZED = "unauthorized"
 

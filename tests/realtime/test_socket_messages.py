@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import re
 
-from livechat import LiveChat, on_every_backend
+from livechat import LiveChat
 
+from support.app import on_every_backend
 from support.wire_keys import MESSAGE_KEYS, RECEIPT_KEYS
 
 ISO_MILLIS_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from livechat import LiveChat, on_every_backend
+from livechat import LiveChat
 
+from support.app import on_every_backend
 from support.wire_keys import CONVERSATION_KEYS
 
 

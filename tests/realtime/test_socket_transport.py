@@ -6,14 +6,12 @@ import asyncio
 
 import engineio
 import pytest
-import socketio
 from engineio import packet as eio_packet
 from engineio.async_socket import AsyncSocket
 from engineio.payload import Payload
 from livechat import LiveChat
 
-from entrypoints.runtime import Runtime
-from entrypoints.socket_handlers import register_socket_handlers
+from entrypoints.socketio import transport
 
 
 async def test_a_polling_client_with_the_default_decode_limit_survives_a_burst(
@@ -74,7 +72,7 @@ async def test_a_polling_client_disconnect_reaches_the_server(live: LiveChat) ->
 
 async def test_a_poll_response_carries_at_most_sixteen_packets() -> None:
     server = engineio.AsyncServer(async_mode="asgi")
-    register_socket_handlers(socketio.AsyncServer(async_mode="asgi"), Runtime())
+    transport.install()
     socket = AsyncSocket(server, "sid")
     for n in range(40):
         socket.queue.put_nowait(eio_packet.Packet(eio_packet.MESSAGE, f"m{n}"))

@@ -48,6 +48,17 @@ def unique_database_name(prefix: str = "test") -> str:
     return f"{prefix}_{uuid.uuid4().hex[:16]}"
 
 
+async def drop_database(uri: str, name: str) -> None:
+    """Drop database ``name`` on ``uri``, if the server still answers."""
+    client = create_client(uri)
+    try:
+        await client.drop_database(name)
+    except PyMongoError:
+        pass  # the server is gone (an outage test): nothing left to clean
+    finally:
+        await client.close()
+
+
 class CommandCounter(CommandListener):
     """Counts the commands a client sends (round trips), by name."""
 

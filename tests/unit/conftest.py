@@ -16,12 +16,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from unitkit import PASSWORD
 
 from chatcore.chat import Storage
 from chatcore.models import User
 from chatcore.testing import ChatKit, in_memory_chat, in_memory_storage
-
-PASSWORD = "correct horse battery"
 
 
 class _Yielding:
@@ -103,3 +102,17 @@ async def carol(register: Register) -> User:
 @pytest.fixture
 async def dave(register: Register) -> User:
     return await register("dave", "Dave Bowman")
+
+
+@pytest.fixture
+async def dm(kit: ChatKit, alice: User, bob: User) -> str:
+    view = await kit.chat.conversations.open_direct(alice.id, bob.id)
+    kit.notifier.clear()
+    return view.conversation.id
+
+
+@pytest.fixture
+async def group(kit: ChatKit, alice: User, bob: User, carol: User) -> str:
+    view = await kit.chat.conversations.create_group(alice.id, "Trio", [bob.id, carol.id])
+    kit.notifier.clear()
+    return view.conversation.id

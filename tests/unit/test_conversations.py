@@ -64,6 +64,21 @@ async def test_open_direct_is_unique_in_both_orders(kit: ChatKit, alice: User, b
     assert [v.conversation.id for v in page.items] == [first.conversation.id]
 
 
+async def test_ensure_direct_announces_only_when_it_creates(
+    kit: ChatKit, alice: User, bob: User
+) -> None:
+    created = await kit.chat.conversations.ensure_direct(alice.id, bob.id)
+    told = updates(kit)
+    kit.notifier.clear()
+
+    existing = await kit.chat.conversations.ensure_direct(bob.id, alice.id)
+
+    assert set(told) == {alice.id, bob.id}
+    assert all(v.conversation == created for v in told.values())
+    assert existing == created
+    assert kit.notifier.events == []
+
+
 async def test_open_direct_is_unique_under_concurrency(yielding_kit: ChatKit) -> None:
     kit = yielding_kit
     alice = (await kit.chat.auth.register("alice", PASSWORD)).user

@@ -108,12 +108,53 @@ def test_page_limit_out_of_range(value: int) -> None:
     assert err.value.details == {"field": "limit"}
 
 
-def test_seq_must_not_be_negative() -> None:
+def test_seq_is_0_to_the_largest_exact_javascript_integer() -> None:
     assert limits.seq(0, "after") == 0
-    assert limits.seq(7, "after") == 7
+    assert limits.seq(limits.MAX_SEQ, "after") == 2**53 - 1
+    for bad in (-1, limits.MAX_SEQ + 1):
+        with pytest.raises(ValidationFailed) as err:
+            limits.seq(bad, "before")
+        assert err.value.details == {"field": "before"}
+
+
+@pytest.mark.parametrize("value", ["a", "x" * 64, "65f0c0ffee"])
+def test_entity_ids_of_1_to_64_characters_pass(value: str) -> None:
+    assert limits.entity_id(value, "conversationId") == value
+
+
+@pytest.mark.parametrize("value", ["", "x" * 65])
+def test_entity_ids_out_of_range_name_their_field(value: str) -> None:
     with pytest.raises(ValidationFailed) as err:
-        limits.seq(-1, "before")
-    assert err.value.details == {"field": "before"}
+        limits.entity_id(value, "messageId")
+    assert err.value.details == {"field": "messageId"}
+
+
+@pytest.mark.parametrize(
+    "since",
+    [
+        {f"c{i}": 0 for i in range(limits.SYNC_MAX_CONVERSATIONS + 1)},
+        {"": 0},
+        {"x" * 65: 0},
+        {"c": -1},
+        {"c": limits.MAX_SEQ + 1},
+    ],
+)
+def test_sync_since_refuses_too_many_bad_ids_and_bad_seqs(since: dict[str, int]) -> None:
+    with pytest.raises(ValidationFailed) as err:
+        limits.sync_since(since)
+    assert err.value.details == {"field": "since"}
+
+
+def test_sync_since_at_its_limits_passes() -> None:
+    since = {f"{i:064d}": limits.MAX_SEQ for i in range(limits.SYNC_MAX_CONVERSATIONS)}
+    assert limits.sync_since(since) is since
+
+
+def test_group_size_counts_up_to_256_members() -> None:
+    assert limits.group_size(limits.GROUP_MAX_MEMBERS, "memberIds") == 256
+    with pytest.raises(ValidationFailed) as err:
+        limits.group_size(limits.GROUP_MAX_MEMBERS + 1, "userId")
+    assert err.value.details == {"field": "userId"}
 
 
 # --- cursors ----------------------------------------------------------------------------

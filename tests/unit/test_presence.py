@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import pytest
 
 from chatcore.errors import ValidationFailed
+from chatcore.limits import PRESENCE_QUERY_MAX
 from chatcore.models import Presence, User
-from chatcore.presence import LocalPresenceTracker
-from chatcore.services.presence import MAX_PRESENCE_QUERY
+from chatcore.system import LocalPresenceTracker
 from chatcore.testing import EPOCH, ChatKit
 
 
@@ -142,7 +142,7 @@ async def test_query_of_nobody_is_empty(kit: ChatKit) -> None:
 
 
 async def test_query_size_is_limited_after_removing_duplicates(kit: ChatKit, alice: User) -> None:
-    at_limit = [alice.id] + [f"u{i}" for i in range(MAX_PRESENCE_QUERY - 1)]
+    at_limit = [alice.id] + [f"u{i}" for i in range(PRESENCE_QUERY_MAX - 1)]
     assert await kit.chat.presence.query(at_limit * 2) == [
         Presence(user_id=alice.id, online=False, last_seen_at=None)
     ]

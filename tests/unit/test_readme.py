@@ -1,5 +1,6 @@
-"""The documented examples run: the doctest of chatcore.testing, and every ```python
-block of README.md (each on its own, in a fresh namespace, under asyncio)."""
+"""The documented examples run: the doctests of chatcore.testing and its factories,
+and every ```python block of README.md (each on its own, in a fresh namespace, under
+asyncio)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import doctest
 import inspect
 import re
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 
 import chatcore.testing
+from chatcore.testing import factories
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -36,10 +39,11 @@ def run_block(source: str, name: str = "README.md") -> dict[str, Any]:
     return namespace
 
 
-def test_the_testing_kit_doctest_runs_and_passes() -> None:
-    result = doctest.testmod(chatcore.testing, optionflags=doctest.ELLIPSIS)
+@pytest.mark.parametrize("module", [chatcore.testing, factories], ids=lambda m: m.__name__)
+def test_the_testing_kit_doctests_run_and_pass(module: ModuleType) -> None:
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
 
-    assert result.attempted > 0, "the example in chatcore.testing's docstring did not run"
+    assert result.attempted > 0, f"the example in {module.__name__}'s docstring did not run"
     assert result.failed == 0
 
 

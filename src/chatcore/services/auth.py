@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from datetime import timedelta
 
-from attrs import define
+from attrs import define, field
 
 from chatcore import limits
 from chatcore.errors import Unauthorized
@@ -28,7 +28,7 @@ def hash_refresh_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-@define
+@define(kw_only=True)
 class AuthService:
     """Register, log in, refresh (rotating the refresh token) and log out."""
 
@@ -39,7 +39,7 @@ class AuthService:
     clock: Clock
     ids: IdGenerator
     refresh_ttl: timedelta = timedelta(days=30)
-    _dummy_hash: str | None = None
+    _dummy_hash: str | None = field(default=None, init=False)
 
     async def register(
         self, username: str, password: str, display_name: str | None = None

@@ -29,7 +29,7 @@ from chatcore.ports import (
 from chatcore.services.access import require_membership
 
 
-@define
+@define(kw_only=True)
 class ConversationViews:
     """Adds each viewer's read pointer and unread count to conversations, in batches."""
 
@@ -86,7 +86,7 @@ class ConversationViews:
         return list(await asyncio.gather(*(view(v) for v in viewers)))
 
 
-@define
+@define(kw_only=True)
 class ConversationService:
     """Get-or-create direct conversations, create groups, manage members, list."""
 
@@ -99,16 +99,19 @@ class ConversationService:
 
     async def open_direct(self, user_id: str, other_id: str) -> ConversationView:
         """The direct conversation between the two users, created on first use."""
-        conversation, created = await self.direct_conversation(user_id, other_id)
-        if created:
-            await self.notifier.conversation_updated(
-                await self.views.for_members(conversation, conversation.member_ids)
-            )
+        conversation = await self.ensure_direct(user_id, other_id)
         [view] = await self.views.for_viewer(user_id, [conversation])
         return view
 
-    async def direct_conversation(self, user_id: str, other_id: str) -> tuple[Conversation, bool]:
-        """Get or create the direct conversation; True if it was created now (not notified)."""
+    async def ensure_direct(self, user_id: str, other_id: str) -> Conversation:
+        """Get or create the direct conversation; when this call created it, both users
+        have been sent ``conversationUpdated`` before it returns."""
+        conversation, created = await self._get_or_create_direct(user_id, other_id)
+        if created:
+            await self._announce(conversation)
+        return conversation
+
+    async def _get_or_create_direct(self, user_id: str, other_id: str) -> tuple[Conversation, bool]:
         if other_id == user_id:
             raise ValidationFailed(
                 "a direct conversation needs another user", details={"field": "userId"}
@@ -137,11 +140,7 @@ class ConversationService:
         """A new group with the creator as a member. Unknown member ids: NotFound."""
         name = limits.group_name(name)
         members = list(dict.fromkeys([user_id, *member_ids]))
-        if len(members) > limits.GROUP_MAX_MEMBERS:
-            raise ValidationFailed(
-                f"a group has at most {limits.GROUP_MAX_MEMBERS} members",
-                details={"field": "memberIds"},
-            )
+        limits.group_size(len(members), "memberIds")
         await self._require_users(m for m in members if m != user_id)
         now = self.clock.now()
         conversation = Conversation(
@@ -154,9 +153,7 @@ class ConversationService:
             last_activity_at=now,
         )
         await self.conversations.create(conversation)
-        views = await self.views.for_members(conversation, conversation.member_ids)
-        await self.notifier.conversation_updated(views)
-        return next(v for v in views if v.viewer_id == user_id)
+        return _view_of(user_id, await self._announce(conversation))
 
     async def get(self, user_id: str, conversation_id: str) -> ConversationView:
         conversation = await require_membership(self.conversations, conversation_id, user_id)
@@ -189,18 +186,12 @@ class ConversationService:
         if conversation.has_member(new_member_id):
             [view] = await self.views.for_viewer(user_id, [conversation])
             return view
-        if len(conversation.member_ids) >= limits.GROUP_MAX_MEMBERS:
-            raise ValidationFailed(
-                f"a group has at most {limits.GROUP_MAX_MEMBERS} members",
-                details={"field": "userId"},
-            )
+        limits.group_size(len(conversation.member_ids) + 1, "userId")
         await self._require_users([new_member_id])
         updated = await self.conversations.add_member(conversation_id, new_member_id)
         if updated is None:
             raise NotFound("conversation not found")
-        views = await self.views.for_members(updated, updated.member_ids)
-        await self.notifier.conversation_updated(views)
-        return next(v for v in views if v.viewer_id == user_id)
+        return _view_of(user_id, await self._announce(updated))
 
     async def remove_member(self, user_id: str, conversation_id: str, member_id: str) -> None:
         """Leave a group (self), or remove another member (the group's creator only)."""
@@ -216,8 +207,16 @@ class ConversationService:
         if updated is None:
             raise NotFound("conversation not found")
         # The removed user hears of it too, so their clients can drop the conversation.
-        views = await self.views.for_members(updated, [*updated.member_ids, member_id])
+        await self._announce(updated, also=[member_id])
+
+    async def _announce(
+        self, conversation: Conversation, *, also: Iterable[str] = ()
+    ) -> list[ConversationView]:
+        """The one place that sends ``conversationUpdated``: to every member (and
+        ``also``), each with their own read pointer and unread count."""
+        views = await self.views.for_members(conversation, [*conversation.member_ids, *also])
         await self.notifier.conversation_updated(views)
+        return views
 
     async def _require_users(self, user_ids: Iterable[str]) -> None:
         wanted = set(user_ids)
@@ -227,3 +226,7 @@ class ConversationService:
         missing = sorted(wanted - found)
         if missing:
             raise NotFound("user not found", details={"userIds": missing})
+
+
+def _view_of(viewer_id: str, views: Iterable[ConversationView]) -> ConversationView:
+    return next(v for v in views if v.viewer_id == viewer_id)

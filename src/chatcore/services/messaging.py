@@ -30,7 +30,7 @@ class SyncResult:
     has_more: bool
 
 
-@define
+@define(kw_only=True)
 class MessageService:
     """Every path that creates or changes messages; notifies only after storing."""
 
@@ -75,14 +75,7 @@ class MessageService:
         # Validate before a conversation may be created, so bad input changes nothing.
         limits.message_body(body)
         limits.client_msg_id(client_msg_id)
-        conversation, created = await self.conversation_service.direct_conversation(
-            sender_id, receiver_id
-        )
-        if created:
-            views = await self.conversation_service.views.for_members(
-                conversation, conversation.member_ids
-            )
-            await self.notifier.conversation_updated(views)
+        conversation = await self.conversation_service.ensure_direct(sender_id, receiver_id)
         return await self.send(sender_id, conversation.id, body, client_msg_id)
 
     async def history(
@@ -146,13 +139,7 @@ class MessageService:
     async def sync(self, user_id: str, since: Mapping[str, int]) -> SyncResult:
         """Messages after each given seq, for the conversations the user belongs to;
         ids of other conversations are skipped (to them they don't exist)."""
-        if len(since) > limits.SYNC_MAX_CONVERSATIONS:
-            raise ValidationFailed(
-                f"since names at most {limits.SYNC_MAX_CONVERSATIONS} conversations",
-                details={"field": "since"},
-            )
-        for seq in since.values():
-            limits.seq(seq, "since")
+        limits.sync_since(since)
         found = await self.conversations.list_by_ids_for_member(user_id, since)
         by_id = {c.id: c for c in found}
         messages: list[Message] = []

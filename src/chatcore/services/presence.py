@@ -6,14 +6,12 @@ from collections.abc import Sequence
 
 from attrs import define
 
-from chatcore.errors import ValidationFailed
+from chatcore import limits
 from chatcore.models import Presence
 from chatcore.ports import Clock, ConversationRepository, Notifier, PresenceTracker, UserRepository
 
-MAX_PRESENCE_QUERY = 100
 
-
-@define
+@define(kw_only=True)
 class PresenceService:
     tracker: PresenceTracker
     users: UserRepository
@@ -58,11 +56,7 @@ class PresenceService:
 
     async def query(self, user_ids: Sequence[str]) -> list[Presence]:
         """Presence of the given users that exist, in the order asked."""
-        wanted = list(dict.fromkeys(user_ids))
-        if len(wanted) > MAX_PRESENCE_QUERY:
-            raise ValidationFailed(
-                f"ask for at most {MAX_PRESENCE_QUERY} users", details={"field": "userIds"}
-            )
+        wanted = limits.presence_query(user_ids)
         if not wanted:
             return []
         users = {u.id: u for u in await self.users.get_many(wanted)}

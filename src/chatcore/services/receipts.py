@@ -10,7 +10,7 @@ from chatcore.ports import Clock, ConversationRepository, Notifier, ReceiptRepos
 from chatcore.services.access import require_membership
 
 
-@define
+@define(kw_only=True)
 class ReceiptService:
     receipts: ReceiptRepository
     conversations: ConversationRepository

@@ -8,7 +8,7 @@ from chatcore.ports import ConversationRepository, Notifier
 from chatcore.services.access import require_membership
 
 
-@define
+@define(kw_only=True)
 class TypingService:
     conversations: ConversationRepository
     notifier: Notifier

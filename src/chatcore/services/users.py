@@ -11,7 +11,7 @@ from chatcore.models import Page, User
 from chatcore.ports import UserRepository
 
 
-@define
+@define(kw_only=True)
 class UserService:
     users: UserRepository
 

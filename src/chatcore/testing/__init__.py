@@ -21,7 +21,7 @@ from datetime import timedelta
 from attrs import frozen
 
 from chatcore.chat import Chat, Storage, build_chat
-from chatcore.presence import LocalPresenceTracker
+from chatcore.system import LocalPresenceTracker
 from chatcore.testing.fakes import (
     EPOCH,
     Event,

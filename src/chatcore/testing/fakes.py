@@ -12,6 +12,7 @@ from typing import Any
 from attrs import frozen
 
 from chatcore.errors import Unauthorized
+from chatcore.events import ServerEvent
 from chatcore.models import ConversationView, IssuedAccessToken, Message, ReadReceipt
 from chatcore.ports import AccessTokens, Clock, IdGenerator, Notifier, PasswordHasher
 from chatcore.system import truncate_to_millis
@@ -124,31 +125,33 @@ class RecordingNotifier(Notifier):
         self.events.append(Event(name, payload, tuple(recipient_ids)))
 
     async def message_created(self, message: Message, recipient_ids: Sequence[str]) -> None:
-        self._record("newMessage", message, recipient_ids)
+        self._record(ServerEvent.NEW_MESSAGE, message, recipient_ids)
 
     async def message_updated(self, message: Message, recipient_ids: Sequence[str]) -> None:
-        self._record("messageUpdated", message, recipient_ids)
+        self._record(ServerEvent.MESSAGE_UPDATED, message, recipient_ids)
 
     async def message_deleted(self, message: Message, recipient_ids: Sequence[str]) -> None:
-        self._record("messageDeleted", message, recipient_ids)
+        self._record(ServerEvent.MESSAGE_DELETED, message, recipient_ids)
 
     async def message_read(self, receipt: ReadReceipt, recipient_ids: Sequence[str]) -> None:
-        self._record("messageRead", receipt, recipient_ids)
+        self._record(ServerEvent.MESSAGE_READ, receipt, recipient_ids)
 
     async def typing(
         self, conversation_id: str, user_id: str, is_typing: bool, recipient_ids: Sequence[str]
     ) -> None:
         payload = {"conversationId": conversation_id, "userId": user_id, "isTyping": is_typing}
-        self._record("typing", payload, recipient_ids)
+        self._record(ServerEvent.TYPING, payload, recipient_ids)
 
     async def user_online(self, user_id: str, recipient_ids: Sequence[str]) -> None:
-        self._record("userOnline", {"userId": user_id}, recipient_ids)
+        self._record(ServerEvent.USER_ONLINE, {"userId": user_id}, recipient_ids)
 
     async def user_offline(
         self, user_id: str, last_seen_at: datetime, recipient_ids: Sequence[str]
     ) -> None:
-        self._record("userOffline", {"userId": user_id, "lastSeenAt": last_seen_at}, recipient_ids)
+        self._record(
+            ServerEvent.USER_OFFLINE, {"userId": user_id, "lastSeenAt": last_seen_at}, recipient_ids
+        )
 
     async def conversation_updated(self, views: Sequence[ConversationView]) -> None:
         for view in views:
-            self._record("conversationUpdated", view, (view.viewer_id,))
+            self._record(ServerEvent.CONVERSATION_UPDATED, view, (view.viewer_id,))

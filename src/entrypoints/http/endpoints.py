@@ -17,8 +17,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from chatcore import limits
 from chatcore.chat import Chat
 from chatcore.errors import Unauthorized
+from entrypoints.bearer import bearer_credentials
 from entrypoints.http.schemas import QueryParams, RequestBody
 from entrypoints.http.validation import parse_json_body, parse_query
 from entrypoints.runtime import Runtime
@@ -58,6 +60,11 @@ class Call:
         return self._user_id
 
     def path(self, name: str) -> str:
+        """An id in the path (``{id}``, ``{userId}``, ...), checked by ``limits.entity_id``."""
+        return limits.entity_id(self.path_text(name), name)
+
+    def path_text(self, name: str) -> str:
+        """A path parameter that is not an id, unchecked (its rule is the domain's)."""
         value: Any = self.request.path_params[name]
         return str(value)
 
@@ -149,9 +156,8 @@ def bearer_token(request: Request) -> str:
     header = request.headers.get("authorization")
     if not header:
         raise Unauthorized("missing bearer token")
-    scheme, _, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
+    token = bearer_credentials(header)
+    if token is None:
         raise Unauthorized("the Authorization header must be 'Bearer <accessToken>'")
     return token
 

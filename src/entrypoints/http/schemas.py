@@ -20,8 +20,8 @@ from pydantic.alias_generators import to_camel
 from chatcore import limits
 
 _CURSOR_MAX = 512
-# Seqs beyond what a JavaScript number holds exactly can't be meant (nor stored as int64).
-MAX_SEQ = 2**53 - 1
+# An id named in a body: the rule of chatcore.limits.entity_id, stated for the schema.
+EntityId = Annotated[str, Field(min_length=1, max_length=limits.MAX_ID_CHARS)]
 
 
 class RequestBody(BaseModel):
@@ -66,11 +66,11 @@ class CreateGroupBody(RequestBody):
         description="Only groups are created here; use POST /api/conversations/direct/{userId}.",
     )
     name: str = Field(examples=["Weekend plans"])
-    member_ids: list[str] = Field(default_factory=list, max_length=limits.GROUP_MAX_MEMBERS)
+    member_ids: list[EntityId] = Field(default_factory=list, max_length=limits.GROUP_MAX_MEMBERS)
 
 
 class AddMemberBody(RequestBody):
-    user_id: str
+    user_id: EntityId
 
 
 class SendMessageBody(RequestBody):
@@ -84,7 +84,7 @@ class SendMessageBody(RequestBody):
 
 class DirectSendBody(SendMessageBody):
     # Seed clients repeat the receiver in the body; accepted if it names the same user.
-    receiver_id: str | None = Field(default=None, description="Must match the path if given")
+    receiver_id: EntityId | None = Field(default=None, description="Must match the path if given")
 
 
 class EditMessageBody(RequestBody):
@@ -92,7 +92,9 @@ class EditMessageBody(RequestBody):
 
 
 class ReadBody(RequestBody):
-    up_to_seq: int = Field(ge=0, le=MAX_SEQ, description="Mark everything up to this seq as read.")
+    up_to_seq: int = Field(
+        ge=0, le=limits.MAX_SEQ, description="Mark everything up to this seq as read."
+    )
 
 
 class PageQuery(QueryParams):
@@ -106,10 +108,10 @@ class UserSearchQuery(PageQuery):
 
 class HistoryQuery(QueryParams):
     before: int | None = Field(
-        default=None, ge=0, le=MAX_SEQ, description="Messages with seq < before."
+        default=None, ge=0, le=limits.MAX_SEQ, description="Messages with seq < before."
     )
     after: int | None = Field(
-        default=None, ge=0, le=MAX_SEQ, description="Messages with seq > after."
+        default=None, ge=0, le=limits.MAX_SEQ, description="Messages with seq > after."
     )
     limit: int | None = Field(default=None, ge=1, le=limits.PAGE_LIMIT_MAX)
 

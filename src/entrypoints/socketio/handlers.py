@@ -23,9 +23,10 @@ import socketio
 from adapters.socketio_notifier import user_room
 from adapters.wire import message_json, receipt_json
 from chatcore.errors import ChatError
-from entrypoints import socket_payloads, socket_transport
+from entrypoints.bearer import bearer_credentials
 from entrypoints.error_codes import INTERNAL_ERROR
 from entrypoints.runtime import Runtime
+from entrypoints.socketio import payloads as socket_payloads
 
 logger = logging.getLogger(__name__)
 
@@ -52,11 +53,7 @@ def bearer_token(auth: Any, environ: Mapping[str, Any]) -> str | None:
             # Present but not a string is a malformed token, not a missing one.
             return token if isinstance(token, str) else ""
     header = environ.get("HTTP_AUTHORIZATION")
-    if isinstance(header, str):
-        scheme, _, credentials = header.strip().partition(" ")
-        if scheme.lower() == "bearer" and credentials.strip():
-            return credentials.strip()
-    return None
+    return bearer_credentials(header) if isinstance(header, str) else None
 
 
 def _refuse(code: str, message: str) -> socketio.exceptions.ConnectionRefusedError:
@@ -183,7 +180,7 @@ class SocketHandlers:
         cmd = socket_payloads.sync(args)
         result = await self._runtime.chat.messages.sync(user_id, cmd.since)
         ack: Ack = {"ok": True, "messages": [message_json(m) for m in result.messages]}
-        # Only when true (docs/decisions.md): the ack otherwise is exactly API.md's shape.
+        # Only when true (docs/decisions.md): the ack otherwise is exactly docs/api.md's shape.
         if result.has_more:
             ack["hasMore"] = True
         return ack
@@ -191,7 +188,6 @@ class SocketHandlers:
 
 def register_socket_handlers(sio: socketio.AsyncServer, runtime: Runtime) -> SocketHandlers:
     """Attach connect/disconnect and every client-to-server event of the contract."""
-    socket_transport.install()
     handlers = SocketHandlers(sio, runtime)
     handlers.register()
     return handlers

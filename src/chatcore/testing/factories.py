@@ -1,12 +1,22 @@
-"""Building domain objects for the contract suites: unique ids, millisecond times."""
+"""Domain objects for tests of storage adapters (the contract suites, the Mongo tests,
+benchmarks, an embedder's own repository): ids unique in the process that sort in
+creation order, and times at millisecond precision (what stores keep), from ``T0``.
+
+>>> from chatcore.testing import factories as make
+>>> room = make.group("u-1", "u-2", name="Team")
+>>> hello = make.message(room.id, "u-1", "hi", seconds=5)
+>>> (hello.conversation_id == room.id, hello.created_at - make.T0)
+(True, datetime.timedelta(seconds=5))
+"""
 
 from __future__ import annotations
 
 import itertools
 from datetime import timedelta
 
+from chatcore.chat import Storage
 from chatcore.models import Conversation, ConversationType, NewMessage, RefreshToken, User
-from chatcore.testing import EPOCH
+from chatcore.testing.fakes import EPOCH
 
 _counter = itertools.count(1)
 
@@ -20,6 +30,7 @@ def new_id(prefix: str) -> str:
 
 
 def at(seconds: float = 0) -> timedelta:
+    """``seconds`` after ``T0``, as an offset."""
     return timedelta(seconds=seconds)
 
 
@@ -33,6 +44,7 @@ def user(username: str, display_name: str | None = None, *, seconds: float = 0) 
 
 
 def group(*member_ids: str, name: str = "group", seconds: float = 0) -> Conversation:
+    """A group of ``member_ids``, created by the first one (not stored)."""
     created = T0 + at(seconds)
     return Conversation(
         id=new_id("c"),
@@ -46,6 +58,7 @@ def group(*member_ids: str, name: str = "group", seconds: float = 0) -> Conversa
 
 
 def direct(user_a: str, user_b: str, *, seconds: float = 0) -> Conversation:
+    """The direct conversation of two users (not stored)."""
     created = T0 + at(seconds)
     return Conversation(
         id=new_id("c"),
@@ -62,10 +75,11 @@ def message(
     conversation_id: str,
     sender_id: str,
     body: str = "hello",
-    *,
     client_msg_id: str | None = None,
+    *,
     seconds: float = 0,
 ) -> NewMessage:
+    """A message to append (``MessageRepository.append`` gives it its seq)."""
     return NewMessage(
         id=new_id("m"),
         conversation_id=conversation_id,
@@ -83,3 +97,10 @@ def refresh_token(user_id: str, *, expires_in: float = 3600) -> RefreshToken:
         created_at=T0,
         expires_at=T0 + at(expires_in),
     )
+
+
+async def stored_group(storage: Storage, *member_ids: str, name: str = "group") -> Conversation:
+    """A :func:`group`, created in ``storage``."""
+    conversation = group(*member_ids, name=name)
+    await storage.conversations.create(conversation)
+    return conversation

@@ -6,7 +6,8 @@ path, and plain ``type(...) is`` checks cost half of validating a strict model
 before the model even checks "conversationId or receiverId"). They check types
 and shapes only; the domain
 (``chatcore.limits``) owns the rules on lengths of bodies and ids, seq ranges
-and the like, so every edge applies the same ones.
+and the like, so every edge applies the same ones: ids through
+``limits.entity_id`` here, the rest in the services.
 
 Anything that is not what the contract describes (a missing field, a wrong
 type, a number where a string belongs, an operator dict such as
@@ -18,16 +19,12 @@ nothing here would read them.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any
 
 from attrs import frozen
 
 from chatcore import limits
 from chatcore.errors import ValidationFailed
-
-# JavaScript's Number.MAX_SAFE_INTEGER: a JS client cannot send a larger integer
-# exactly, and stores keep seqs as 64-bit integers, so anything above is refused here.
-MAX_SEQ: Final = 2**53 - 1
 
 
 @frozen
@@ -83,17 +80,14 @@ def _id(payload: dict[str, Any], field: str) -> str:
     value = payload.get(field)
     if type(value) is not str:
         raise _wrong_type(field, value, "a string")
-    if not 1 <= len(value) <= limits.MAX_ID_CHARS:
-        raise _invalid(field, f"{field} must be 1..{limits.MAX_ID_CHARS} characters")
-    return value
+    return limits.entity_id(value, field)
 
 
-def _seq(value: Any, field: str) -> int:
+def _int(value: Any, field: str) -> int:
     # ``type(...) is int`` also refuses True/False (bool subclasses int) and 3.0.
+    # The range is the domain's rule (limits.seq), checked by the service.
     if type(value) is not int:
         raise _wrong_type(field, value, "an integer")
-    if not 0 <= value <= MAX_SEQ:
-        raise _invalid(field, f"{field} must be an integer in 0..{MAX_SEQ}")
     return value
 
 
@@ -118,7 +112,7 @@ def send_message(args: tuple[Any, ...]) -> SendMessage:
 def read_message(args: tuple[Any, ...]) -> ReadMessage:
     """``{conversationId, upToSeq}``."""
     payload = _payload(args)
-    return ReadMessage(_id(payload, "conversationId"), _seq(payload.get("upToSeq"), "upToSeq"))
+    return ReadMessage(_id(payload, "conversationId"), _int(payload.get("upToSeq"), "upToSeq"))
 
 
 def typing(args: tuple[Any, ...]) -> Typing:
@@ -137,13 +131,8 @@ def sync(args: tuple[Any, ...]) -> Sync:
     since = payload.get("since")
     if type(since) is not dict:
         raise _wrong_type("since", since, "an object of conversationId to seq")
-    if len(since) > limits.SYNC_MAX_CONVERSATIONS:
-        raise _invalid(
-            "since", f"since names at most {limits.SYNC_MAX_CONVERSATIONS} conversations"
-        )
-    for conversation_id, seq in since.items():
-        # JSON object keys are always strings; only the length needs a check.
-        if not 1 <= len(conversation_id) <= limits.MAX_ID_CHARS:
-            raise _invalid("since", f"conversation ids must be 1..{limits.MAX_ID_CHARS} characters")
-        _seq(seq, "since")
+    # JSON object keys are always strings; how many, their lengths and the seq
+    # ranges are the domain's rules (limits.sync_since), checked by the service.
+    for seq in since.values():
+        _int(seq, "since")
     return Sync(since)
