@@ -99,6 +99,7 @@ async def test_pages_give_every_match_once(
         ({"q": "a", "limit": "ten"}, "limit"),
         ({"q": "a", "cursor": "not-a-cursor"}, "cursor"),
         ({"q[$gt]": ""}, "q"),
+        ({"q": "a", "conversationId": "c" * 65}, "conversationId"),
     ],
 )
 async def test_bad_input_is_a_validation_error(

@@ -40,6 +40,7 @@ class SearchService:
         size = limits.message_search_limit(limit)
         after = None if cursor is None else decode_search_cursor(cursor)
         if conversation_id is not None:
+            limits.entity_id(conversation_id, "conversationId")
             await require_membership(self.conversations, conversation_id, user_id)
         # One more than the page: whether a next page exists without an empty last one.
         found = await self.search.search(

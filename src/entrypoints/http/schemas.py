@@ -124,7 +124,7 @@ class MessageSearchQuery(QueryParams):
         ),
         examples=["lunch tom"],
     )
-    conversation_id: str | None = Field(
+    conversation_id: EntityId | None = Field(
         default=None, description="Only this conversation (404 if you are not a member)."
     )
     limit: int | None = Field(
