@@ -11,8 +11,8 @@ const PAGE_SIZE = 20;
 const HISTORY_PAGE = 100; // the most the history API returns at once
 const CONTEXT = 25; // messages shown before the one found
 // Opening at a message loads everything from just before it to the newest (the chat
-// keeps one contiguous run per conversation, which new messages extend). Further back
-// than this, the page shows the messages around it only, as a view that is not kept live.
+// keeps one contiguous run per conversation, which new messages extend), in at most this
+// many pages. Further back, the page shows one page from there, as a view not kept live.
 const MAX_TAIL_PAGES = 20;
 
 const $ = (id) => document.getElementById(id);
@@ -90,18 +90,24 @@ async function runSearch() {
 /** Open the message's conversation with the history around it, and point at it. */
 async function openAt(message) {
   const id = message.conversationId;
+  const newestSeq = ctx.state.conversations.get(id)?.lastSeq ?? message.seq;
+  // Close enough to the newest: load all of it, as one run the chat keeps live. Further
+  // back: one page around it, shown as a view that is not kept.
+  const pages = newestSeq - message.seq + CONTEXT <= MAX_TAIL_PAGES * HISTORY_PAGE
+    ? MAX_TAIL_PAGES : 1;
   // A fresh run for the conversation, registered before loading: messages arriving
   // meanwhile merge into it, as they do while the chat's own history loads.
   ctx.state.threads.delete(id);
   const thread = ctx.threadOf(id);
   let after = Math.max(message.seq - CONTEXT - 1, 0);
   let reachedNewest = false;
-  for (let pages = 0; pages < MAX_TAIL_PAGES && !reachedNewest; pages++) {
+  for (let page = 0; page < pages && !reachedNewest; page++) {
     const params = new URLSearchParams({ after: String(after), limit: String(HISTORY_PAGE) });
-    const page = await ctx.api("GET", `/api/conversations/${encodeURIComponent(id)}/messages?${params}`);
-    for (const m of page.messages) ctx.mergeIntoThread(thread, m);
-    reachedNewest = !page.hasMore;
-    after = page.messages.at(-1)?.seq ?? after;
+    const url = `/api/conversations/${encodeURIComponent(id)}/messages?${params}`;
+    const found = await ctx.api("GET", url);
+    for (const m of found.messages) ctx.mergeIntoThread(thread, m);
+    reachedNewest = !found.hasMore;
+    after = found.messages.at(-1)?.seq ?? after;
   }
   thread.hasMore = (thread.messages[0]?.seq ?? 1) > 1;
   thread.loaded = true;
