@@ -317,6 +317,7 @@ async def search(args: argparse.Namespace, children: Children, work: Path) -> di
         [
             *(str(executable), "--host", "127.0.0.1", "--port", str(port)),
             *("--storage-path", str(db_dir), "--log-level", "WARNING"),
+            *(("--cache-size", args.search_cache) if args.search_cache else ()),
         ],
     )
     await wait_tcp(db, port, 30)
