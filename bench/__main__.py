@@ -9,6 +9,8 @@ sockets over WebSocket). Scenarios:
   send->ack and send->delivery latency, lost messages.
 - idle: K authenticated idle sockets; server RSS per socket, connect rate.
 - http: history page and send over keep-alive HTTP (chatcore only).
+- limits: CPU per send with the rate limits off and on, in process (chatcore only;
+  ``--servers chatcore-memory,chatcore-memory+limits`` compares them end to end).
 - search: message search on 100,000 messages, SecantusDB and memory (bench/search.py).
 
 Each scenario prints a table and one ``JSON {...}`` line; a summary checks the
@@ -32,7 +34,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench import report
+from bench import rate_limits, report
 from bench import search as search_bench
 from bench.procs import Children, rss_mib
 from bench.runner import BASES, Server, ServerSpec, run_loadgen, running
@@ -48,7 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="short phases, 1,000 idle sockets only")
     p.add_argument("--servers", default=",".join(BASES), help="comma list; +plain/+deflate")
-    p.add_argument("--scenarios", default="delivery,idle,http,search")
+    p.add_argument("--scenarios", default="delivery,idle,http,limits,search")
     p.add_argument("--pairs", type=int, default=50)
     p.add_argument("--seconds", type=float, help="per measured delivery phase (8; quick 4)")
     p.add_argument(
@@ -71,7 +73,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--search-queries", type=int, help="runs of each search query (40; quick 15)")
     p.add_argument("--search-writes", type=int, default=300, help="sends per write-cost run")
     p.add_argument("--search-cache", help="SecantusDB --cache-size for the search data set")
-    p.add_argument("--budget", type=float, help="hard limit for the whole run (810 s; quick 300)")
+    p.add_argument("--budget", type=float, help="hard limit for the whole run (1500 s; quick 400)")
     p.add_argument("--keep-logs", action="store_true", help="keep the servers' logs")
     args = p.parse_args(argv)
     quick = args.quick
@@ -84,7 +86,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.http_seconds = args.http_seconds or (3.0 if quick else 8.0)
     args.search_messages = args.search_messages or (20_000 if quick else 100_000)
     args.search_queries = args.search_queries or (15 if quick else 40)
-    args.budget = args.budget or (300.0 if quick else 810.0)
+    args.budget = args.budget or (400.0 if quick else 1500.0)
     args.quiet = 1.5 if quick else 3.0  # longest wait for a quiet machine before a run
     args.deadline = time.monotonic() + args.budget
     args.specs = [ServerSpec.parse(s.strip()) for s in args.servers.split(",") if s.strip()]
@@ -128,6 +130,7 @@ async def delivery(args: argparse.Namespace, children: Children, work: Path) -> 
             out = await run_loadgen(children, server, config, within=timeout, quiet=args.quiet)
             for phase in out.result["phases"]:
                 phase["cpu"] = out.cpu.get(phase["name"], {})
+                phase["dbRequests"] = out.db_requests.get(phase["name"])
                 phase["unexpectedDisconnects"] = out.result["unexpectedDisconnects"]
             return list(out.result["phases"])
 
@@ -304,7 +307,10 @@ async def http_once(
 ) -> list[dict[str, Any]]:
     timeout = 60 + 3 * (args.http_seconds + args.warmup)
     out = await run_loadgen(children, server, config, within=timeout, quiet=args.quiet)
-    return [{**p, "cpu": out.cpu.get(p["name"], {})} for p in out.result["phases"]]
+    return [
+        {**p, "cpu": out.cpu.get(p["name"], {}), "dbRequests": out.db_requests.get(p["name"])}
+        for p in out.result["phases"]
+    ]
 
 
 # ---- ratios and targets ----
@@ -368,6 +374,8 @@ def targets(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, bool | N
         checks.append(
             ("zero lost or failed messages (every server, phase and run)", str(lost), lost == 0)
         )
+    checks += storage_targets(results)
+    checks += _limits_target(results)
     i = results.get("idle")
     if i:
         big = max(r["requested"] for r in i["rows"])
@@ -382,9 +390,85 @@ def targets(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, bool | N
     return checks
 
 
+def storage_targets(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, bool | None]]:
+    """Issue 14's targets for chatcore on SecantusDB with durable commits, each server
+    ``chatcore-secantus+durable...`` against its ``@<rev>`` twin where one ran."""
+    checks: list[tuple[str, str, bool | None]] = []
+    d = results.get("delivery", {}).get("servers", {})
+    for name, me in d.items():
+        if not name.startswith("chatcore-secantus") or "durable" not in name or "@" in name:
+            continue
+        closed = me["closed"]
+        rate = closed["deliveredPerSec"]
+        checks.append((f"{name} closed loop >= 800 msg/s", str(rate), rate >= 800))
+        per = report.per_item(closed, closed.get("acked"), rate)[1]
+        checks.append(
+            (
+                f"{name} db requests per message (closed loop)  <= 0.25",
+                str(per),
+                bool(per and per <= 0.25),
+            )
+        )
+        at50 = me["open"].get("50")
+        if at50:
+            p99 = at50["deliveryMs"]["p99"]
+            checks.append((f"{name} p99 delivery at 50 msg/s <= 20 ms", f"{p99} ms", p99 <= 20))
+        for twin, other in d.items():
+            if twin.startswith(f"{name}@"):
+                r = report.ratio(rate, other["closed"]["deliveredPerSec"])
+                checks.append((f"{name} closed loop vs {twin} >= 8x", f"{r}x", bool(r and r >= 8)))
+    h = results.get("http", {}).get("rows", [])
+    rows = {(r["server"], r["name"]): r["requestsPerSec"] for r in h}
+    for (server, kind), rate in rows.items():
+        if not server.startswith("chatcore-secantus") or "@" in server:
+            continue
+        goal = {"send": 4, "history": 2}.get(kind)
+        for (twin, twin_kind), twin_rate in rows.items():
+            if goal and twin_kind == kind and twin.startswith(f"{server}@"):
+                r = report.ratio(rate, twin_rate)
+                checks.append(
+                    (f"{server} HTTP {kind} vs {twin} >= {goal}x", f"{r}x", bool(r and r >= goal))
+                )
+    return checks
+
+
+def _limits_target(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, bool | None]]:
+    """What the limits add to a send (in process) against chatcore-memory's whole CPU per
+    message at the highest open-loop rate of the delivery scenario (end to end)."""
+    lim, d = results.get("limits"), results.get("delivery")
+    if not lim:
+        return []
+    added = lim["sendCpuUs"]["on"] - lim["sendCpuUs"]["off"]
+    mem = d["servers"].get("chatcore-memory") if d else None
+    if not mem or not mem["open"]:
+        return [("rate limits: CPU added per send", f"{added:.2f} us (no delivery run)", None)]
+    phase = mem["open"][max(mem["open"], key=int)]
+    per_msg = phase["cpu"].get("server", 0) * 10_000 / max(phase["deliveredPerSec"], 1)
+    pct = 100 * added / per_msg if per_msg else float("inf")
+    return [
+        (
+            "rate limits add <= 3 % CPU per send",
+            f"{added:.2f} us of {per_msg:.0f} us/msg = {pct:.1f} %",
+            pct <= 3,
+        )
+    ]
+
+
 # ---- main ----
 
-SCENARIOS = {"delivery": delivery, "idle": idle, "http": http, "search": search_bench.search}
+
+async def limits(args: argparse.Namespace, children: Children, work: Path) -> dict[str, Any]:
+    """CPU per send with the rate limits off and on, in this process (bench/rate_limits.py)."""
+    return await rate_limits.measure()
+
+
+SCENARIOS = {
+    "delivery": delivery,
+    "idle": idle,
+    "http": http,
+    "limits": limits,
+    "search": search_bench.search,
+}
 
 
 def print_scenario(rec: dict[str, Any]) -> None:
@@ -396,6 +480,9 @@ def print_scenario(rec: dict[str, Any]) -> None:
         print("\nratios (chatcore / bare; throughput higher is better, p99 lower is better)")
         for key, values in rec["ratios"].items():
             print(f"  {key}: " + ", ".join(f"{k} {v}x" for k, v in values.items()))
+    elif name == "limits":
+        print("\n== limits: CPU per send with the rate limits off and on (in process) ==")
+        print(rate_limits.table(rec))
     elif name == "search":
         print(f"\n== search: {rec['messages']} messages in {rec['conversations']} conversations ==")
         print(search_bench.table(rec))

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import httpx
 
+from entrypoints.settings import rate_limits_off_env
+
 PASSWORD = "correct horse battery"
 HISTORY_PAGE = 50
 SEEDED_MESSAGES = 200
@@ -64,6 +66,7 @@ async def server(backend: str, data_dir: Path) -> AsyncIterator[str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHATCORE_")}
     env["CHATCORE_LOG_LEVEL"] = "WARNING"
+    env.update(rate_limits_off_env())  # the benchmark sends bursts
     if backend == "memory":
         command = [sys.executable, __file__, "--serve", str(port), "--data-dir", str(data_dir)]
     else:

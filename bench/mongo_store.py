@@ -7,11 +7,15 @@ process on a free port with a temporary storage directory, and prints:
   counted with a pymongo CommandListener;
 - sends/s, one after another and from 10 concurrent tasks (into one conversation,
   and into 10 conversations);
+- commands per stored message and sends/s at 50 concurrent senders (one
+  conversation each, closed loop), with group commit, with one batch in flight
+  at a time, and with batches of one (``max_batch=1``: every send alone, today's cost);
 - history pages of 50 messages/s (range queries on (conversationId, seq));
 - conversation list pages of 50/s, as the service builds them (list + read
   pointers + unread counts), with the commands one page costs.
 
-Each timed phase runs for ``--seconds`` (default 3).
+Each timed phase runs for ``--seconds`` (default 3). ``--sync-on-commit`` starts
+SecantusDB with durable commits.
 """
 
 from __future__ import annotations
@@ -39,12 +43,15 @@ from pymongo.monitoring import (
     CommandSucceededEvent,
 )
 
-from adapters.mongo import MongoStore
+from adapters.mongo import MongoStore, ServerInfo
+from adapters.mongo.messages import MongoMessageRepository
+from chatcore.ports import MessageRepository
 from chatcore.services.conversations import ConversationViews
 from chatcore.testing import factories as make
 
 PAGE = 50
 CONCURRENCY = 10
+SENDERS = 50
 # Messages of a realistic size.
 BODY = "x" * 100
 
@@ -73,12 +80,13 @@ def _free_port() -> int:
 
 
 @contextmanager
-def secantus_server(storage: Path) -> Iterator[str]:
+def secantus_server(storage: Path, *args: str) -> Iterator[str]:
     """A SecantusDB child process for the duration of the block; yields its URI."""
     executable = Path(sys.executable).with_name("secantusd-py")
     command = [str(executable) if executable.exists() else "secantusd-py"]
     port = _free_port()
     command += ["--port", str(port), "--storage-path", str(storage), "--log-level", "WARNING"]
+    command += args
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
     try:
@@ -137,8 +145,8 @@ async def _commands(
     return (counter.count - before) / n
 
 
-def _row(label: str, value: float, unit: str) -> None:
-    print(f"  {label:<52} {value:>9.1f} {unit}")
+def _row(label: str, value: float, unit: str, digits: int = 1) -> None:
+    print(f"  {label:<52} {value:>9.{digits}f} {unit}")
 
 
 async def run(uri: str, seconds: float) -> None:
@@ -204,6 +212,30 @@ async def run(uri: str, seconds: float) -> None:
             "sends/s",
         )
 
+        print(f"{SENDERS} concurrent senders, one conversation each (closed loop)")
+        senders = [await make.stored_group(storage, f"s{i}", f"r{i}") for i in range(SENDERS)]
+        db = store.database
+        variants: list[tuple[str, MessageRepository]] = [
+            ("group commit", storage.messages),
+            (
+                "one batch in flight",
+                MongoMessageRepository(db, ServerInfo(db.client), max_in_flight=1),
+            ),
+            ("batches of one", MongoMessageRepository(db, ServerInfo(db.client), max_batch=1)),
+        ]
+        for label, messages in variants:
+            before, sent = counter.count, 0
+
+            async def send_one(t: int, messages: MessageRepository = messages) -> None:
+                nonlocal sent
+                await messages.append(make.message(senders[t].id, f"s{t}", BODY))
+                sent += 1
+
+            rate = await _concurrent_rate(seconds, SENDERS, send_one)
+            per_message = (counter.count - before) / sent
+            _row(f"{label}: commands per stored message", per_message, "", digits=3)
+            _row(f"{label}: sends/s", rate, "sends/s")
+
         print(f"history pages of {PAGE}")
         last = (await storage.conversations.get(chat.id) or chat).last_seq
 
@@ -233,10 +265,12 @@ async def run(uri: str, seconds: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each timed phase")
+    parser.add_argument("--sync-on-commit", action="store_true", help="durable commits")
     args = parser.parse_args()
     storage = Path(tempfile.mkdtemp(prefix="bench-secantus-"))
     try:
-        with secantus_server(storage / "data") as uri:
+        flags = ["--sync-on-commit"] if args.sync_on_commit else []
+        with secantus_server(storage / "data", *flags) as uri:
             print(f"SecantusDB child process at {uri}")
             started = time.perf_counter()
             asyncio.run(run(uri, args.seconds))

@@ -49,6 +49,8 @@ from typing import Any
 import httpx
 import socketio
 
+from entrypoints.settings import rate_limits_off_env
+
 REPO = Path(__file__).resolve().parent.parent
 JWT_SECRET = "bench-realtime-delivery-" + "s" * 40
 PASSWORD = "bench-password"
@@ -146,6 +148,7 @@ async def server_process(
         "PYTHONPATH": os.pathsep.join(
             [str(REPO), str(REPO / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
         ),
+        **rate_limits_off_env(),  # the benchmark sends bursts
     }
     env.pop("CHATCORE_MONGODB_URI", None)
     if mongodb_uri is not None:
@@ -273,10 +276,11 @@ async def connect_client(url: str, token: str) -> socketio.AsyncClient:
 
 
 async def make_pairs(
-    url: str, count: int, tally: Tally, receiver_url: str | None = None
+    url: str, count: int, tally: Tally, receiver_url: str | None = None, first_index: int = 0
 ) -> list[Pair]:
     """Register 2 x ``count`` users, open their direct conversations, connect them
-    (the receivers to ``receiver_url`` when given: another process of a cluster)."""
+    (the receivers to ``receiver_url`` when given: another process of a cluster).
+    Pairs are numbered from ``first_index`` (several calls may share one tally)."""
     receiver_url = receiver_url or url
     run = os.urandom(3).hex()
     async with httpx.AsyncClient(base_url=url, timeout=30.0) as http:
@@ -305,7 +309,7 @@ async def make_pairs(
     )
     pairs = []
     for n in range(count):
-        pair = Pair(n, conversations[n], sockets[2 * n], sockets[2 * n + 1])
+        pair = Pair(first_index + n, conversations[n], sockets[2 * n], sockets[2 * n + 1])
         pair.receiver.on("newMessage", tally.on_delivery)
         pairs.append(pair)
     return pairs

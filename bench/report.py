@@ -63,9 +63,21 @@ DELIVERY_HEADERS = [
     "srv CPU%",
     "srv CPU us/msg",
     "db CPU%",
+    "db CPU us/msg",
+    "db req/msg",
     "other/steal CPU%",
     "generator CPU, loop p99",
 ]
+
+
+def per_item(phase: dict[str, Any], count: float | None, rate: float | None) -> list[Any]:
+    """The database's CPU (us) and requests per message (or request) of a phase."""
+    db_cpu = _cpu(phase, "db")
+    requests = phase.get("dbRequests")
+    return [
+        db_cpu * 10_000 / rate if db_cpu and rate else None,
+        round(requests / count, 3) if requests is not None and count else None,
+    ]
 
 
 def _delivery_row(name: str, phase: dict[str, Any], msgs: str) -> list[Any]:
@@ -82,6 +94,7 @@ def _delivery_row(name: str, phase: dict[str, Any], msgs: str) -> list[Any]:
         server_cpu,
         per_msg,
         _cpu(phase, "db"),
+        *per_item(phase, phase.get("acked"), rate),
         _other(phase),
         gen_flag(phase),
     ]
@@ -185,6 +198,8 @@ def http_table(rows: Sequence[dict[str, Any]]) -> str:
             "non-2xx",
             "srv CPU%",
             "db CPU%",
+            "db CPU us/req",
+            "db req/req",
             "other/steal CPU%",
             "generator CPU, loop p99",
         ],
@@ -197,6 +212,7 @@ def http_table(rows: Sequence[dict[str, Any]]) -> str:
                 _failed_requests(r),
                 _cpu(r, "server"),
                 _cpu(r, "db"),
+                *per_item(r, r.get("requests"), r["requestsPerSec"]),
                 _other(r),
                 gen_flag(r),
             ]

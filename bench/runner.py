@@ -3,9 +3,17 @@
 A server name is a base name plus optional ``+flags``: ``chatcore-memory``,
 ``chatcore-secantus``, ``bare-python``, ``bare-node``; ``+plain`` (asyncio + h11
 instead of uvloop + httptools) and ``+deflate`` (WebSocket per-message
-deflate) apply to the Python ones, e.g. ``chatcore-memory+plain``;
+deflate) apply to the Python ones, e.g. ``chatcore-memory+plain``; ``+limits``
+(chatcore only) checks every rate limit on every action (otherwise they are off);
+``+stockfanout`` (chatcore only) puts python-socketio's own fan-out back (one
+Task per recipient socket) for a before/after comparison in one run;
 ``+standalone`` starts SecantusDB as a standalone server (no replica set, so
-chatcore's MongoDB adapter runs without transactions).
+chatcore's MongoDB adapter runs without transactions); ``+durable`` starts it
+with ``--sync-on-commit`` (an acknowledged write survives a crash of the database).
+
+A chatcore server name may end in ``@<git revision>`` (``chatcore-secantus@main``):
+that revision's ``src`` and ``bench`` are extracted (``git archive``) and the server
+runs from them, with the same virtualenv, so "before" and "after" run side by side.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import secrets
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,14 +30,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pymongo import AsyncMongoClient
+
 from bench.fixtures import Fixtures
 from bench.procs import Child, Children, CpuMeter, free_port, wait_http, wait_quiet, wait_tcp
 
 REPO = Path(__file__).resolve().parent.parent
 NODE_DIR = REPO / "bench" / "node"
 BASES = ("chatcore-memory", "chatcore-secantus", "bare-python", "bare-node")
-FLAGS = {"plain": "--plain", "deflate": "--ws-deflate"}
-DB_FLAGS = {"standalone": "--standalone"}
+FLAGS = {
+    "plain": "--plain",
+    "deflate": "--ws-deflate",
+    "limits": "--limits",
+    "stockfanout": "--stock-fanout",
+}
+CHATCORE_ONLY = ("limits", "stockfanout")
+DB_FLAGS = {"standalone": "--standalone", "durable": "--sync-on-commit"}
 START_TIMEOUT = 60.0
 
 
@@ -38,19 +55,26 @@ class ServerSpec:
     base: str
     flags: tuple[str, ...] = ()
     db_flags: tuple[str, ...] = ()
+    rev: str | None = None
 
     @classmethod
     def parse(cls, name: str) -> ServerSpec:
-        base, *mods = name.split("+")
+        plain, _, rev = name.partition("@")
+        base, *mods = plain.split("+")
         if base not in BASES or any(m not in FLAGS and m not in DB_FLAGS for m in mods):
             known = sorted([*FLAGS, *DB_FLAGS])
             raise ValueError(f"unknown server {name!r}: bases {BASES}, flags {known}")
         if mods and base == "bare-node":
             raise ValueError(f"{name}: +flags apply to the Python servers only")
+        if not base.startswith("chatcore") and any(m in CHATCORE_ONLY for m in mods):
+            raise ValueError(f"{name}: +limits/+stockfanout apply to the chatcore servers only")
         if base != "chatcore-secantus" and any(m in DB_FLAGS for m in mods):
-            raise ValueError(f"{name}: +standalone applies to chatcore-secantus only")
+            raise ValueError(f"{name}: +standalone/+durable apply to chatcore-secantus only")
+        if rev and not base.startswith("chatcore"):
+            raise ValueError(f"{name}: @revision applies to chatcore servers only")
         flags = tuple(FLAGS[m] for m in mods if m in FLAGS)
-        return cls(name, base, flags, tuple(DB_FLAGS[m] for m in mods if m in DB_FLAGS))
+        db_flags = tuple(DB_FLAGS[m] for m in mods if m in DB_FLAGS)
+        return cls(name, base, flags, db_flags, rev or None)
 
     @property
     def chatcore(self) -> bool:
@@ -63,7 +87,9 @@ class Server:
     url: str
     child: Child
     db: Child | None
+    db_uri: str | None = None
     fixtures: Fixtures = field(init=False)
+    _probe: AsyncMongoClient[dict[str, Any]] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.fixtures = Fixtures(self.url, chatcore=self.spec.chatcore)
@@ -73,6 +99,22 @@ class Server:
         if self.db is not None:
             groups["db"] = self.db.pid
         return groups
+
+    async def db_requests(self) -> int | None:
+        """Requests the database has received so far (``serverStatus``), if there is one.
+
+        Through one client kept open (see :meth:`close`): its own requests are this
+        call's and a monitoring ``hello`` about every 10 s."""
+        if self.db_uri is None:
+            return None
+        if self._probe is None:
+            self._probe = AsyncMongoClient(self.db_uri)
+        status = await self._probe.admin.command("serverStatus")
+        return int(status["network"]["numRequests"])
+
+    async def close(self) -> None:
+        if self._probe is not None:
+            await self._probe.close()
 
     def check_alive(self) -> None:
         for child in (self.child, self.db):
@@ -87,7 +129,12 @@ async def running(spec: ServerSpec, children: Children, work: Path) -> AsyncIter
     home = work / f"{spec.name}-{secrets.token_hex(3)}"
     home.mkdir(parents=True)
     env = {"PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+    if spec.rev:
+        tree = _tree_at(spec.rev, work)
+        # Before the editable install's path entry: that revision's code wins.
+        env["PYTHONPATH"] = f"{tree / 'src'}:{tree}"
     db: Child | None = None
+    uri: str | None = None
     server: Child | None = None
     try:
         if spec.base == "bare-node":
@@ -112,11 +159,43 @@ async def running(spec: ServerSpec, children: Children, work: Path) -> AsyncIter
         server = await children.start(spec.name, [*argv, *spec.flags], env=env, cwd=home)
         url = f"http://127.0.0.1:{port}"
         await wait_http(server, f"{url}/healthz", START_TIMEOUT)
-        yield Server(spec, url, server, db)
+        running_server = Server(spec, url, server, db, uri)
+        try:
+            yield running_server
+        finally:
+            await running_server.close()
     finally:
         for child in (server, db):
             if child is not None:
                 await children.stop(child)
+
+
+# Revision -> commit, resolved once per run: a branch that moves during the run
+# (main, while others merge) is measured at the same commit in every scenario.
+_COMMITS: dict[str, str] = {}
+
+
+def _tree_at(rev: str, work: Path) -> Path:
+    """``src`` and ``bench`` of git revision ``rev`` of this repository, extracted once."""
+    if rev not in _COMMITS:
+        _COMMITS[rev] = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--verify", f"{rev}^{{commit}}"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    commit = _COMMITS[rev]
+    tree = work / f"tree-{commit[:12]}"
+    if not tree.exists():
+        tree.mkdir()
+        archive = subprocess.run(
+            ["git", "-C", str(REPO), "archive", "--format=tar", commit, "src", "bench"],
+            check=True,
+            capture_output=True,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+        print(f"  .. {rev} is {commit[:12]}, extracted to {tree}", flush=True)
+    return tree
 
 
 async def _start_secantus(spec: ServerSpec, children: Children, home: Path) -> tuple[Child, str]:
@@ -137,6 +216,7 @@ class LoadResult:
     result: dict[str, Any]
     cpu: dict[str, dict[str, float]]  # phase name -> {"server"|"db"|"gen": CPU%}
     seconds: float
+    db_requests: dict[str, int] = field(default_factory=dict)  # phase name -> requests
 
 
 async def run_loadgen(
@@ -166,6 +246,7 @@ async def run_loadgen(
     )
     meters: dict[str, CpuMeter] = {}
     cpu: dict[str, dict[str, float]] = {}
+    requests: dict[str, int] = {}
     started = time.monotonic()
 
     async def follow() -> dict[str, Any]:
@@ -177,10 +258,16 @@ async def run_loadgen(
             if kind == "mark":
                 phase, _, edge = event["name"].rpartition(":")
                 if edge == "start":
+                    if (count := await server.db_requests()) is not None:
+                        requests[phase] = count
                     meters[phase] = CpuMeter({**server.cpu_groups(), "gen": gen.pid})
                     meters[phase].start()
                 else:
                     cpu[phase] = meters[phase].stop()
+                    end = await server.db_requests()
+                    if end is not None and phase in requests:
+                        # Less the end probe's own request (the start probe's is in both).
+                        requests[phase] = end - requests[phase] - 1
                 if on_mark is not None:
                     await on_mark(event["name"])
             elif kind == "wait" and on_wait is not None:
@@ -197,6 +284,6 @@ async def run_loadgen(
     try:
         result = await asyncio.wait_for(follow(), within + 10)
         server.check_alive()
-        return LoadResult(result, cpu, time.monotonic() - started)
+        return LoadResult(result, cpu, time.monotonic() - started, requests)
     finally:
         await children.stop(gen)

@@ -1,37 +1,46 @@
-"""Scale-out delivery: one chatcore process vs two sharing Redis, 50 sender/receiver pairs.
+"""Scale-out delivery: one chatcore process vs several sharing Redis, 50 sender/receiver pairs.
 
 Variants, each on fresh server processes (``bench.servers.chatcore_server``, the
-real app on uvicorn) and a redis-server of this script's own:
+real app on uvicorn) and a redis-server of this script's own. A name is
+``<n>proc`` plus flags:
 
 * ``1proc``: one process, no Redis (the single-process deployment);
-* ``1proc+redis``: one process with the Redis client manager (every emit is also
-  published to Redis; what the manager costs by itself);
-* ``2proc+redis``: senders connected to process A, receivers to process B: every
-  message crosses Redis pub/sub (A publishes, B receives and delivers).
+* ``1proc+redis``: one process with the Redis client manager: every recipient
+  is local, so this is what the manager costs by itself;
+* ``2proc+redis``, ``3proc+redis``: senders and receivers spread evenly, i.e.
+  every (sender process, receiver process) combination holds the same number of
+  pairs: 1/n of the messages stay on their process, the rest cross Redis;
+* ``+stock``: python-socketio's own managers instead of chatcore's (every emit
+  published on one channel that every process receives and decodes, one Task
+  per recipient socket): the before of issues 15 and 16, in the same run;
+* ``+idle``: one more process that holds no socket at all (it should spend
+  nothing on the traffic).
 
 Each pair is two users with a direct conversation; every sender sends in a
 closed loop (next message after the ack) for ``--seconds`` after a warm-up.
 Figures: delivered ``newMessage``/s at the receivers while measuring, send ->
 delivery latency p50/p99 (both clients live in this process: one clock), lost
 (acked, never delivered within ``DRAIN_SECONDS`` after the load stops), errors
-(failed or timed-out acks), the CPU of each process group (100% = one core) and
-the chatcore processes' CPU per delivered message (steadier than the rate when
-something else runs on the machine).
+(failed or timed-out acks), the CPU of each process (100% = one core), the
+chatcore processes' CPU per delivered message (steadier than the rate when
+something else runs on the machine) and, per process, the messages it received
+from Redis per second (read from each process's ``/metrics``).
 
 Storage: ``--storage memory`` (default) gives every process its own in-memory
-storage, which isolates the fan-out cost: users register on A, and receivers
-connect to B with A's tokens (same JWT secret; a socket needs no database
-lookup to connect); A stores the message and B only delivers it. ``--storage
-secantus`` puts every variant on one SecantusDB child (a fresh database each),
-as a real deployment shares its database.
+storage, which isolates the fan-out cost: a pair's users register on its
+sender's process, and the receiver connects to its own process with that
+process's token (same JWT secret; a socket needs no database lookup to
+connect); the sender's process stores the message, the receiver's only
+delivers it. ``--storage secantus`` puts every variant on one SecantusDB child
+(a fresh database each), as a real deployment shares its database.
 
 All processes run on 127.0.0.1 and share this machine's CPUs with the clients:
 on a small machine the figures are a floor and the ratio is what to read.
 
     python -m bench.scaleout_delivery
-    python -m bench.scaleout_delivery --storage secantus --pairs 20 --seconds 3
+    python -m bench.scaleout_delivery --variants 1proc,2proc+redis --pairs 20 --seconds 3
 
-The whole run is bounded (``--budget``, default 85 s).
+The whole run is bounded (``--budget``, default 200 s).
 """
 
 from __future__ import annotations
@@ -49,14 +58,31 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import socketio
 
 from bench.procs import Child, Children, CpuMeter, free_port, wait_http, wait_tcp
 from bench.realtime_delivery import Pair, Tally, make_pairs, percentile
+from entrypoints.settings import rate_limits_off_env
 
 REPO = Path(__file__).resolve().parent.parent
 JWT_SECRET = "bench-scaleout-delivery-" + "s" * 40
-VARIANTS = ("1proc", "1proc+redis", "2proc+redis")
+VARIANTS = (
+    "1proc",
+    "1proc+redis",
+    "1proc+redis+stock",
+    "2proc+redis",
+    "2proc+redis+stock",
+    "3proc+redis",
+    "2proc+redis+idle",
+)
+FLAGS = ("redis", "stock", "idle")
+# Redis messages a process received: routed ones (each carrying one or more emits) and
+# python-socketio's broadcast ones (one emit each).
+BROKER_METRICS = {
+    "routed": "chatcore_broker_routed_messages_received",
+    "broadcast": "chatcore_broker_broadcast_received",
+}
 WARMUP_SECONDS = 1.0
 DRAIN_SECONDS = 5.0
 ACK_TIMEOUT = 10.0
@@ -107,16 +133,37 @@ async def start_backing(children: Children, storage: str, work: Path) -> Backing
     return backing
 
 
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    processes: int  # processes holding sockets
+    redis: bool
+    stock: bool  # python-socketio's own managers
+    idle: bool  # one more process, holding no socket
+
+    @classmethod
+    def parse(cls, name: str) -> Variant:
+        head, *flags = name.split("+")
+        if not head.endswith("proc") or not head[:-4].isdigit() or set(flags) - set(FLAGS):
+            raise ValueError(f"bad variant {name!r}: <n>proc[+redis][+stock][+idle]")
+        n = int(head[:-4])
+        redis = "redis" in flags
+        if n < 1 or ((n > 1 or "idle" in flags or "stock" in flags) and not redis):
+            raise ValueError(f"{name}: several processes (or +stock, +idle) need +redis")
+        return cls(name, n, redis, "stock" in flags, "idle" in flags)
+
+
 async def start_servers(
-    children: Children, variant: str, backing: Backing, work: Path
+    children: Children, variant: Variant, backing: Backing, work: Path
 ) -> list[tuple[Child, str]]:
-    count = 2 if variant.startswith("2proc") else 1
+    count = variant.processes + variant.idle
     env = {
         "CHATCORE_JWT_SECRET": JWT_SECRET,
         "CHATCORE_LOG_LEVEL": "WARNING",
         "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "src")]),
+        **rate_limits_off_env(),  # the benchmark sends bursts
     }
-    if variant.endswith("+redis"):
+    if variant.redis:
         env["CHATCORE_REDIS_URL"] = backing.redis_url
         env["CHATCORE_REDIS_PREFIX"] = f"bench-{uuid.uuid4().hex[:8]}:"
     storage = "memory"
@@ -124,17 +171,18 @@ async def start_servers(
         storage = "mongo"
         env["CHATCORE_MONGODB_URI"] = backing.mongodb_uri
         env["CHATCORE_MONGODB_DATABASE"] = f"bench_scaleout_{uuid.uuid4().hex[:8]}"
+    stock = ["--stock-fanout", "--stock-redis"] if variant.stock else []
     servers = []
     for n in range(count):
         port = free_port()
-        name = f"{variant}-{'AB'[n]}"
+        name = f"{variant.name}-{'ABCDEFGH'[n]}"
         data_dir = work / name
         data_dir.mkdir()
         child = await children.start(
             name,
             [
                 *(sys.executable, "-m", "bench.servers.chatcore_server", "--port", str(port)),
-                *("--storage", storage, "--cheap-passwords"),
+                *("--storage", storage, "--cheap-passwords", *stock),
             ],
             env={**env, "CHATCORE_DATA_DIR": str(data_dir)},
             cwd=REPO,
@@ -142,6 +190,35 @@ async def start_servers(
         servers.append((child, f"http://127.0.0.1:{port}"))
     await asyncio.gather(*(wait_http(c, url + "/readyz", START_TIMEOUT) for c, url in servers))
     return servers
+
+
+async def spread_pairs(urls: Sequence[str], count: int, tally: Tally) -> list[Pair]:
+    """``count`` pairs, as many for every (sender process, receiver process) combination
+    as can be; each pair's users live on its sender's process."""
+    combos = [(s, r) for s in urls for r in urls]
+    pairs: list[Pair] = []
+    for k, (sender_url, receiver_url) in enumerate(combos):
+        share = count // len(combos) + (k < count % len(combos))
+        if share:
+            pairs += await make_pairs(
+                sender_url, share, tally, receiver_url=receiver_url, first_index=len(pairs)
+            )
+    return pairs
+
+
+async def broker_counts(urls: Sequence[str]) -> list[dict[str, float]]:
+    """Per process: messages received from Redis so far, by kind (0 without Redis)."""
+    counts = []
+    async with httpx.AsyncClient(timeout=10.0) as http:
+        for url in urls:
+            text = (await http.get(url + "/metrics")).text
+            values = dict.fromkeys(BROKER_METRICS, 0.0)
+            for line in text.splitlines():
+                for kind, metric in BROKER_METRICS.items():
+                    if line.startswith(metric + " "):
+                        values[kind] = float(line.split()[1])
+            counts.append(values)
+    return counts
 
 
 # -- the load -------------------------------------------------------------------------
@@ -177,26 +254,32 @@ class Result:
     p50_ms: float
     p99_ms: float
     cpu: dict[str, float]
+    # Per server process (A, B, ...): messages received from Redis per second.
+    received_per_sec: dict[str, float] = field(default_factory=dict)
+
+    def servers(self) -> dict[str, float]:
+        """CPU % of each chatcore process, by its letter."""
+        prefix = self.variant + "-"
+        return {n.removeprefix(prefix): p for n, p in self.cpu.items() if n.startswith(prefix)}
 
     @property
     def server_ms_per_message(self) -> float:
         """CPU of the chatcore processes (all of them) per delivered message, in ms:
         less sensitive than the rate to what else runs on the machine."""
-        servers = sum(pct for name, pct in self.cpu.items() if name.startswith(self.variant))
+        servers = sum(self.servers().values())
         return servers / 100 / self.rate * 1000 if self.rate else float("nan")
 
 
 async def run_variant(
-    variant: str, args: argparse.Namespace, backing: Backing, children: Children, work: Path
+    variant: Variant, args: argparse.Namespace, backing: Backing, children: Children, work: Path
 ) -> Result:
     servers = await start_servers(children, variant, backing, work)
     try:
-        sender_url = servers[0][1]
-        receiver_url = servers[-1][1]
+        urls = [url for _, url in servers]
         tally = Tally()
-        pairs = await make_pairs(sender_url, args.pairs, tally, receiver_url=receiver_url)
+        pairs = await spread_pairs(urls[: variant.processes], args.pairs, tally)
         groups = {child.name: child.pid for child, _ in servers}
-        if variant.endswith("+redis"):
+        if variant.redis:
             groups["redis"] = backing.groups["redis"]
         if "db" in backing.groups:
             groups["db"] = backing.groups["db"]
@@ -206,6 +289,7 @@ async def run_variant(
             stop_at = time.perf_counter() + WARMUP_SECONDS + args.seconds
             loops = asyncio.gather(*(_send_loop(p, tally, stop_at) for p in pairs))
             await asyncio.sleep(WARMUP_SECONDS)
+            received_before = await broker_counts(urls)
             meter.start()
             tally.measuring = True
             measured_from = time.perf_counter()
@@ -213,6 +297,7 @@ async def run_variant(
             tally.measuring = False
             elapsed = time.perf_counter() - measured_from
             cpu = meter.stop()
+            received_after = await broker_counts(urls)
             await loops
             tally.stop()
             with contextlib.suppress(TimeoutError):
@@ -225,8 +310,12 @@ async def run_variant(
     finally:
         for child, _ in servers:
             await children.stop(child)
+    received = {
+        "ABCDEFGH"[n]: sum(after.values()) - sum(before.values())
+        for n, (before, after) in enumerate(zip(received_before, received_after, strict=True))
+    }
     return Result(
-        variant=variant,
+        variant=variant.name,
         pairs=args.pairs,
         acked=tally.acked,
         delivered=tally.acked - len(tally.outstanding),
@@ -236,6 +325,7 @@ async def run_variant(
         p50_ms=percentile(tally.latencies, 0.50) * 1000,
         p99_ms=percentile(tally.latencies, 0.99) * 1000,
         cpu=cpu,
+        received_per_sec={k: v / elapsed for k, v in received.items()},
     )
 
 
@@ -245,7 +335,7 @@ async def run_variant(
 def print_table(results: list[Result], storage: str) -> None:
     print(f"\nScale-out delivery ({storage} storage): closed-loop senders, WebSocket")
     header = (
-        f"{'variant':<12} {'pairs':>5} {'acked':>7} {'deliv.':>7} {'lost':>4} {'err':>4} "
+        f"{'variant':<18} {'pairs':>5} {'acked':>7} {'deliv.':>7} {'lost':>4} {'err':>4} "
         f"{'deliv./s':>9} {'p50 ms':>7} {'p99 ms':>7} {'srv ms/msg':>10}  CPU % of one core"
     )
     print(header)
@@ -257,20 +347,30 @@ def print_table(results: list[Result], storage: str) -> None:
             if name != "steal" or pct >= 1
         )
         print(
-            f"{r.variant:<12} {r.pairs:>5} {r.acked:>7} {r.delivered:>7} {r.lost:>4} "
+            f"{r.variant:<18} {r.pairs:>5} {r.acked:>7} {r.delivered:>7} {r.lost:>4} "
             f"{r.errors:>4} {r.rate:>9.0f} {r.p50_ms:>7.1f} {r.p99_ms:>7.1f} "
-            f"{r.server_ms_per_message:>10.2f}  {cpu}"
+            f"{r.server_ms_per_message:>10.3f}  {cpu}"
         )
+    print("\nper process: CPU % of one core, messages received from Redis per second")
+    for r in results:
+        cpu = r.servers()
+        rows = ", ".join(
+            f"{name}: CPU {cpu.get(name, 0):.0f}%, Redis in {rate:.0f}/s"
+            for name, rate in r.received_per_sec.items()
+        )
+        print(f"  {r.variant:<18} {rows}")
     by_name = {r.variant: r for r in results}
-    two = by_name.get("2proc+redis")
     for base in ("1proc", "1proc+redis"):
         one = by_name.get(base)
-        if one is not None and two is not None and one.rate > 0:
-            cpu_ratio = two.server_ms_per_message / one.server_ms_per_message
+        if one is None or one.rate <= 0:
+            continue
+        for r in results:
+            if r is one or r.variant == "1proc":
+                continue
+            cpu_ratio = r.server_ms_per_message / one.server_ms_per_message
             print(
-                f"ratio 2proc+redis / {base}: delivered/s x{two.rate / one.rate:.2f}, "
-                f"p50 x{two.p50_ms / one.p50_ms:.2f}, p99 x{two.p99_ms / one.p99_ms:.2f}, "
-                f"server CPU per message x{cpu_ratio:.2f}"
+                f"ratio {r.variant} / {base}: delivered/s x{r.rate / one.rate:.2f}, "
+                f"p99 x{r.p99_ms / one.p99_ms:.2f}, server CPU per message x{cpu_ratio:.2f}"
             )
     print(f"({os.cpu_count()} CPUs shared by the clients, the servers, Redis and any database)")
 
@@ -285,8 +385,9 @@ async def main(args: argparse.Namespace) -> int:
         try:
             async with asyncio.timeout(args.budget):
                 backing = await start_backing(children, args.storage, work)
-                for variant in args.variants:
-                    print(f"running {variant} ({args.pairs} pairs, {args.seconds:g} s) ...")
+                for name in args.variants:
+                    print(f"running {name} ({args.pairs} pairs, {args.seconds:g} s) ...")
+                    variant = Variant.parse(name)
                     results.append(await run_variant(variant, args, backing, children, work))
         except TimeoutError:
             print(f"stopped: over the {args.budget:g} s budget", file=sys.stderr)
@@ -307,17 +408,19 @@ def _parser() -> argparse.ArgumentParser:
         "--variants",
         type=lambda s: [v for v in s.split(",") if v],
         default=list(VARIANTS),
-        help="comma-separated: " + ",".join(VARIANTS),
+        help="comma-separated <n>proc[+redis][+stock][+idle]; default " + ",".join(VARIANTS),
     )
-    parser.add_argument("--budget", type=float, default=85.0, help="seconds for the whole run")
+    parser.add_argument("--budget", type=float, default=200.0, help="seconds for the whole run")
     return parser
 
 
 def cli(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    unknown = set(args.variants) - set(VARIANTS)
-    if unknown:
-        _parser().error(f"unknown variants {sorted(unknown)}: choose from {', '.join(VARIANTS)}")
+    for name in args.variants:
+        try:
+            Variant.parse(name)
+        except ValueError as exc:
+            _parser().error(str(exc))
     try:
         import uvloop
     except ImportError:

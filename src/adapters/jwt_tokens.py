@@ -9,7 +9,7 @@ algorithm is refused like a tampered one.
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Final, Literal
 
 import jwt
@@ -62,6 +62,9 @@ class JwtAccessTokens(AccessTokens):
         return IssuedAccessToken(token=token, expires_in=int(self._ttl.total_seconds()))
 
     def verify(self, token: str) -> str:
+        return self.verify_expiring(token)[0]
+
+    def verify_expiring(self, token: str) -> tuple[str, datetime | None]:
         try:
             claims = jwt.decode(
                 token,
@@ -80,4 +83,4 @@ class JwtAccessTokens(AccessTokens):
         subject = claims.get("sub")
         if claims.get("typ") != ACCESS_TOKEN_TYPE or not isinstance(subject, str) or not subject:
             raise Unauthorized("invalid access token")
-        return subject
+        return subject, datetime.fromtimestamp(expires_at, UTC)

@@ -28,9 +28,13 @@ from chatcore.ports import Notifier
 logger = logging.getLogger(__name__)
 
 
+# The prefix of the rooms every connection of a user joins (routing reads it back).
+USER_ROOM_PREFIX = "user:"
+
+
 def user_room(user_id: str) -> str:
     """The room every connection of ``user_id`` joins."""
-    return f"user:{user_id}"
+    return USER_ROOM_PREFIX + user_id
 
 
 class SocketIONotifier(Notifier):

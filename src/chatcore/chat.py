@@ -16,10 +16,12 @@ from chatcore.ports import (
     Notifier,
     PasswordHasher,
     PresenceTracker,
+    RateLimiter,
     ReceiptRepository,
     RefreshTokenRepository,
     UserRepository,
 )
+from chatcore.rate_limits import RateLimits
 from chatcore.services import (
     AuthService,
     ConversationService,
@@ -31,7 +33,8 @@ from chatcore.services import (
     UserService,
 )
 from chatcore.services.conversations import ConversationViews
-from chatcore.system import SystemClock, TimeOrderedIdGenerator
+from chatcore.services.throttle import Throttle
+from chatcore.system import LocalRateLimiter, SystemClock, TimeOrderedIdGenerator
 
 
 @frozen(kw_only=True)
@@ -58,6 +61,8 @@ class Chat:
     presence: PresenceService
     typing: TypingService
     search: SearchService
+    # The rate limits; the services apply them, edges add the per-request ``api`` one.
+    throttle: Throttle
 
 
 def build_chat(
@@ -70,10 +75,19 @@ def build_chat(
     clock: Clock | None = None,
     ids: IdGenerator | None = None,
     refresh_ttl: timedelta = timedelta(days=30),
+    rate_limits: RateLimits | None = None,
+    rate_limiter: RateLimiter | None = None,
 ) -> Chat:
-    """Wire the services together; no I/O happens here."""
+    """Wire the services together; no I/O happens here.
+
+    ``rate_limits`` default to the public contract's; ``rate_limiter`` to counting
+    in this process (pass a shared one to limit across processes)."""
     clock = clock or SystemClock()
     ids = ids or TimeOrderedIdGenerator()
+    throttle = Throttle(
+        limiter=rate_limiter or LocalRateLimiter(clock),
+        limits=RateLimits() if rate_limits is None else rate_limits,
+    )
     views = ConversationViews(messages=storage.messages, receipts=storage.receipts)
     conversations = ConversationService(
         conversations=storage.conversations,
@@ -91,6 +105,7 @@ def build_chat(
             access_tokens=access_tokens,
             clock=clock,
             ids=ids,
+            throttle=throttle,
             refresh_ttl=refresh_ttl,
         ),
         users=UserService(users=storage.users),
@@ -103,6 +118,7 @@ def build_chat(
             notifier=notifier,
             clock=clock,
             ids=ids,
+            throttle=throttle,
         ),
         receipts=ReceiptService(
             receipts=storage.receipts,
@@ -117,6 +133,9 @@ def build_chat(
             notifier=notifier,
             clock=clock,
         ),
-        typing=TypingService(conversations=storage.conversations, notifier=notifier),
+        typing=TypingService(
+            conversations=storage.conversations, notifier=notifier, throttle=throttle
+        ),
         search=SearchService(search=storage.search, conversations=storage.conversations),
+        throttle=throttle,
     )

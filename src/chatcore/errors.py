@@ -6,7 +6,10 @@ that each edge (HTTP, Socket.IO) maps it to a status or an ack in one place.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from chatcore.rate_limits import Quota
 
 
 class ChatError(Exception):
@@ -60,13 +63,27 @@ class PayloadTooLarge(ChatError):
 
 
 class RateLimited(ChatError):
-    """Too many requests; ``retry_after`` seconds until the next is accepted."""
+    """Too many requests; ``retry_after`` seconds until the next is accepted.
+
+    ``limit`` names the limit (``send``, ``login``, ...) and ``quota`` is the
+    limiter's decision, for edges that publish it (HTTP ``RateLimit-*`` headers).
+    """
 
     code = "rate_limited"
 
-    def __init__(self, message: str, *, retry_after: float, details: Any = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float,
+        limit: str = "",
+        quota: Quota | None = None,
+        details: Any = None,
+    ) -> None:
         super().__init__(message, details=details)
         self.retry_after = retry_after
+        self.limit = limit
+        self.quota = quota
 
 
 class Unavailable(ChatError):

@@ -45,6 +45,13 @@ def _fail(field: str, message: str) -> ValidationFailed:
     return ValidationFailed(message, details={"field": field})
 
 
+def _no_nul(value: str, field: str) -> str:
+    # A NUL ends a C string: stores, logs and other clients may cut the text there.
+    if "\x00" in value:
+        raise _fail(field, f"{field} must not contain NUL characters")
+    return value
+
+
 def entity_id(value: str, field: str) -> str:
     """An id named by a client (conversation, message, user): 1..64 characters."""
     if not 1 <= len(value) <= MAX_ID_CHARS:
@@ -54,7 +61,7 @@ def entity_id(value: str, field: str) -> str:
 
 def message_body(body: str) -> str:
     """Trim and check a message body: 1..4000 characters after trimming."""
-    trimmed = body.strip()
+    trimmed = _no_nul(body, "body").strip()
     if not trimmed:
         raise _fail("body", "body must not be empty")
     if len(trimmed) > MAX_BODY_CHARS:
@@ -67,7 +74,7 @@ def client_msg_id(value: str | None) -> str | None:
         return None
     if not 1 <= len(value) <= MAX_CLIENT_MSG_ID_CHARS:
         raise _fail("clientMsgId", f"clientMsgId must be 1..{MAX_CLIENT_MSG_ID_CHARS} characters")
-    return value
+    return _no_nul(value, "clientMsgId")
 
 
 def username(value: str) -> str:
@@ -87,14 +94,14 @@ def password(value: str) -> str:
 
 
 def display_name(value: str) -> str:
-    trimmed = value.strip()
+    trimmed = _no_nul(value, "displayName").strip()
     if not 1 <= len(trimmed) <= DISPLAY_NAME_MAX:
         raise _fail("displayName", f"displayName must be 1..{DISPLAY_NAME_MAX} characters")
     return trimmed
 
 
 def group_name(value: str) -> str:
-    trimmed = value.strip()
+    trimmed = _no_nul(value, "name").strip()
     if not 1 <= len(trimmed) <= GROUP_NAME_MAX:
         raise _fail("name", f"name must be 1..{GROUP_NAME_MAX} characters")
     return trimmed

@@ -141,6 +141,13 @@ class RefreshToken:
     user_id: str
     created_at: datetime
     expires_at: datetime
+    # The login this token descends from through rotations ("": a family of its own):
+    # replaying a rotated-out token revokes the whole family.
+    family_id: str = ""
+
+    @property
+    def family(self) -> str:
+        return self.family_id or self.token_hash
 
 
 @frozen(kw_only=True)

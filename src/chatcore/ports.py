@@ -25,6 +25,7 @@ from chatcore.models import (
     RefreshToken,
     User,
 )
+from chatcore.rate_limits import Quota, Rate
 from chatcore.search import SearchPosition
 
 
@@ -189,11 +190,22 @@ class RefreshTokenRepository(Protocol):
     async def add(self, token: RefreshToken) -> None: ...
 
     async def consume(self, token_hash: str, now: datetime) -> RefreshToken | None:
-        """Atomically remove the token and return it if it existed and had not expired.
-        Of two concurrent consumes of the same token at most one gets it."""
+        """Atomically mark the token used and return it if it existed, was unused and had
+        not expired. Of two concurrent consumes of the same token at most one gets it.
+        A used token is kept (until it expires) so that a replay is recognised."""
         ...
 
-    async def revoke(self, token_hash: str) -> None: ...
+    async def find_used(self, token_hash: str) -> RefreshToken | None:
+        """The token if it was consumed before (rotated out) and is still kept."""
+        ...
+
+    async def revoke(self, token_hash: str, user_id: str) -> None:
+        """Revoke the token if it is ``user_id``'s (anyone else's stays valid)."""
+        ...
+
+    async def revoke_family(self, family: str) -> None:
+        """Revoke every token of a family (:attr:`RefreshToken.family`)."""
+        ...
 
     async def revoke_all_for_user(self, user_id: str) -> None: ...
 
@@ -214,6 +226,11 @@ class AccessTokens(Protocol):
     def verify(self, token: str) -> str:
         """The user id the token was issued for. Raises Unauthorized otherwise."""
         ...
+
+    def verify_expiring(self, token: str) -> tuple[str, datetime | None]:
+        """Like :meth:`verify`, and when the token stops being accepted (None: the
+        adapter can't tell), so that a long-lived connection can end with it."""
+        return self.verify(token), None
 
 
 class PresenceTracker(Protocol):
@@ -258,4 +275,25 @@ class Notifier(Protocol):
 
     async def conversation_updated(self, views: Sequence[ConversationView]) -> None:
         """Each view goes to its own viewer."""
+        ...
+
+
+class RateLimiter(Protocol):
+    """Counts actions per key against a :class:`~chatcore.rate_limits.Rate` (GCRA).
+
+    Guarantees: :meth:`acquire` decides and counts in one atomic step, so of any
+    number of concurrent callers (in this process, or in every process sharing the
+    limiter) at most ``rate.count`` get through a fresh key at once, then one per
+    ``rate.period / rate.count``. A refused action is not counted. Decisions follow
+    the injected Clock. A limiter shared across processes that loses its backend
+    falls back to counting per process (never refuses, never raises because of it).
+    """
+
+    async def acquire(self, key: str, rate: Rate) -> Quota:
+        """Count one action under ``key`` if ``rate`` allows it; the decision either way."""
+        ...
+
+    async def release(self, key: str, rate: Rate) -> None:
+        """Give back one action acquired earlier that turned out not to count
+        (an idempotent replay, a successful login). Never below an empty key."""
         ...

@@ -12,15 +12,14 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable
-from importlib.metadata import PackageNotFoundError, version
-from typing import cast
+from typing import Any, cast
 
 import socketio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 
 from entrypoints.container import Container
+from entrypoints.http.cors import EnvelopeCORSMiddleware
 from entrypoints.http.docs import docs_endpoints
 from entrypoints.http.endpoints import starlette_routes
 from entrypoints.http.errors import EXCEPTION_HANDLERS
@@ -32,8 +31,12 @@ from entrypoints.runtime import Runtime
 from entrypoints.settings import Settings
 from entrypoints.socketio import transport
 from entrypoints.socketio.handlers import register_socket_handlers
+from entrypoints.socketio.polling_guard import oversized_poll, refuse_oversized_poll
+from entrypoints.version import chatcore_version
 
 log = logging.getLogger("chatcore")
+
+SOCKETIO_PATH = "/socket.io/"
 
 
 class ChatcoreApp(socketio.ASGIApp):  # type: ignore[misc]  # socketio ships no types
@@ -45,6 +48,16 @@ class ChatcoreApp(socketio.ASGIApp):  # type: ignore[misc]  # socketio ships no 
     runtime: Runtime
     sio: socketio.AsyncServer
     http_app: Starlette
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        # Engine.IO would leave an oversized long-polling POST unanswered (polling_guard).
+        eio = self.sio.eio
+        if scope.get("path", "").startswith(SOCKETIO_PATH) and oversized_poll(
+            scope, eio.max_http_buffer_size
+        ):
+            await refuse_oversized_poll(scope, send, eio, eio.max_http_buffer_size)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings, *, container: Container | None = None) -> ChatcoreApp:
@@ -58,7 +71,7 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Cha
 
     endpoints = all_endpoints()
     endpoints += docs_endpoints(
-        lambda: openapi_document(endpoints, title="chatcore", version=_version())
+        lambda: openapi_document(endpoints, title="chatcore", version=chatcore_version())
     )
 
     @contextlib.asynccontextmanager
@@ -77,11 +90,17 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Cha
         middleware=[
             Middleware(RequestLog, metrics=runtime.metrics),
             Middleware(
-                CORSMiddleware,
+                EnvelopeCORSMiddleware,
                 allow_origins=list(settings.cors_origins),
                 allow_methods=["GET", "POST", "PATCH", "DELETE"],
                 allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
-                expose_headers=["X-Request-ID", "Retry-After"],
+                expose_headers=[
+                    "X-Request-ID",
+                    "Retry-After",
+                    "RateLimit-Limit",
+                    "RateLimit-Remaining",
+                    "RateLimit-Reset",
+                ],
                 max_age=600,
             ),
             Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
@@ -89,9 +108,11 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Cha
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
+    # `/api/users/me/` is not `/api/users/me`: a 404 in the envelope, not an empty 307.
+    http_app.router.redirect_slashes = False
     # Process-wide fixes of python-engineio's long-polling (see socketio/transport.py).
     transport.install()
-    register_socket_handlers(sio, runtime)
+    register_socket_handlers(sio, runtime, max_sockets_per_user=settings.max_sockets_per_user)
 
     app = ChatcoreApp(sio, other_asgi_app=http_app)
     app.container = container
@@ -99,10 +120,3 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Cha
     app.sio = sio
     app.http_app = http_app
     return app
-
-
-def _version() -> str:
-    try:
-        return version("chatcore")
-    except PackageNotFoundError:
-        return "0.0.0"

@@ -19,9 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
-from typing import Any
 
 import redis.asyncio as aioredis
 import socketio
@@ -32,68 +32,55 @@ from adapters.jwt_tokens import JwtAccessTokens
 from adapters.mongo import MongoStore, MongoTimeouts
 from adapters.mongo.backfill import SearchBackfill
 from adapters.passwords import Argon2PasswordHasher
-from adapters.redis import RedisPresenceTracker
+from adapters.redis import (
+    RedisPresenceTracker,
+    RedisRateLimiter,
+    RoutedRedisManager,
+    routes_channel,
+)
+from adapters.socketio_fanout import FanoutManager
 from adapters.socketio_notifier import SocketIONotifier
 from chatcore.chat import Chat, Storage, build_chat
 from chatcore.errors import ChatError, Unavailable
-from chatcore.ports import PresenceTracker
-from chatcore.system import LocalPresenceTracker, SystemClock, TimeOrderedIdGenerator
+from chatcore.ports import Clock, PresenceTracker, RateLimiter
+from chatcore.rate_limits import RateLimits
+from chatcore.system import (
+    LocalPresenceTracker,
+    LocalRateLimiter,
+    SystemClock,
+    TimeOrderedIdGenerator,
+)
+from entrypoints.client_address import Network, networks
 from entrypoints.metrics import Metrics
 from entrypoints.presence_upkeep import PresenceUpkeep
 from entrypoints.runtime import ReadinessProbe, Runtime
 from entrypoints.settings import Settings
+from entrypoints.socketio.server import ChatcoreSocketServer
 
 _log = logging.getLogger("chatcore.search")
 
 # Redis calls fail fast, so an outage is reported (503, unavailable) rather than waited out.
 _REDIS_TIMEOUTS = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
-# Longest wait between two attempts to subscribe again after losing Redis.
-_RESUBSCRIBE_MAX_SECONDS = 2.0
 
 
-class _RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]  # socketio ships no types
-    """python-socketio's Redis client manager, resubscribing promptly after an outage.
-
-    Upstream doubles its wait between attempts up to a minute: after Redis was
-    down for D seconds, this process would go on missing every other process's
-    emits for up to about D more seconds (pub/sub keeps nothing), while /readyz
-    already says ready. Here the wait stops growing at ``_RESUBSCRIBE_MAX_SECONDS``.
-    """
-
-    async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
-        retry_sleep = 0.25
-        while True:
-            try:
-                if self.pubsub is not None:
-                    with contextlib.suppress(Exception):
-                        await self.pubsub.aclose()  # don't leave a subscription behind
-                self._redis_connect()
-                await self.pubsub.subscribe(self.channel)
-                retry_sleep = 0.25
-                async for message in self.pubsub.listen():
-                    yield message
-            except Exception as exc:
-                self._get_logger().error(
-                    "Cannot receive from redis... retrying in %.2g secs",
-                    retry_sleep,
-                    extra={"redis_exception": str(exc)},
-                )
-                await asyncio.sleep(retry_sleep)
-                retry_sleep = min(retry_sleep * 2, _RESUBSCRIBE_MAX_SECONDS)
-
-
-def _socketio_server(settings: Settings) -> socketio.AsyncServer:
+def _socketio_server(settings: Settings, node_id: str) -> socketio.AsyncServer:
     origins: list[str] | str = settings.cors_origins or []
-    manager = None
+    manager: socketio.AsyncManager = FanoutManager()
     if settings.redis_url is not None:
-        # Emits reach this process's sockets directly and the others' through Redis
-        # pub/sub; with Redis down, local delivery still happens.
-        manager = _RedisManager(
+        # Emits reach this process's sockets directly and, through Redis, only the
+        # processes holding recipients; with Redis down, local delivery still happens.
+        manager = RoutedRedisManager(
             settings.redis_url,
-            channel=settings.redis_prefix + "socketio",
+            channel=_socketio_channel(settings),
+            node_id=node_id,
+            presence_prefix=_presence_prefix(settings),
             redis_options=dict(_REDIS_TIMEOUTS),
         )
-    return socketio.AsyncServer(
+    return ChatcoreSocketServer(
+        handshake_timeout=settings.socket_handshake_timeout_seconds,
+        max_handshaking=settings.max_unauthenticated_sockets,
+        # One event's packet: a body's worth (the HTTP limit) is plenty.
+        max_packet_bytes=settings.max_body_bytes,
         async_mode="asgi",
         client_manager=manager,
         # orjson for this server's packets only (see adapters.socketio_json).
@@ -114,7 +101,9 @@ async def _mongo_store(settings: Settings) -> AsyncIterator[MongoStore | None]:
     store = MongoStore(
         settings.mongodb_uri,
         database=settings.mongodb_database,
-        timeouts=MongoTimeouts(server_selection_ms=timeout, connect_ms=timeout, socket_ms=timeout),
+        timeouts=MongoTimeouts(
+            server_selection_ms=timeout, connect_ms=timeout, socket_ms=timeout, operation_ms=timeout
+        ),
     )
     await store.open()
     # Older messages become searchable in the background; start-up does not wait.
@@ -154,17 +143,60 @@ async def _redis_client(settings: Settings) -> AsyncIterator[aioredis.Redis | No
         await client.aclose()
 
 
+def _socketio_channel(settings: Settings) -> str:
+    return settings.redis_prefix + "socketio"
+
+
+def _presence_prefix(settings: Settings) -> str:
+    return settings.redis_prefix + "presence:"
+
+
+def _node_id() -> str:
+    """This process's id in Redis: its presence entries and its routed-emit channel."""
+    return uuid.uuid4().hex
+
+
+def _metrics(sio: socketio.AsyncServer) -> Metrics:
+    metrics = Metrics()
+    if isinstance(sio.manager, RoutedRedisManager):
+        metrics.watch_broker(sio.manager.counters)
+    return metrics
+
+
 def _redis_presence(
-    settings: Settings, client: aioredis.Redis | None
+    settings: Settings, client: aioredis.Redis | None, node_id: str
 ) -> RedisPresenceTracker | None:
     """The shared presence tracker, or None in single-process mode."""
     if client is None:
         return None
     return RedisPresenceTracker(
         client,
-        prefix=settings.redis_prefix + "presence:",
+        prefix=_presence_prefix(settings),
+        node_id=node_id,
         heartbeat_ttl=settings.presence_ttl_seconds,
+        routes_channel=routes_channel(_socketio_channel(settings)),
     )
+
+
+def _rate_limiter(
+    settings: Settings, client: aioredis.Redis | None, clock: Clock, metrics: Metrics
+) -> RateLimiter:
+    if client is None:
+        return LocalRateLimiter(clock)
+    return RedisRateLimiter(
+        client,
+        clock=clock,
+        prefix=settings.redis_prefix + "rate:",
+        on_fallback=metrics.rate_limiter_fell_back,
+    )
+
+
+def _rate_limits(settings: Settings) -> RateLimits:
+    return settings.rate_limits()
+
+
+def _trusted_proxies(settings: Settings) -> tuple[Network, ...]:
+    return networks(settings.trusted_proxies)
 
 
 def _presence(shared: RedisPresenceTracker | None) -> PresenceTracker:
@@ -253,10 +285,13 @@ class Container(containers.DeclarativeContainer):
     redis_client = providers.Resource(_redis_client, settings)
     readiness_probe = providers.Resource(_readiness_of, mongo_store, redis_client)
 
-    sio = providers.Singleton(_socketio_server, settings)
-    metrics = providers.Singleton(Metrics)
-    runtime = providers.Singleton(Runtime, metrics=metrics)
-    redis_presence = providers.Resource(_redis_presence, settings, redis_client)
+    node_id = providers.Singleton(_node_id)
+    sio = providers.Singleton(_socketio_server, settings, node_id)
+    metrics = providers.Singleton(_metrics, sio)
+    runtime = providers.Singleton(
+        Runtime, metrics=metrics, trusted_proxies=providers.Callable(_trusted_proxies, settings)
+    )
+    redis_presence = providers.Resource(_redis_presence, settings, redis_client, node_id)
     presence = providers.Resource(_presence, redis_presence)
     notifier = providers.Singleton(SocketIONotifier, sio, on_event=metrics.provided.event_emitted)
     passwords = providers.Singleton(Argon2PasswordHasher)
@@ -264,6 +299,8 @@ class Container(containers.DeclarativeContainer):
     clock = providers.Singleton(SystemClock)
     ids = providers.Singleton(TimeOrderedIdGenerator)
     access_tokens = providers.Singleton(_access_tokens, settings)
+    # Shared through Redis when it is configured, else per process.
+    rate_limiter = providers.Resource(_rate_limiter, settings, redis_client, clock, metrics)
 
     chat = providers.Resource(
         build_chat,
@@ -275,6 +312,8 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         ids=ids,
         refresh_ttl=providers.Callable(_refresh_ttl, settings),
+        rate_limits=providers.Callable(_rate_limits, settings),
+        rate_limiter=rate_limiter,
     )
     presence_upkeep = providers.Resource(_presence_upkeep, settings, redis_presence, chat)
     serving = providers.Resource(_serving, runtime, chat, readiness_probe, presence_upkeep)

@@ -8,17 +8,37 @@ Only this entrypoint module knows about it.
 The child never outlives the server: it is stopped when :meth:`stop` runs
 (normal shutdown, failed start, SIGINT/SIGTERM), and on Linux the kernel sends
 it SIGTERM should the server die without cleaning up (``PR_SET_PDEATHSIG``).
+
+Supervised: once :meth:`supervise` is called, a watcher thread reaps the child
+when it dies (no zombie) and starts it again on the same port and storage,
+with a back-off, until :meth:`stop`. Meanwhile requests get 503 and ``/readyz``
+says 503; the pymongo client reconnects by itself once the child answers.
+
+Durable and bounded by default: the child fsyncs its log on every commit
+(``--sync-on-commit``: an acknowledged write survives SIGKILL of the database,
+of the server, or both), its WiredTiger cache is capped (``cache_size``), and
+its oplog, which chatcore never reads (no change streams), is kept short. (That
+bounds its memory under plain writes; SecantusDB still grows with transactions:
+bench/RESULTS.md.)
+
+One server per data directory: :meth:`spawn` takes an exclusive lock on
+``data_dir/chatcore.lock`` first, so a second server fails at once with one
+clear line instead of a storage error from the child.
 """
 
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import importlib.util
+import logging
+import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,11 +48,25 @@ from typing import Final
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
+log = logging.getLogger("chatcore")
+
 EXECUTABLE: Final = "secantusd-py"
 CONFIG_FILE: Final = "secantusd.toml"
 LOG_FILE: Final = "secantusd.log"
+LOCK_FILE: Final = "chatcore.lock"
+DEFAULT_CACHE_SIZE: Final = "128M"
 _PORT_ATTEMPTS: Final = 3
 _PR_SET_PDEATHSIG: Final = 1
+# chatcore opens no change stream: a short oplog is all the embedded server needs.
+_OPLOG_FLAGS: Final = ("--oplog-max-entries", "10000", "--oplog-retention-seconds", "600")
+# Restart back-off of the supervisor: doubles from the first to the last, and is
+# reset once the child has run for _STABLE_SECONDS.
+_RESTART_DELAYS: Final = (0.2, 0.5, 1.0, 2.0, 5.0)
+_STABLE_SECONDS: Final = 30.0
+_RESTART_READY_TIMEOUT: Final = 60.0
+# A clean stop takes ~3 s; one that hangs (e.g. after a stall) is killed, which loses
+# nothing acknowledged: every commit is on disk (--sync-on-commit).
+_STOP_SECONDS: Final = 5.0
 
 _CONFIG_TEMPLATE: Final = """\
 # Settings of the embedded SecantusDB that `chatcore serve` starts (see `secantusd-py --help`).
@@ -42,6 +76,10 @@ _CONFIG_TEMPLATE: Final = """\
 
 class EmbeddedDatabaseError(RuntimeError):
     """The embedded database is missing, or could not be started."""
+
+
+class DataDirInUse(EmbeddedDatabaseError):
+    """Another server already runs on this data directory."""
 
 
 def missing_reason() -> str | None:
@@ -79,14 +117,29 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
 class EmbeddedDatabase:
     """A ``secantusd-py`` child on a free loopback port, storing under ``data_dir/db``."""
 
-    def __init__(self, data_dir: Path, *, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        host: str = "127.0.0.1",
+        sync_on_commit: bool = True,
+        cache_size: str = DEFAULT_CACHE_SIZE,
+    ) -> None:
         self.data_dir = data_dir
         self.host = host
+        self.sync_on_commit = sync_on_commit
+        self.cache_size = cache_size
         self.storage_path = data_dir / "db"
         self.log_path = data_dir / LOG_FILE
         self.config_path = data_dir / CONFIG_FILE
+        self.lock_path = data_dir / LOCK_FILE
         self.port: int | None = None
+        self.restarts = 0
         self._process: subprocess.Popen[bytes] | None = None
+        self._lock_fd: int | None = None
+        self._stopping = threading.Event()
+        self._guard = threading.Lock()  # _process, between the watcher and stop()
+        self._watcher: threading.Thread | None = None
 
     @property
     def uri(self) -> str:
@@ -109,6 +162,8 @@ class EmbeddedDatabase:
         if reason is not None:
             raise EmbeddedDatabaseError(reason)
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_data_dir()
+        log.info("starting the embedded database under %s", self.storage_path)
         if not self.config_path.exists():
             # An explicit --config also stops secantusd-py from picking up a stray
             # ./secantusd.toml or ~/.secantus/secantusd.toml.
@@ -126,7 +181,12 @@ class EmbeddedDatabase:
         """
         deadline = time.monotonic() + timeout
         for attempt in range(1, _PORT_ATTEMPTS + 1):
-            if self._wait_until_ready(deadline, cancelled):
+            try:
+                ready = self._wait_until_ready(deadline, cancelled)
+            except EmbeddedDatabaseError:
+                self.stop()
+                raise
+            if ready:
                 return self.uri
             if attempt == _PORT_ATTEMPTS:
                 break
@@ -135,14 +195,36 @@ class EmbeddedDatabase:
             f"the embedded database did not start (log: {self.log_path}):\n{self._log_tail()}"
         )
 
-    def _spawn(self) -> None:
-        self.port = free_port(self.host)
+    def _lock_data_dir(self) -> None:
+        if self._lock_fd is not None:
+            return
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            # Released by the kernel when this process ends, however it ends.
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise DataDirInUse(
+                f"the data directory {self.data_dir} is in use by another chatcore server"
+            ) from None
+        self._lock_fd = fd
+
+    def _unlock_data_dir(self) -> None:
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            os.close(fd)  # closing releases the lock
+
+    def _spawn(self, port: int | None = None) -> None:
+        self.port = port or free_port(self.host)
         command = [
             str(_executable()),
             *("--config", str(self.config_path)),
             *("--host", self.host, "--port", str(self.port)),
             *("--storage-path", str(self.storage_path)),
             *("--log-level", "WARNING"),
+            *("--cache-size", self.cache_size),
+            *_OPLOG_FLAGS,
+            *(("--sync-on-commit",) if self.sync_on_commit else ()),
         ]
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
@@ -157,9 +239,12 @@ class EmbeddedDatabase:
             )
 
     def _wait_until_ready(self, deadline: float, cancelled: Callable[[], bool]) -> bool:
-        """True once it answers; False if it exited. Raises on timeout or cancel."""
-        process = self._process
-        assert process is not None
+        """True once it answers; False if it exited. Raises on timeout or cancel (the
+        caller decides what to stop)."""
+        with self._guard:
+            process = self._process
+        if process is None:
+            raise EmbeddedDatabaseError("the embedded database was stopped")
         client: MongoClient[dict[str, object]] = MongoClient(
             self.uri, serverSelectionTimeoutMS=250, connectTimeoutMS=250
         )
@@ -168,30 +253,88 @@ class EmbeddedDatabase:
                 if process.poll() is not None:
                     return False
                 if cancelled():
-                    self.stop()
                     raise EmbeddedDatabaseError("startup cancelled")
                 try:
                     client.admin.command("ping")
                     return True
                 except PyMongoError:
                     if time.monotonic() > deadline:
-                        self.stop()
                         raise EmbeddedDatabaseError(
                             f"the embedded database did not answer in time "
                             f"(log: {self.log_path}):\n{self._log_tail()}"
                         ) from None
 
-    def stop(self, timeout: float = 20.0) -> None:
-        """Stop the child cleanly (SIGTERM), killing it if it takes longer than ``timeout``."""
-        process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
+    def supervise(self) -> None:
+        """Restart the child whenever it dies, until :meth:`stop` (a daemon thread)."""
+        if self._watcher is None:
+            self._watcher = threading.Thread(
+                target=self._watch, name="embedded-db-supervisor", daemon=True
+            )
+            self._watcher.start()
+
+    def _watch(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            with self._guard:
+                process = self._process
+            if process is None:
+                return
+            started = time.monotonic()
+            code = process.wait()  # reaps it: no zombie
+            if self._stopping.is_set():
+                return
+            if time.monotonic() - started > _STABLE_SECONDS:
+                failures = 0
+            delay = _RESTART_DELAYS[min(failures, len(_RESTART_DELAYS) - 1)]
+            failures += 1
+            log.error(
+                "the embedded database (pid %s) exited with status %s; restarting it in %.1f s",
+                process.pid,
+                code,
+                delay,
+            )
+            if self._stopping.wait(delay):
+                return
+            self._restart()
+
+    def _restart(self) -> None:
+        with self._guard:
+            if self._stopping.is_set():
+                return
+            # The same port: the server's client keeps its URI and reconnects by itself.
+            self._spawn(self.port)
+            process = self._process
+        assert process is not None
+        deadline = time.monotonic() + _RESTART_READY_TIMEOUT
         try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            if self._wait_until_ready(deadline, self._stopping.is_set):
+                self.restarts += 1
+                log.warning("the embedded database is back (pid %s)", process.pid)
+        except EmbeddedDatabaseError as exc:
+            if not self._stopping.is_set():
+                # Killed, the watcher sees it exit and tries again after the next delay.
+                log.error("the embedded database did not come back: %s", exc)
+                process.kill()
+
+    def stop(self, timeout: float = _STOP_SECONDS) -> None:
+        """Stop the child cleanly (SIGTERM), killing it if it takes longer than ``timeout``;
+        stops the supervisor first and releases the data directory."""
+        self._stopping.set()
+        with self._guard:
+            process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            # A stopped (SIGSTOP) child would hold the SIGTERM until the timeout.
+            process.send_signal(signal.SIGCONT)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        watcher = self._watcher
+        if watcher is not None and watcher is not threading.current_thread():
+            watcher.join(timeout)
+        self._unlock_data_dir()
 
     def _log_tail(self, chars: int = 2000) -> str:
         try:

@@ -10,6 +10,7 @@ import math
 from typing import Final
 
 from chatcore.errors import ChatError, RateLimited
+from chatcore.rate_limits import Quota
 
 INTERNAL_ERROR: Final = "internal_error"
 # Routing-level codes the domain never raises (unknown path, wrong method).
@@ -36,7 +37,21 @@ def status_for(code: str) -> int:
 
 
 def error_headers(error: ChatError) -> dict[str, str]:
-    """Extra response headers an error calls for (``Retry-After`` on rate_limited)."""
+    """Extra response headers an error calls for (``Retry-After`` and ``RateLimit-*``
+    on rate_limited)."""
     if isinstance(error, RateLimited):
-        return {"Retry-After": str(max(1, math.ceil(error.retry_after)))}
+        headers = {"Retry-After": str(max(1, math.ceil(error.retry_after)))}
+        if error.quota is not None:
+            headers.update(rate_limit_headers(error.quota))
+        return headers
     return {}
+
+
+def rate_limit_headers(quota: Quota) -> dict[str, str]:
+    """``RateLimit-Limit``, ``-Remaining`` and ``-Reset`` (whole seconds until the
+    limit is full again) of a limiter's decision."""
+    return {
+        "RateLimit-Limit": str(quota.limit),
+        "RateLimit-Remaining": str(quota.remaining),
+        "RateLimit-Reset": str(math.ceil(quota.reset_after)),
+    }

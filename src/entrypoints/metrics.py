@@ -14,6 +14,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from adapters.redis.routing import BrokerCounters
 from chatcore.events import ServerEvent
 
 # Route label of requests that matched no route: one series, whatever the path.
@@ -51,6 +52,38 @@ class Metrics:
             "Messages stored (idempotent replays not counted).",
             registry=self.registry,
         )
+        self.rate_limited = Counter(
+            "chatcore_rate_limited",
+            "Actions refused for a rate limit, by limit and action (route or event).",
+            ["limit", "action"],
+            registry=self.registry,
+        )
+        self.rate_limiter_fallbacks = Counter(
+            "chatcore_rate_limiter_fallbacks",
+            "Rate-limit decisions taken in this process because Redis did not answer.",
+            registry=self.registry,
+        )
+
+    def refused(self, limit: str, action: str) -> None:
+        """An action refused for a rate limit (``limit``: send, login, ...)."""
+        self.rate_limited.labels(limit, action).inc()
+
+    def rate_limiter_fell_back(self) -> None:
+        self.rate_limiter_fallbacks.inc()
+
+    def watch_broker(self, counters: BrokerCounters) -> None:
+        """Expose what this process exchanged with the Redis broker (routed emits)."""
+        for name, doc in (
+            ("routed_published", "Routed emits published to other processes (one per target)."),
+            ("routed_received", "Routed emits received from other processes."),
+            ("routed_messages_published", "Redis messages carrying routed emits, sent."),
+            ("routed_messages_received", "Redis messages carrying routed emits, received."),
+            ("route_lookups", "Route lookups in Redis (route cache misses)."),
+            ("broadcast_published", "Emits published to every process (not user rooms)."),
+            ("broadcast_received", "Emits received that were published to every process."),
+        ):
+            gauge = Gauge(f"chatcore_broker_{name}", doc, registry=self.registry)
+            gauge.set_function(lambda name=name: float(getattr(counters, name)))  # type: ignore[misc]
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         labels = (method, route, str(status))

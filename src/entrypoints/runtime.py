@@ -12,10 +12,21 @@ from attrs import define, field
 
 from chatcore.chat import Chat
 from chatcore.errors import Unavailable
+from entrypoints.client_address import Network
 from entrypoints.metrics import Metrics
 
 # Raises chatcore.errors.Unavailable when the store does not answer.
 ReadinessProbe = Callable[[], Awaitable[None]]
+
+
+@define
+class InFlight:
+    """How many socket events are being handled right now (a drain waits for 0).
+
+    A plain counter: the hot path pays an increment and a decrement, no await.
+    """
+
+    count: int = 0
 
 
 @define
@@ -24,6 +35,12 @@ class Runtime:
     metrics: Metrics = field(factory=Metrics)
     # None: nothing external to check (in-memory storage).
     readiness_probe: ReadinessProbe | None = None
+    # Set by a graceful shutdown (entrypoints/drain.py): new sockets are refused and
+    # new socket events answered `unavailable`; those already running finish.
+    draining: bool = False
+    in_flight: InFlight = field(factory=InFlight)
+    # Proxies whose X-Forwarded-For names the client (CHATCORE_TRUSTED_PROXIES).
+    trusted_proxies: tuple[Network, ...] = ()
 
     @property
     def chat(self) -> Chat:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import secrets
 import tempfile
@@ -13,8 +14,18 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from adapters.jwt_tokens import MIN_SECRET_BYTES
+from chatcore.rate_limits import RateLimits, parse_rate
 
 JWT_SECRET_FILE = "jwt-secret"
+
+# The five rate-limit settings (each "<count>/<seconds>s" or "off").
+RATE_LIMIT_SETTINGS = ("rate_send", "rate_login", "rate_register", "rate_api", "rate_typing")
+
+
+def rate_limits_off_env() -> dict[str, str]:
+    """``CHATCORE_RATE_*=off`` for all five: servers under load tests and benchmarks."""
+    return {f"CHATCORE_{name.upper()}": "off" for name in RATE_LIMIT_SETTINGS}
+
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
@@ -50,10 +61,53 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     # WebSocket per-message deflate (RFC 7692) in `chatcore serve`; see bench/RESULTS.md.
     ws_per_message_deflate: bool = False
+    # `chatcore serve` on SIGTERM/SIGINT: drain, then stop, within this many seconds.
+    shutdown_grace_seconds: float = Field(default=10.0, ge=1, le=300)
+    # The embedded database: fsync on every commit (acknowledged = survives a crash),
+    # and its WiredTiger cache size, e.g. 128M, 1G (bench/RESULTS.md: its memory).
+    embedded_sync_on_commit: bool = True
+    embedded_cache_size: str = Field(default="128M", pattern=r"^[1-9][0-9]*[KMG]$")
+    # Rate limits of the public contract (API.md v1.1): "<count>/<seconds>s" or "off".
+    rate_send: str = "30/10s"
+    rate_login: str = "10/60s"
+    rate_register: str = "20/60s"
+    rate_api: str = "600/60s"
+    rate_typing: str = "20/10s"
+    # Sockets one user may hold open on one server process (tabs, devices).
+    max_sockets_per_user: int = Field(default=20, ge=1)
+    # Engine.IO sessions must complete an authenticated connect within this many seconds,
+    # and at most this many may be waiting to at once (per process).
+    socket_handshake_timeout_seconds: float = Field(default=10.0, gt=0)
+    max_unauthenticated_sockets: int = Field(default=1000, ge=1)
+    # Proxies (CIDRs, comma-separated) whose X-Forwarded-For names the client; default none.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("rate_send", "rate_login", "rate_register", "rate_api", "rate_typing")
     @classmethod
-    def _split_origins(cls, value: object) -> object:
+    def _check_rate(cls, value: str) -> str:
+        parse_rate(value)  # raises ValueError with what a rate looks like
+        return value.strip()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            ipaddress.ip_network(cidr, strict=False)  # ValueError names the bad one
+        return value
+
+    def rate_limits(self) -> RateLimits:
+        """The five ``rate_*`` settings as the domain's limits (None where ``off``)."""
+        return RateLimits(
+            send=parse_rate(self.rate_send),
+            login=parse_rate(self.rate_login),
+            register=parse_rate(self.rate_register),
+            api=parse_rate(self.rate_api),
+            typing=parse_rate(self.rate_typing),
+        )
+
+    @field_validator("cors_origins", "trusted_proxies", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
         # Comma-separated in the environment: CHATCORE_CORS_ORIGINS=https://a,https://b
         if isinstance(value, str):
             return [o.strip() for o in value.split(",") if o.strip()]

@@ -289,3 +289,66 @@ async def test_a_new_message_moves_its_conversation_to_the_top_of_the_list(
     listed = await storage.conversations.list_for_member(ALICE, limit=10, after=None)
     assert [c.id for c in listed] == [older.id, newer.id]
     assert listed[0].activity_at == make.T0 + timedelta(seconds=20)
+
+
+async def test_concurrent_sends_are_answered_each_on_its_own(storage: Storage) -> None:
+    # Sent at once, these go in one batch on a store that batches: each gets its own
+    # answer, and one send's failure or replay does not touch the others.
+    one = await _group(storage, ALICE, BOB)
+    two = await _group(storage, ALICE, CAROL)
+    stored = await storage.messages.append(make.message(one.id, ALICE, client_msg_id="k-0"))
+    sends = [
+        make.message(one.id, ALICE, "a1"),
+        make.message(two.id, CAROL, "c1"),
+        make.message(one.id, CAROL, "not a member"),
+        make.message("no-such-conversation", ALICE, "nowhere"),
+        make.message(one.id, ALICE, "replay", client_msg_id="k-0"),
+        make.message(one.id, BOB, "b1", client_msg_id="k-1"),
+        make.message(one.id, BOB, "b1 again", client_msg_id="k-1"),
+        make.message(two.id, ALICE, "a2"),
+        make.message(one.id, ALICE, "a3"),
+    ]
+
+    results = await asyncio.gather(
+        *(storage.messages.append(s) for s in sends), return_exceptions=True
+    )
+
+    a1, c1, outsider, nowhere, replay, b1, b1_again, a2, a3 = results
+    assert isinstance(outsider, NotFound)
+    assert isinstance(nowhere, NotFound)
+    assert not isinstance(replay, BaseException)
+    assert (replay.created, replay.message) == (False, stored.message)
+    assert not isinstance(b1, BaseException)
+    assert not isinstance(b1_again, BaseException)
+    assert b1.created
+    assert (b1_again.created, b1_again.message) == (False, b1.message)
+    created = [r for r in (a1, b1, a3, c1, a2) if not isinstance(r, BaseException)]
+    assert len(created) == 5
+    assert all(r.created for r in created)
+    # Per conversation, seqs follow the order the sends arrived in, without gaps.
+    assert [r.message.body for r in sorted(created[:3], key=lambda r: r.message.seq)] == [
+        "a1",
+        "b1",
+        "a3",
+    ]
+    assert [m.body for m in await _all(storage, one.id)] == ["hello", "a1", "b1", "a3"]
+    assert [m.body for m in await _all(storage, two.id)] == ["c1", "a2"]
+    assert [m.seq for m in await _all(storage, one.id)] == [1, 2, 3, 4]
+    newest = await storage.conversations.get(one.id)
+    assert newest is not None
+    assert newest.last_message == created[2].message
+
+
+async def test_count_unread_with_own_messages_before_and_after_the_pointer(
+    storage: Storage,
+) -> None:
+    chat = await _group(storage, ALICE, BOB)
+    for sender in (ALICE, BOB, BOB, ALICE, BOB):  # seqs 1..5
+        await storage.messages.append(make.message(chat.id, sender))
+
+    # Alice's own messages at 1 and 4: after 4 only Bob's 5; after 2, Bob's 3 and 5.
+    assert await storage.messages.count_unread(ALICE, {chat.id: 4}) == {chat.id: 1}
+    assert await storage.messages.count_unread(ALICE, {chat.id: 2}) == {chat.id: 2}
+    assert await storage.messages.count_unread(BOB, {chat.id: 3}) == {chat.id: 1}
+    assert await storage.messages.count_unread(BOB, {chat.id: 0}) == {chat.id: 2}
+    assert await storage.messages.count_unread(CAROL, {chat.id: 5}) == {}

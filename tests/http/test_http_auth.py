@@ -107,14 +107,49 @@ async def test_refresh_rotates_the_refresh_token(http: httpx.AsyncClient, api: A
     assert session["user"]["id"] == account.id
     assert session["refreshToken"] != account.refresh_token
 
-    replayed = await http.post("/api/auth/refresh", json={"refreshToken": account.refresh_token})
-    assert_error(replayed, 401, "unauthorized")
     new_one = await http.post("/api/auth/refresh", json={"refreshToken": session["refreshToken"]})
     assert new_one.status_code == 200
     me = await http.get(
         "/api/users/me", headers={"Authorization": f"Bearer {session['accessToken']}"}
     )
     assert me.status_code == 200
+
+
+async def test_replaying_a_rotated_out_refresh_token_revokes_the_family(
+    http: httpx.AsyncClient, api: ApiClient
+) -> None:
+    account = await api.register()
+    refreshed = await http.post("/api/auth/refresh", json={"refreshToken": account.refresh_token})
+    current = refreshed.json()["refreshToken"]
+
+    replayed = await http.post("/api/auth/refresh", json={"refreshToken": account.refresh_token})
+
+    assert_error(replayed, 401, "unauthorized")
+    revoked = await http.post("/api/auth/refresh", json={"refreshToken": current})
+    assert_error(revoked, 401, "unauthorized")
+
+
+async def test_logout_cannot_revoke_someone_elses_refresh_token(
+    http: httpx.AsyncClient, api: ApiClient
+) -> None:
+    alice, mallory = await api.register(), await api.register()
+
+    response = await http.post(
+        "/api/auth/logout", json={"refreshToken": alice.refresh_token}, headers=mallory.headers
+    )
+
+    assert response.status_code == 204
+    still = await http.post("/api/auth/refresh", json={"refreshToken": alice.refresh_token})
+    assert still.status_code == 200
+
+
+async def test_the_token_of_a_deleted_user_is_unauthorized(http: httpx.AsyncClient) -> None:
+    # A well-signed, unexpired token whose user no longer exists.
+    token = JwtAccessTokens(JWT_SECRET).issue("deleted-user").token
+
+    me = await http.get("/api/users/me", headers={"Authorization": f"Bearer {token}"})
+
+    assert_error(me, 401, "unauthorized")
 
 
 async def test_refresh_with_an_unknown_token_is_unauthorized(http: httpx.AsyncClient) -> None:

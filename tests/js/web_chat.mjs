@@ -243,6 +243,22 @@ async function run() {
     conversations: await alice.locator("#conversation-list .title").allTextContents(),
   });
 
+  step = "alice's socket outlives its token: the page renews it and reconnects";
+  const spent = await alice.evaluate(() => JSON.parse(sessionStorage.getItem("chatcore.session")));
+  await ask("expire alice's sockets");
+  await alice.waitForFunction(
+    (old) => JSON.parse(sessionStorage.getItem("chatcore.session")).refreshToken !== old,
+    spent.refreshToken, { timeout: STEP_TIMEOUT_MS },
+  );
+  await alice.locator('#connection[data-state="online"]').waitFor();
+  await ask("bob sends after the renewal", { body: "still here?" });
+  const bobsChat = conversationItem(alice, "Bob");
+  await bobsChat.locator(".preview", { hasText: "still here?" }).waitFor();
+  observe("socket renewed", {
+    connection: await alice.locator("#connection").textContent(),
+    received: await bobsChat.locator(".preview").textContent(),
+  });
+
   step = "history: load older";
   const group = conversationItem(alice, "Team <3");
   await group.locator(".badge", { hasText: "60" }).waitFor();

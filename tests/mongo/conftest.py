@@ -3,12 +3,16 @@ that a test may stop, kill and restart."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from adapters.mongo import MongoTimeouts, create_client
 from adapters.mongo.documents import Document
 from support.mongo import backend_uri, fresh_database
 from support.secantus import SecantusProcess
@@ -52,3 +56,39 @@ def private_server(tmp_path: Path) -> Iterator[ServerFactory]:
         yield factory
     finally:
         factory.stop_all()
+
+
+@pytest.fixture(scope="module")
+def fail_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecantusProcess]:
+    """A SecantusDB of this module's own with mongod's test commands (``failCommand``)."""
+    factory = ServerFactory(tmp_path_factory.mktemp("failpoints"))
+    try:
+        yield factory("--enable-test-commands")
+    finally:
+        factory.stop_all()
+
+
+@contextlib.asynccontextmanager
+async def failpoint_client(
+    uri: str, timeouts: MongoTimeouts | None = None
+) -> AsyncIterator[AsyncMongoClient[Document]]:
+    """The adapter's client on a ``fail_server``; its fail point is off again afterwards."""
+    client = create_client(uri, timeouts=timeouts)
+    try:
+        yield client
+    finally:
+        await client.admin.command({"configureFailPoint": "failCommand", "mode": "off"})
+        await client.close()
+
+
+async def fail_next(
+    client: AsyncMongoClient[Document], times: int, command: str = "insert", **data: Any
+) -> None:
+    """Arm ``failCommand``: the next ``times`` ``command``s fail as ``data`` says."""
+    await client.admin.command(
+        {
+            "configureFailPoint": "failCommand",
+            "mode": {"times": times},
+            "data": {"failCommands": [command], **data},
+        }
+    )

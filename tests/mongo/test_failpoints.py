@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,29 +18,16 @@ from chatcore.errors import Unavailable
 from chatcore.testing import factories as make
 from support.mongo import unique_database_name
 
-from .conftest import ServerFactory
+from .conftest import ServerFactory, fail_next, failpoint_client
 from .helpers import assert_no_half_written_send
 
 pytestmark = [pytest.mark.mongo, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def fail_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    factory = ServerFactory(tmp_path_factory.mktemp("failpoints"))
-    try:
-        yield factory("--enable-test-commands")
-    finally:
-        factory.stop_all()
-
-
 @pytest.fixture
 async def client(fail_server: Any) -> AsyncIterator[AsyncMongoClient[Document]]:
-    client = create_client(fail_server.uri)
-    try:
+    async with failpoint_client(fail_server.uri) as client:
         yield client
-    finally:
-        await client.admin.command({"configureFailPoint": "failCommand", "mode": "off"})
-        await client.close()
 
 
 @pytest.fixture
@@ -50,16 +38,6 @@ async def db(client: AsyncMongoClient[Document]) -> AsyncIterator[AsyncDatabase[
         yield database
     finally:
         await client.drop_database(database.name)
-
-
-async def _fail_next(client: AsyncMongoClient[Document], times: int, **data: Any) -> None:
-    await client.admin.command(
-        {
-            "configureFailPoint": "failCommand",
-            "mode": {"times": times},
-            "data": {"failCommands": ["insert"], **data},
-        }
-    )
 
 
 async def _conversation_with_messages(storage: Storage) -> str:
@@ -76,7 +54,7 @@ async def test_a_failing_insert_leaves_nothing_half_written(
     storage = mongo_storage(db, transactions=transactional)
     conversation_id = await _conversation_with_messages(storage)
 
-    await _fail_next(client, 1, errorCode=2)  # BadValue: not an outage, not transient
+    await fail_next(client, 1, errorCode=2)  # BadValue: not an outage, not transient
     with pytest.raises(StorageFailed):
         await storage.messages.append(make.message(conversation_id, "u-a", "lost"))
 
@@ -99,7 +77,7 @@ async def test_a_connection_lost_on_insert_is_unavailable_and_changes_nothing(
     conversation_id = await _conversation_with_messages(storage)
 
     # Inside a transaction pymongo does not retry the insert: one failure is enough.
-    await _fail_next(client, 1, closeConnection=True)
+    await fail_next(client, 1, closeConnection=True)
     with pytest.raises(Unavailable):
         await storage.messages.append(make.message(conversation_id, "u-a", "lost", "k-1"))
 
@@ -114,7 +92,7 @@ async def test_a_transient_write_conflict_is_retried(
     storage = mongo_storage(db, transactions=True)
     conversation_id = await _conversation_with_messages(storage)
 
-    await _fail_next(client, 2, errorCode=112, errorLabels=["TransientTransactionError"])
+    await fail_next(client, 2, errorCode=112, errorLabels=["TransientTransactionError"])
     sent = await storage.messages.append(make.message(conversation_id, "u-a", "eventually"))
 
     assert (sent.created, sent.message.seq) == (True, 4)
@@ -128,7 +106,7 @@ async def test_an_idempotent_replay_racing_a_failed_send_gets_a_fresh_seq(
     storage = mongo_storage(db, transactions=True)
     conversation_id = await _conversation_with_messages(storage)
 
-    await _fail_next(client, 1, errorCode=2)
+    await fail_next(client, 1, errorCode=2)
     with pytest.raises(StorageFailed):
         await storage.messages.append(make.message(conversation_id, "u-a", "x", "k-2"))
     resent = await storage.messages.append(make.message(conversation_id, "u-a", "x", "k-2"))
@@ -136,3 +114,135 @@ async def test_an_idempotent_replay_racing_a_failed_send_gets_a_fresh_seq(
 
     assert (resent.created, resent.message.seq) == (True, 4)
     assert (replayed.created, replayed.message) == (False, resent.message)
+
+
+@pytest.mark.parametrize(
+    ("command", "failure", "error"),
+    [
+        ("insert", {"closeConnection": True}, Unavailable),
+        ("update", {"closeConnection": True}, Unavailable),
+        ("insert", {"errorCode": 2}, StorageFailed),
+    ],
+    ids=["insert-outage", "update-outage", "insert-refused"],
+)
+async def test_a_failure_mid_batch_fails_every_send_of_it_and_writes_nothing(
+    client: AsyncMongoClient[Document],
+    db: AsyncDatabase[Document],
+    command: str,
+    failure: dict[str, Any],
+    error: type[Exception],
+) -> None:
+    storage = mongo_storage(db, transactions=True)
+    rooms = [await _conversation_with_messages(storage) for _ in range(3)]
+
+    await fail_next(client, 1, command, **failure)
+    # Sent at once: one batch over three conversations.
+    results = await asyncio.gather(
+        *(storage.messages.append(make.message(rooms[i % 3], "u-a", f"b{i}")) for i in range(12)),
+        return_exceptions=True,
+    )
+
+    assert all(isinstance(r, error) for r in results)
+    for room in rooms:
+        assert len(await assert_no_half_written_send(storage, room)) == 3
+    after = await storage.messages.append(make.message(rooms[0], "u-b", "after"))
+    assert after.message.seq == 4
+
+
+async def test_a_connection_lost_at_commit_stores_the_batch_once(
+    client: AsyncMongoClient[Document], db: AsyncDatabase[Document]
+) -> None:
+    storage = mongo_storage(db, transactions=True)
+    rooms = [await _conversation_with_messages(storage) for _ in range(3)]
+
+    await fail_next(client, 1, "commitTransaction", closeConnection=True)
+    results = await asyncio.gather(
+        *(storage.messages.append(make.message(rooms[i % 3], "u-a", f"b{i}")) for i in range(12))
+    )
+
+    # Committing again is safe (the server commits a transaction once).
+    assert all(r.created for r in results)
+    for room in rooms:
+        assert len(await assert_no_half_written_send(storage, room)) == 3 + 4
+
+
+async def test_a_database_killed_mid_batch_leaves_no_batch_half_written(
+    private_server: ServerFactory,
+) -> None:
+    server = private_server("--sync-on-commit")
+    client = create_client(server.uri)
+    try:
+        db = client[unique_database_name()]
+        await ensure_indexes(db)
+        storage = mongo_storage(db, transactions=True)
+        rooms = [await _conversation_with_messages(storage) for _ in range(4)]
+
+        async def keep_sending(room: str) -> list[int]:
+            acked = []
+            for i in range(200):
+                try:
+                    sent = await storage.messages.append(make.message(room, "u-a", f"s{i}"))
+                except Unavailable:
+                    return acked
+                acked.append(sent.message.seq)
+            return acked
+
+        senders = [asyncio.create_task(keep_sending(rooms[i % 4])) for i in range(12)]
+        await asyncio.sleep(0.5)  # batches are being written
+        server.kill()
+        acked = await asyncio.gather(*senders)
+        server.start()
+
+        assert any(acked), "nothing was sent before the kill"
+        for room in rooms:
+            messages = await assert_no_half_written_send(storage, room)
+            stored = {m.seq for m in messages}
+            # Durable commits: every acknowledged send survived the crash.
+            assert {seq for seqs in acked[rooms.index(room) :: 4] for seq in seqs} <= stored
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize("transactional", [True, False], ids=["transactions", "no-transactions"])
+async def test_a_batch_whose_conversation_moves_under_it_goes_again_after_the_other(
+    fail_server: Any, client: AsyncMongoClient[Document], transactional: bool
+) -> None:
+    # Another process (its own client) writes a conversation between this batch's
+    # find and its update: the update of that conversation must not take effect.
+    db = client[unique_database_name()]
+    await ensure_indexes(db)
+    slow_client = create_client(fail_server.uri, app_name="slow-racer")
+    try:
+        slow = mongo_storage(slow_client[db.name], transactions=transactional)
+        fast = mongo_storage(db, transactions=transactional)
+        contested = await make.stored_group(fast, "u-a", "u-b")
+        quiet = await make.stored_group(fast, "u-a", "u-b")
+        await client.admin.command(
+            {
+                "configureFailPoint": "failCommand",
+                "mode": {"times": 1},
+                "data": {
+                    "failCommands": ["update"],
+                    "blockConnection": True,
+                    "blockTimeMS": 400,
+                    "appName": "slow-racer",
+                },
+            }
+        )
+        # Two conversations: the slow batch finds them, then its update is held up.
+        batch = asyncio.gather(
+            slow.messages.append(make.message(contested.id, "u-a", "slow")),
+            slow.messages.append(make.message(quiet.id, "u-a", "slow")),
+        )
+        await asyncio.sleep(0.15)
+        racer = await fast.messages.append(make.message(contested.id, "u-b", "fast"))
+        slow_contested, slow_quiet = await batch
+
+        assert racer.message.seq == 1
+        assert (slow_contested.message.seq, slow_quiet.message.seq) == (2, 1)
+        for room in (contested, quiet):
+            await assert_no_half_written_send(fast, room.id)
+        assert [m.body for m in await fast.messages.range(contested.id, 1, 9)] == ["fast", "slow"]
+    finally:
+        await slow_client.close()
+        await client.drop_database(db.name)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
 
 from adapters.mongo import ServerInfo, ServerProfile, mongo_storage
+from adapters.mongo.unread_counters import OWN_SEQS_KEPT
 from chatcore.chat import Storage
 from chatcore.models import ConversationCursor
+from chatcore.services.conversations import ConversationViews
 from chatcore.testing import factories as make
 from support.mongo import CommandCounter, backend_uri, fresh_database
 
@@ -34,7 +37,7 @@ async def _transactional(storage: Storage) -> bool:
     return (await _profile(storage)).transactions
 
 
-async def test_a_send_costs_three_commands_in_a_transaction_or_two_without(
+async def test_a_lone_send_costs_three_commands_in_a_transaction_or_two_without(
     counted: tuple[Storage, CommandCounter],
 ) -> None:
     storage, counter = counted
@@ -53,7 +56,31 @@ async def test_a_send_costs_three_commands_in_a_transaction_or_two_without(
         assert with_id == plain  # the unique index catches replays: no look-up first
     else:
         assert plain == ["findAndModify", "insert"]
-        assert with_id == ["find", "findAndModify", "insert"]
+        assert with_id == ["find", *plain]  # the replay look-up first
+
+
+async def test_concurrent_sends_share_batches_of_constant_commands(
+    counted: tuple[Storage, CommandCounter],
+) -> None:
+    storage, counter = counted
+    conversations = [await make.stored_group(storage, "u-a", f"u-{i}") for i in range(10)]
+    transactional = await _transactional(storage)
+
+    counter.clear()
+    sends = [make.message(c.id, "u-a") for c in conversations for _ in range(5)]
+    results = await asyncio.gather(*(storage.messages.append(s) for s in sends))
+
+    assert all(r.created for r in results)
+    # All 50 queue before the writer first runs: one batch, 10 conversations.
+    expected = ["find", "update", "insert"]
+    assert counter.commands == ([*expected, "commitTransaction"] if transactional else expected)
+
+    counter.clear()
+    own = [make.message(conversations[0].id, "u-a") for _ in range(5)]
+    await asyncio.gather(*(storage.messages.append(s) for s in own))
+    # One sender, one conversation: the seqs are taken as for a lone send.
+    expected = ["findAndModify", "insert"]
+    assert counter.commands == ([*expected, "commitTransaction"] if transactional else expected)
 
 
 async def test_a_replay_stores_nothing_and_costs_a_few_commands(
@@ -69,6 +96,7 @@ async def test_a_replay_stores_nothing_and_costs_a_few_commands(
     assert not replay.created
     assert "commitTransaction" not in counter.commands
     assert counter.by_name()["insert"] <= 1
+    # findAndModify, insert (refused), abort; then the stored message and its conversation.
     assert counter.count <= 5
 
 
@@ -91,10 +119,44 @@ async def test_reads_of_a_conversation_list_page_cost_one_command_each(
     assert counter.commands == ["find"]
     counter.clear()
     await storage.messages.count_unread("u-a", {c.id: 0 for c in page})
-    if (await _profile(storage)).indexed_or:
-        assert counter.commands == ["aggregate"]
-    else:  # SecantusDB: one indexed aggregate per conversation (see ServerProfile)
-        assert counter.commands == ["aggregate"] * len(page)
+    # The counters on the conversations answer: no message is counted.
+    assert counter.commands == ["find"]
+    for _ in range(OWN_SEQS_KEPT - 1):
+        await storage.messages.append(make.message(page[0].id, "u-a"))
+    counter.clear()
+    assert await storage.messages.count_unread("u-a", {page[0].id: 0}) == {page[0].id: 1}
+    assert counter.commands == ["find"]  # u-a's own messages after 0 are all recorded
+    await storage.messages.append(make.message(page[0].id, "u-a"))
+    counter.clear()
+    await storage.messages.count_unread("u-a", {c.id: 0 for c in page})
+    # More own messages after the pointer than are recorded: that conversation is counted.
+    assert counter.commands == ["find", "aggregate"]
     counter.clear()
     await storage.messages.range(conversations[0].id, 1, 50)
     assert counter.commands == ["find"]
+
+
+async def test_a_conversation_list_page_of_50_costs_three_commands(
+    counted: tuple[Storage, CommandCounter],
+) -> None:
+    storage, counter = counted
+    conversations = [await make.stored_group(storage, "u-a", f"u-{i}") for i in range(50)]
+    await asyncio.gather(
+        *(
+            storage.messages.append(make.message(c.id, m))
+            for c in conversations
+            for m in c.member_ids
+        )
+    )
+    # u-a has read half of them up to its own message (seq 1 of each, or seq 2).
+    for c in conversations[::2]:
+        await storage.receipts.advance(c.id, "u-a", 1, c.created_at)
+    views = ConversationViews(messages=storage.messages, receipts=storage.receipts)
+
+    counter.clear()
+    page = await storage.conversations.list_for_member("u-a", limit=51, after=None)
+    listed = await views.for_viewer("u-a", page[:50])
+
+    # The list, the read pointers, the unread counts (off the conversations' counters).
+    assert counter.commands == ["find", "find", "find"]
+    assert sorted(v.unread_count for v in listed) == [1] * 50

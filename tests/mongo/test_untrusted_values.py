@@ -59,7 +59,10 @@ CALLS: dict[str, Callable[[Storage], Awaitable[object]]] = {
     "receipts.list_for_conversation": lambda s: s.receipts.list_for_conversation(OP),
     "receipts.for_user": lambda s: s.receipts.for_user("u", [OP]),
     "refresh_tokens.consume": lambda s: s.refresh_tokens.consume(OP, OP),
-    "refresh_tokens.revoke": lambda s: s.refresh_tokens.revoke(OP),
+    "refresh_tokens.revoke": lambda s: s.refresh_tokens.revoke(OP, "u-a"),
+    "refresh_tokens.revoke.user": lambda s: s.refresh_tokens.revoke("t", OP),
+    "refresh_tokens.find_used": lambda s: s.refresh_tokens.find_used(OP),
+    "refresh_tokens.revoke_family": lambda s: s.refresh_tokens.revoke_family(OP),
     "refresh_tokens.revoke_all_for_user": lambda s: s.refresh_tokens.revoke_all_for_user(OP),
 }
 

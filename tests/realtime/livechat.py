@@ -16,13 +16,13 @@ from typing import Any
 
 import httpx
 import socketio
-import uvicorn
 from attrs import define, field
 
 from chatcore.chat import Storage
+from chatcore.ports import Clock
 from chatcore.testing import in_memory_storage
 from entrypoints.app import create_app
-from support.app import JWT_SECRET, make_container, make_settings, on_fresh_database
+from support.app import JWT_SECRET, make_container, make_settings, on_fresh_database, served
 from support.waiting import wait_until
 
 # Long enough for a loaded CI machine, short enough that a lost event fails fast.
@@ -40,19 +40,27 @@ class User:
 
 @contextlib.asynccontextmanager
 async def live_server(
-    data_dir: Path, *, storage: Storage | None = None, mongo_uri: str | None = None
+    data_dir: Path,
+    *,
+    storage: Storage | None = None,
+    mongo_uri: str | None = None,
+    clock: Clock | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[LiveChat]:
     """The real app (``create_app``) served by uvicorn: on ``storage`` (default: fresh
-    in-memory storage) or, given ``mongo_uri``, on a fresh database there."""
+    in-memory storage) or, given ``mongo_uri``, on a fresh database there; with the
+    domain's ``clock`` if given, and settings ``overrides``."""
     async with contextlib.AsyncExitStack() as stack:
         if mongo_uri is None:
-            settings = make_settings(data_dir)
-            container = make_container(settings, storage or in_memory_storage())
+            settings = make_settings(data_dir, **overrides)
+            container = make_container(settings, storage or in_memory_storage(), clock)
         else:
-            settings = await stack.enter_async_context(on_fresh_database(data_dir, mongo_uri))
-            container = make_container(settings)
+            settings = await stack.enter_async_context(
+                on_fresh_database(data_dir, mongo_uri, **overrides)
+            )
+            container = make_container(settings, clock=clock)
         app = create_app(settings, container=container)
-        url = await stack.enter_async_context(serve(app))
+        url = await stack.enter_async_context(served(app))
         http = await stack.enter_async_context(httpx.AsyncClient(base_url=url))
         chat = LiveChat(url=url, http=http, sio=app.sio, jwt_secret=JWT_SECRET)
         stack.push_async_callback(chat.close_clients)
@@ -60,36 +68,6 @@ async def live_server(
 
 
 LiveFactory = Callable[..., contextlib.AbstractAsyncContextManager["LiveChat"]]
-
-
-@contextlib.asynccontextmanager
-async def serve(app: Any) -> AsyncIterator[str]:
-    """Run ``app`` in uvicorn on a free port of 127.0.0.1 (lifespan on); yield its URL."""
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=0,  # the OS picks a free port: no race between finding and binding it
-        lifespan="on",
-        log_level="warning",
-        timeout_graceful_shutdown=2,
-    )
-    server = uvicorn.Server(config)
-    # uvicorn installs signal handlers in serve(); the test runner owns those.
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    task = asyncio.create_task(server.serve())
-    try:
-        async with asyncio.timeout(TIMEOUT * 2):
-            while not server.started:
-                if task.done():
-                    task.result()  # startup failed: raise its error here
-                    raise RuntimeError("uvicorn exited during startup")
-                await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(task, TIMEOUT * 2)
 
 
 class SocketClient:

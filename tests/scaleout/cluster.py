@@ -32,6 +32,7 @@ import socketio
 from pymongo import AsyncMongoClient
 from redis_support import delete_prefixed, unique_prefix
 
+from entrypoints.settings import rate_limits_off_env
 from support.accounts import PASSWORD, Account
 from support.secantus import free_port
 from support.serve import start_serve
@@ -242,6 +243,8 @@ def _env(
         CHATCORE_PRESENCE_TTL_SECONDS=str(ttl),
         CHATCORE_LOG_LEVEL="INFO",
     )
+    # Off unless a test sets them (test_scaleout_rate_limits.py shares one limit).
+    env.update(rate_limits_off_env())
     return env
 
 
@@ -253,12 +256,13 @@ async def cluster(
     redis_url: str,
     size: int = 3,
     ttl: float = PRESENCE_TTL,
+    extra_env: dict[str, str] | None = None,
 ) -> AsyncIterator[Cluster]:
     """``size`` processes (named A, B, C, ...) on one database and one Redis prefix, all
     ready; every process killed, the database dropped and the keys deleted afterwards."""
     database = f"scaleout_{uuid.uuid4().hex[:12]}"
     prefix = unique_prefix()
-    env = _env(mongodb_uri, database, redis_url, prefix, ttl)
+    env = _env(mongodb_uri, database, redis_url, prefix, ttl) | (extra_env or {})
     processes = [ServeProcess(chr(ord("A") + n), work_dir, env) for n in range(size)]
     try:
         for process in processes:

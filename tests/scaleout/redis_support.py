@@ -67,6 +67,12 @@ class RedisServer:
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
+    def pid(self) -> int:
+        """The running server's process id (to SIGSTOP it, a hung Redis)."""
+        assert self._process is not None, "not started"
+        return self._process.pid
+
+    @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 

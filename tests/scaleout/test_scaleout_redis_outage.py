@@ -10,6 +10,7 @@ afterwards presence heals through the upkeep's heartbeat.
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -51,16 +52,6 @@ async def _subscribed(url: str, channel: str) -> AsyncIterator[Any]:
     finally:
         await pubsub.aclose()
         await client.aclose()
-
-
-async def _next_published(pubsub: Any) -> bytes:
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
-        if message is not None:
-            data: bytes = message["data"]
-            return data
-    raise AssertionError(f"nothing published within {TIMEOUT}s")
 
 
 async def _subscribers(url: str, channel: str, count: int) -> bool:
@@ -127,18 +118,37 @@ async def test_chat_survives_a_redis_outage_and_presence_heals_after_it(
             dave.id: False,
         }
 
-        # Fan-out through Redis works again: the process is subscribed and publishes.
-        async with _subscribed(own_redis.url, chat.redis_prefix + "socketio") as pubsub:
-            await wait_for(
-                lambda: _subscribers(own_redis.url, chat.redis_prefix + "socketio", 2),
-                within=3 * TIMEOUT,
-                what="the server to subscribe to its channel again",
-            )
-            ack = await carol_socket.call("sendMessage", {"conversationId": group, "body": "up"})
-            assert ack["ok"], ack
-            for client in (bob_socket, alice_socket):
-                assert await client.next("newMessage") == ack["message"]
-            assert b"newMessage" in await _next_published(pubsub)
+        # Fan-out through Redis works again: the process is subscribed (to the broadcast
+        # channel, its own and the route notices) and routes emits. A socket of bob on
+        # another process is written into presence as the presence scripts would, with
+        # its route notice; that process's channel must then receive carol's messages.
+        channel = chat.redis_prefix + "socketio"
+        async with _subscribed(own_redis.url, channel + ":node:elsewhere") as pubsub:
+            for name in (channel, channel + ":routes"):
+                await wait_for(
+                    functools.partial(_subscribers, own_redis.url, name, 1),
+                    within=3 * TIMEOUT,
+                    what=f"the server to subscribe to {name} again",
+                )
+            redis = aioredis.Redis.from_url(own_redis.url)
+            try:
+                await redis.sadd(f"{chat.redis_prefix}presence:user:{bob.id}", "elsewhere|tab")
+                await redis.publish(channel + ":routes", bob.id)
+            finally:
+                await redis.aclose()
+            # The notice reaches the server asynchronously: send until one is routed.
+            routed = b""
+            deadline = time.monotonic() + TIMEOUT
+            while b"newMessage" not in routed and time.monotonic() < deadline:
+                ack = await carol_socket.call(
+                    "sendMessage", {"conversationId": group, "body": "up"}
+                )
+                assert ack["ok"], ack
+                for client in (bob_socket, alice_socket):
+                    assert await client.next("newMessage") == ack["message"]
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
+                routed = message["data"] if message is not None else b""
+            assert b"newMessage" in routed
         assert bob_socket.pending("userOnline") == []  # alice was not announced twice
 
 

@@ -1,5 +1,6 @@
 """Building the real app for tests: settings, the container, a database of its own,
-and the app started in-process (lifespan included) behind an httpx client.
+and the app started: in-process (lifespan included) behind an httpx client, or
+served by uvicorn on a free port.
 
 The HTTP tests (tests/http), the live servers of the real-time and browser tests
 (tests/realtime/livechat.py) and the lifespan tests (tests/scaleout) all build the
@@ -8,13 +9,15 @@ app here, so a test server differs from ``chatcore serve`` only where said below
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from pathlib import Path
 
 import argon2
 import httpx
 import pytest
+import uvicorn
 from asgi_lifespan import LifespanManager
 from dependency_injector import providers
 
@@ -23,11 +26,13 @@ from chatcore.chat import Storage
 from chatcore.ports import Clock
 from entrypoints.app import ChatcoreApp
 from entrypoints.container import Container
-from entrypoints.settings import Settings
+from entrypoints.settings import RATE_LIMIT_SETTINGS, Settings
 from support.mongo import drop_database, unique_database_name
 
 JWT_SECRET = "test-secret-" + "x" * 52
 BASE_URL = "http://testserver"
+# How long a uvicorn-served app may take to start or stop.
+_SERVE_DEADLINE = 10.0
 
 BACKENDS = ["memory", pytest.param("mongo", marks=pytest.mark.mongo)]
 # Runs a test on the in-memory kit and on a MongoDB-wire server (SecantusDB or mongod),
@@ -39,8 +44,13 @@ AppFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
     """Settings read from nothing but these values (no environment file), with a fixed
-    JWT secret so that tests can mint and forge tokens."""
-    values: dict[str, object] = {"data_dir": data_dir, "jwt_secret": JWT_SECRET}
+    JWT secret so that tests can mint and forge tokens. Rate limits are off unless a
+    test sets them: many tests send bursts (the rate-limit suites use the defaults)."""
+    values: dict[str, object] = {
+        "data_dir": data_dir,
+        "jwt_secret": JWT_SECRET,
+        **dict.fromkeys(RATE_LIMIT_SETTINGS, "off"),
+    }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
@@ -81,3 +91,33 @@ async def running(app: ChatcoreApp) -> AsyncIterator[httpx.AsyncClient]:
         httpx.AsyncClient(transport=httpx.ASGITransport(manager.app), base_url=BASE_URL) as http,
     ):
         yield http
+
+
+@asynccontextmanager
+async def served(app: ChatcoreApp) -> AsyncIterator[str]:
+    """Run ``app`` in uvicorn on a free port of 127.0.0.1 (lifespan on); yield its URL."""
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=0,  # the OS picks a free port: no race between finding and binding it
+        lifespan="on",
+        log_level="warning",
+        timeout_graceful_shutdown=2,
+    )
+    server = uvicorn.Server(config)
+    # uvicorn installs signal handlers in serve(); the test runner owns those.
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(_SERVE_DEADLINE):
+            while not server.started:
+                if task.done():
+                    task.result()  # startup failed: raise its error here
+                    raise RuntimeError("uvicorn exited during startup")
+                await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        with suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, _SERVE_DEADLINE)

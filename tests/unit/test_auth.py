@@ -153,13 +153,13 @@ async def test_refresh_rotates_the_refresh_token(kit: ChatKit) -> None:
     assert second.user == first.user
     assert second.refresh_token != first.refresh_token
     assert kit.chat.auth.authenticate(second.access_token) == first.user.id
-    with pytest.raises(Unauthorized):
-        await kit.chat.auth.refresh(first.refresh_token)
-    # The new one works, once.
+    # The new one works, once (replaying the old one would revoke the family: below).
     third = await kit.chat.auth.refresh(second.refresh_token)
     assert third.user == first.user
     with pytest.raises(Unauthorized):
         await kit.chat.auth.refresh(second.refresh_token)
+    with pytest.raises(Unauthorized):
+        await kit.chat.auth.refresh(first.refresh_token)
 
 
 async def test_concurrent_refreshes_of_one_token_let_exactly_one_through(
@@ -190,7 +190,7 @@ async def test_logout_revokes_that_refresh_token_only(kit: ChatKit) -> None:
     phone = await kit.chat.auth.register("alice", PASSWORD)
     laptop = await kit.chat.auth.login("alice", PASSWORD)
 
-    await kit.chat.auth.logout(phone.refresh_token)
+    await kit.chat.auth.logout(phone.user.id, phone.refresh_token)
 
     with pytest.raises(Unauthorized):
         await kit.chat.auth.refresh(phone.refresh_token)
@@ -200,9 +200,9 @@ async def test_logout_revokes_that_refresh_token_only(kit: ChatKit) -> None:
 async def test_logout_is_idempotent_and_accepts_unknown_tokens(kit: ChatKit) -> None:
     session = await kit.chat.auth.register("alice", PASSWORD)
 
-    await kit.chat.auth.logout(session.refresh_token)
-    await kit.chat.auth.logout(session.refresh_token)
-    await kit.chat.auth.logout("never-issued")
+    await kit.chat.auth.logout(session.user.id, session.refresh_token)
+    await kit.chat.auth.logout(session.user.id, session.refresh_token)
+    await kit.chat.auth.logout(session.user.id, "never-issued")
 
     with pytest.raises(Unauthorized):
         await kit.chat.auth.refresh(session.refresh_token)
@@ -262,10 +262,12 @@ async def test_refresh_tokens_are_stored_only_as_hashes(kit: ChatKit) -> None:
     session = await kit.chat.auth.register("alice", PASSWORD)
 
     # Revoking by the raw token value does nothing; the store is keyed by the hash.
-    await kit.storage.refresh_tokens.revoke(session.refresh_token)
+    await kit.storage.refresh_tokens.revoke(session.refresh_token, session.user.id)
     renewed = await kit.chat.auth.refresh(session.refresh_token)
 
-    await kit.storage.refresh_tokens.revoke(hash_refresh_token(renewed.refresh_token))
+    await kit.storage.refresh_tokens.revoke(
+        hash_refresh_token(renewed.refresh_token), session.user.id
+    )
     with pytest.raises(Unauthorized):
         await kit.chat.auth.refresh(renewed.refresh_token)
 
@@ -303,3 +305,33 @@ async def test_authenticate_refuses_revoked_access_tokens(kit: ChatKit) -> None:
 async def test_login_with_an_oversized_password_is_refused_without_hashing(kit, alice):
     with pytest.raises(Unauthorized):
         await kit.chat.auth.login("alice", "x" * 10_000)
+
+
+async def test_logout_leaves_other_users_tokens_alone(kit: ChatKit) -> None:
+    alice = await kit.chat.auth.register("alice", PASSWORD)
+    mallory = await kit.chat.auth.register("mallory", PASSWORD)
+
+    await kit.chat.auth.logout(mallory.user.id, alice.refresh_token)
+
+    assert (await kit.chat.auth.refresh(alice.refresh_token)).user == alice.user
+
+
+async def test_replaying_a_rotated_out_token_revokes_its_whole_family(kit: ChatKit) -> None:
+    stolen = await kit.chat.auth.register("alice", PASSWORD)
+    other_device = await kit.chat.auth.login("alice", PASSWORD)
+    first = await kit.chat.auth.refresh(stolen.refresh_token)
+    current = await kit.chat.auth.refresh(first.refresh_token)
+
+    with pytest.raises(Unauthorized):
+        await kit.chat.auth.refresh(stolen.refresh_token)  # the replay
+
+    for token in (current.refresh_token, first.refresh_token, stolen.refresh_token):
+        with pytest.raises(Unauthorized):
+            await kit.chat.auth.refresh(token)
+    # Another login is another family.
+    assert (await kit.chat.auth.refresh(other_device.refresh_token)).user == stolen.user
+
+
+async def test_me_of_a_user_that_is_gone_is_unauthorized(kit: ChatKit) -> None:
+    with pytest.raises(Unauthorized):
+        await kit.chat.users.me("deleted-user")

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chatcore.errors import NotFound, ValidationFailed
+from chatcore.errors import NotFound, Unauthorized, ValidationFailed
 from chatcore.models import User
 from chatcore.testing import ChatKit, in_memory_chat
 
@@ -29,7 +29,8 @@ async def test_get_returns_another_user(kit: ChatKit, alice: User, bob: User) ->
 async def test_get_unknown_user_is_not_found(kit: ChatKit, alice: User, user_id: str) -> None:
     with pytest.raises(NotFound):
         await kit.chat.users.get(user_id)
-    with pytest.raises(NotFound):
+    # A token whose user is gone: the credentials are what is wrong (401, not 404).
+    with pytest.raises(Unauthorized):
         await kit.chat.users.me(user_id)
 
 

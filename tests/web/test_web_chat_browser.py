@@ -99,9 +99,35 @@ async def _edit_and_delete(live: LiveChat, edit: str, to: str, remove: str) -> N
     assert deleted.status_code == 200, deleted.text
 
 
+async def _expire_sockets(live: LiveChat, username: str) -> None:
+    """What the server does when a socket's access token expires (handlers.py:
+    ``sessionExpired``, then disconnect), to every socket of ``username`` now."""
+    user = await _login(live, username)
+    room = f"user:{user.id}"
+    sids = [sid for sid, _ in live.sio.manager.get_participants("/", room)]
+    assert sids
+    for sid in sids:
+        await live.sio.emit(
+            "sessionExpired", {"code": "unauthorized", "message": "access token expired"}, to=sid
+        )
+        await live.sio.disconnect(sid)
+
+
+async def _bob_sends(live: LiveChat, body: str) -> None:
+    alice, bob = await _login(live, "alice"), await _login(live, "bob")
+    response = await live.http.post(
+        f"/api/messages/{alice.id}", json={"body": body}, headers=live.auth(bob)
+    )
+    assert response.status_code == 201, response.text
+
+
 async def _answer(live: LiveChat, request: dict[str, Any]) -> None:
     what = request["what"]
-    if what == "send while bob is away":
+    if what == "expire alice's sockets":
+        await _expire_sockets(live, "alice")
+    elif what == "bob sends after the renewal":
+        await _bob_sends(live, request["body"])
+    elif what == "send while bob is away":
         await _send_while_away(live, request["body"])
     elif what == "edit and delete":
         await _edit_and_delete(live, request["edit"], request["to"], request["remove"])
@@ -200,6 +226,8 @@ async def test_two_people_chat_through_the_page(live: LiveChat, tmp_path: Path) 
         "me": "Alice",
         "conversations": ["Team <3", "Bob"],
     }
+    # The socket ended with its token: the page renewed the token and reconnected.
+    assert seen["socket renewed"] == {"connection": "Online", "received": "still here?"}
     assert seen["history"] == {
         "firstPage": 50,
         "olderVisible": True,

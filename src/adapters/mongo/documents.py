@@ -205,6 +205,7 @@ def refresh_token_to_document(token: RefreshToken) -> Document:
         "userId": token.user_id,
         "createdAt": token.created_at,
         "expiresAt": token.expires_at,
+        "familyId": token.family_id,
     }
 
 
@@ -214,4 +215,5 @@ def document_to_refresh_token(doc: Document) -> RefreshToken:
         user_id=doc["userId"],
         created_at=as_utc(doc["createdAt"]),
         expires_at=as_utc(doc["expiresAt"]),
+        family_id=doc.get("familyId", ""),
     )

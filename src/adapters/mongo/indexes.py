@@ -81,6 +81,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     REFRESH_TOKENS: [
         IndexModel([("userId", ASCENDING)], name="userId"),
+        IndexModel([("familyId", ASCENDING)], name="familyId"),
         # The server removes expired tokens by itself (consume also checks expiry,
         # since the TTL monitor runs only every minute or so).
         IndexModel([("expiresAt", ASCENDING)], name="expiresAt_ttl", expireAfterSeconds=0),

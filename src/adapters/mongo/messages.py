@@ -1,39 +1,66 @@
-"""Messages in MongoDB: gapless per-conversation seqs and idempotent sends.
+"""Messages in MongoDB: gapless per-conversation seqs, idempotent sends, group commit.
 
-How a send is stored (:meth:`MongoMessageRepository.append`), in one transaction:
+How sends are stored (:meth:`MongoMessageRepository.append`): group commit. Sends
+that arrive while batches are being written (from HTTP and Socket.IO alike, to
+any conversation) wait and go together in the next batch, up to ``MAX_BATCH``
+sends (:mod:`adapters.mongo.group_commit`). There is no timer: a lone send is
+written at once; batches form only under concurrency. Up to ``MAX_IN_FLIGHT``
+batches are written at once, never two with the same conversation, so a
+conversation's sends get their seqs in the order they reached this process.
+The database's cost is mostly per command, not per document, so a batch costs
+about what one send used to. A send that waited in the queue longer than the
+client's timeout (``CHATCORE_MONGODB_TIMEOUT_MS``: the batches before it are
+stalling) is answered Unavailable without being written, and one whose caller
+gave up while it was queued is dropped; once in a batch, a send is written or
+fails with its batch.
 
-1. ``findAndModify`` on the conversation, filtered on ``{_id, memberIds: sender}``
-   (so a non-member or a missing conversation matches nothing: NotFound), with an
-   update pipeline that increments ``lastSeq`` and sets ``lastMessage`` and
-   ``lastActivityAt`` in the same write. The conversation document is the seq
-   counter: concurrent sends serialise on it (a write conflict is retried).
-2. ``insert`` the message with that seq.
-3. ``commitTransaction``.
+One batch, in one transaction (:mod:`adapters.mongo.message_batches`):
 
-Three round trips, with or without a clientMsgId. Sends to one conversation
-from one process queue on a local lock first: on the server they could not
-overlap anyway (the conversation document is held until commit), and letting
-them race only turns into write conflicts and retries. Sends from other
-processes still conflict now and then; those are retried. An idempotent replay is caught
-by the unique (conversationId, senderId, clientMsgId) index on step 2: the
-transaction is aborted, so the seq taken in step 1 is given back, and the first
-message is read and returned (``created`` False). Checking for a replay before
-step 1 would cost every send with a clientMsgId one more round trip to save a
-little on the rare replay; the index check is also the only one that is safe
-against two identical sends racing. A failure anywhere (outage, crash) aborts
-the transaction: there is never a seq without its message or the reverse.
+1. ``find`` the batch's conversations by ``_id``. Each send is checked on its
+   own: a missing conversation, or a sender who is not a member, is NotFound
+   for that send only; the others go on. Each conversation's sends get the
+   seqs after its ``lastSeq``, in arrival order.
+2. ``update`` (one ``bulk_write``) of every conversation: ``lastSeq``,
+   ``lastMessage`` and ``lastActivityAt`` move to the batch's last message,
+   guarded by the ``lastSeq`` read in step 1 (inside the pipeline: no change if
+   it moved). The conversation document is the seq counter: another process
+   writing it in between makes this a write conflict, and the whole batch is
+   retried from step 1. The same update records each sender's last seqs, from
+   which a conversation list counts unread messages
+   (:mod:`adapters.mongo.unread_counters`).
+3. ``insert`` (one ``insert_many``) of the messages.
+4. ``commitTransaction``.
+
+Four commands per batch, whatever its size, with or without clientMsgIds. A
+batch whose sends all come from one sender to one conversation (a lone send
+above all) takes steps 1 and 2 in one ``findAndModify`` filtered on
+``{_id, memberIds: sender}``, which increments ``lastSeq`` by the number of
+sends: three commands, what a send always cost.
+Replays: two sends with the same clientMsgId in one batch are stored once, the
+second answered with the first's message (``created`` False). A clientMsgId
+already stored is caught by the unique (conversationId, senderId, clientMsgId)
+index in step 3: the transaction is aborted (so no seq is taken), the batch runs
+again without those sends, and each of them is answered with the stored message
+(``created`` False). Checking before step 1 would cost every batch one more
+command to save a little on rare replays, and only the index is safe against
+two identical sends racing from two processes. A failure anywhere (outage,
+crash, timeout) aborts the transaction and fails every send of the batch with
+Unavailable: there is never a seq without its message or the reverse.
 
 Without transactions (a standalone mongod), the same steps run one by one:
 
-- a replay is looked up first (by clientMsgId, under the same per-conversation
-  lock), which catches every replay except one racing the first send from
-  another process;
-- that racing replay is still caught by the index on insert; the seq it took is
-  given back when no other send took the next one in between, otherwise it
-  remains a gap;
-- a failure or outage between steps 1 and 2 leaves a gap: ``lastSeq`` counts a
-  message that does not exist and ``lastMessage`` names it. Seqs are still
-  unique and increasing, but readers must tolerate missing seqs.
+- replays are looked up first (one ``find`` per send with a clientMsgId, plus
+  one per replay found), which catches every replay except one racing the first
+  send from another process; that one is still caught by the index in step 3,
+  but the seq it took stays unused (a gap) and, if it was its conversation's
+  last in the batch, ``lastMessage`` names a message that was not stored;
+- the guard of step 2 is what keeps seqs unique across processes: a
+  conversation whose ``lastSeq`` moved in between is not written (its sends
+  go again, in the next round of the same batch);
+- a failure or outage between steps 2 and 3 leaves gaps: ``lastSeq`` counts
+  messages that do not exist and ``lastMessage`` names one. Seqs are still
+  unique and increasing, but readers must tolerate missing seqs, and unread
+  counts (which come from ``lastSeq``) count the missing ones.
 
 Use a replica set (a single node one is enough) for the full guarantee.
 """
@@ -45,11 +72,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-import attrs
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
 from adapters.mongo import values
 from adapters.mongo.documents import (
@@ -57,28 +82,30 @@ from adapters.mongo.documents import (
     MESSAGES,
     SEARCH_KEYS,
     Document,
-    document_to_conversation,
     document_to_message,
-    message_to_document,
-    new_message,
     search_keys,
     without_search_keys,
 )
-from adapters.mongo.errors import duplicate_key_fields, storage_call
+from adapters.mongo.errors import storage_call
+from adapters.mongo.group_commit import GroupCommit
 from adapters.mongo.locks import KeyedLocks
+from adapters.mongo.message_batches import MessageBatches
 from adapters.mongo.server import ServerInfo
 from adapters.mongo.transactions import Transactions
-from chatcore.errors import Conflict, NotFound
-from chatcore.models import AppendResult, Conversation, Message, NewMessage
+from adapters.mongo.unread_counters import COUNTER_FIELDS, unread_from_counters
+from chatcore.errors import NotFound, Unavailable
+from chatcore.models import AppendResult, Message, NewMessage
 from chatcore.ports import MessageRepository
 
 # Concurrent per-conversation counts on servers that need them (a list page has
 # at most 100 conversations; this keeps the connection pool for everyone else).
 _COUNT_CONCURRENCY = 16
-
-
-class _Replay(Exception):
-    """Raised inside the send when the clientMsgId index reports a replay."""
+# Sends per batch at most: bounds one transaction's size and time (a batch of 100
+# 4 KiB bodies is well under a command's 16 MiB) and one request's wait.
+MAX_BATCH = 100
+# Batches written at once (never two with the same conversation): a second one
+# keeps the database busy while the first waits on round trips and its commit.
+MAX_IN_FLIGHT = 2
 
 
 def _checked(new: NewMessage) -> NewMessage:
@@ -91,132 +118,42 @@ def _checked(new: NewMessage) -> NewMessage:
     return new
 
 
-def _allocate_pipeline(new: NewMessage) -> list[dict[str, Any]]:
-    """Increment lastSeq and make the new message the conversation's lastMessage.
-
-    Every client value is wrapped in ``$literal``: in a pipeline, a string such as
-    a body ``"$lastSeq"`` would otherwise be read as a field path.
-    """
-    next_seq = {"$add": ["$lastSeq", 1]}
-    preview = without_search_keys(message_to_document(new_message(new, 0)))
-    del preview["seq"]
-    return [
-        {
-            "$set": {
-                "lastSeq": next_seq,
-                "lastActivityAt": {"$literal": new.created_at},
-                "lastMessage": {"$mergeObjects": [{"$literal": preview}, {"seq": next_seq}]},
-            }
-        }
-    ]
+def _conversation(new: NewMessage) -> str:
+    return new.conversation_id
 
 
 class MongoMessageRepository(MessageRepository):
     """Messages in the ``messages`` collection; seqs are counted on the conversation."""
 
-    def __init__(self, db: AsyncDatabase[Document], server: ServerInfo) -> None:
+    def __init__(
+        self,
+        db: AsyncDatabase[Document],
+        server: ServerInfo,
+        *,
+        max_batch: int = MAX_BATCH,
+        max_in_flight: int = MAX_IN_FLIGHT,
+    ) -> None:
         self._messages = db[MESSAGES]
         self._conversations = db[CONVERSATIONS]
         self._server = server
         self._transactions = Transactions(server)
         self._conversation_locks = KeyedLocks()
+        batches = MessageBatches(self._messages, self._conversations, self._transactions)
+        self._sends: GroupCommit[NewMessage, AppendResult] = GroupCommit(
+            batches.write,
+            key=_conversation,
+            max_batch=max_batch,
+            max_in_flight=max_in_flight,
+            # A send queued behind batches that took longer than the client's own
+            # timeout (CHATCORE_MONGODB_TIMEOUT_MS) is answered without being written.
+            max_wait=db.client.options.server_selection_timeout,
+            expired=lambda: Unavailable("storage did not answer in time"),
+        )
 
     @storage_call
     async def append(self, new: NewMessage) -> AppendResult:
-        _checked(new)
-        transactional = await self._transactions.enabled()
-        try:
-            async with self._conversation_locks.hold(new.conversation_id):
-                if new.client_msg_id is not None and not transactional:
-                    # Without a transaction a replay must be caught before it takes
-                    # a seq (under the lock, so this process's duplicates can't race).
-                    replay = await self._find_replay(new)
-                    if replay is not None:
-                        return replay
-                message, conversation = await self._transactions.run(
-                    lambda session: self._allocate_and_insert(new, session)
-                )
-        except _Replay:
-            replay = await self._find_replay(new)
-            if replay is None:  # pragma: no cover - messages are never removed
-                raise Conflict("message changed concurrently") from None
-            return replay
-        return AppendResult(message=message, conversation=conversation, created=True)
-
-    async def _allocate_and_insert(
-        self, new: NewMessage, session: AsyncClientSession | None
-    ) -> tuple[Message, Conversation]:
-        before = await self._conversations.find_one_and_update(
-            {"_id": new.conversation_id, "memberIds": new.sender_id},
-            _allocate_pipeline(new),
-            return_document=ReturnDocument.BEFORE,
-            session=session,
-        )
-        if before is None:
-            raise NotFound("conversation not found")
-        message = new_message(new, before.get("lastSeq", 0) + 1)
-        try:
-            await self._messages.insert_one(message_to_document(message), session=session)
-        except DuplicateKeyError as exc:
-            if "clientMsgId" not in duplicate_key_fields(exc):
-                raise
-            if session is None:
-                await self._give_back_seq(before, message.seq)
-            raise _Replay from exc
-        conversation = attrs.evolve(
-            document_to_conversation(before),
-            last_seq=message.seq,
-            last_message=message,
-            last_activity_at=message.created_at,
-        )
-        return message, conversation
-
-    async def _give_back_seq(self, before: Document, seq: int) -> None:
-        """Without a transaction: undo a seq allocation if nobody allocated after it."""
-        still_ours = {"$eq": ["$lastSeq", seq]}
-
-        def restore(field: str, value: object) -> dict[str, Any]:
-            return {"$cond": [still_ours, {"$literal": value}, f"${field}"]}
-
-        # Filtered on _id only and conditional inside the pipeline: one indexed
-        # write on any server (SecantusDB scans for {_id, lastSeq}).
-        await self._conversations.update_one(
-            {"_id": before["_id"]},
-            [
-                {
-                    "$set": {
-                        "lastSeq": restore("lastSeq", seq - 1),
-                        "lastMessage": restore("lastMessage", before.get("lastMessage")),
-                        "lastActivityAt": restore(
-                            "lastActivityAt", before.get("lastActivityAt", before["createdAt"])
-                        ),
-                    }
-                }
-            ],
-        )
-
-    async def _find_replay(self, new: NewMessage) -> AppendResult | None:
-        """The message stored earlier under ``new``'s clientMsgId, with the conversation
-        (NotFound if the sender is no longer a member); None if there is none."""
-        message_doc = await self._messages.find_one(
-            {
-                "conversationId": new.conversation_id,
-                "senderId": new.sender_id,
-                "clientMsgId": new.client_msg_id,
-            }
-        )
-        if message_doc is None:
-            return None
-        conversation_doc = await self._conversations.find_one(
-            {"_id": new.conversation_id, "memberIds": new.sender_id}
-        )
-        if conversation_doc is None:
-            raise NotFound("conversation not found")
-        return AppendResult(
-            message=document_to_message(message_doc),
-            conversation=document_to_conversation(conversation_doc),
-            created=False,
-        )
+        # Invalid input fails here, alone, before it could join a batch.
+        return await self._sends.submit(_checked(new))
 
     @storage_call
     async def get(self, conversation_id: str, message_id: str) -> Message | None:
@@ -290,7 +227,8 @@ class MongoMessageRepository(MessageRepository):
             )
             return document_to_message(doc)
 
-        # The same lock as sends: both write the conversation document.
+        # Edits of one conversation queue here rather than conflict on its document
+        # (a send batch that writes it at the same time is a retried write conflict).
         async with self._conversation_locks.hold(conversation_id):
             return await self._transactions.run(body)
 
@@ -303,9 +241,31 @@ class MongoMessageRepository(MessageRepository):
         }
         if not windows:
             return {}
+        counted, uncounted = await self._count_from_counters(user_id, windows)
+        if not uncounted:
+            return counted
         if (await self._server.profile()).indexed_or:
-            return await self._count_unread_at_once(user_id, windows)
-        return await self._count_unread_each(user_id, windows)
+            return counted | await self._count_unread_at_once(user_id, uncounted)
+        return counted | await self._count_unread_each(user_id, uncounted)
+
+    async def _count_from_counters(
+        self, user_id: str, windows: dict[str, int]
+    ) -> tuple[dict[str, int], dict[str, int]]:
+        """Counts read off the conversations (one find by ``_id``, see
+        :mod:`adapters.mongo.unread_counters`), and the windows left to count."""
+        cursor = self._conversations.find({"_id": {"$in": list(windows)}}, COUNTER_FIELDS)
+        found = {doc["_id"]: doc async for doc in cursor}
+        counted: dict[str, int] = {}
+        uncounted: dict[str, int] = {}
+        for cid, after in windows.items():
+            if cid not in found:
+                continue  # no conversation, no messages
+            unread = unread_from_counters(found[cid], user_id, after)
+            if unread is None:
+                uncounted[cid] = after
+            elif unread:
+                counted[cid] = unread
+        return counted, uncounted
 
     async def _count_unread_at_once(self, user_id: str, windows: dict[str, int]) -> dict[str, int]:
         # One aggregate for every conversation of a list page: mongod answers the

@@ -21,6 +21,7 @@ from adapters.mongo.search import MongoMessageSearch
 from adapters.mongo.server import ServerInfo
 from adapters.mongo.users import MongoUserRepository
 from chatcore.chat import Storage
+from chatcore.errors import Unavailable
 from chatcore.ports import Clock
 from chatcore.system import SystemClock
 
@@ -112,9 +113,15 @@ class MongoStore:
         return self._storage
 
     async def ping(self) -> None:
-        """Raise Unavailable unless the server answers (readiness probe)."""
+        """Raise Unavailable unless the server answers (readiness probe).
+
+        Known down (the driver saw its connections fail, or its monitor found no
+        primary) is answered at once, without waiting a server-selection timeout
+        for the server to come back: the probe tells the truth now."""
         if self._client is None:
             raise RuntimeError("MongoStore is not open")
+        if not self._client.topology_description.has_writable_server():
+            raise Unavailable("storage is unavailable")
         with translate_errors():
             await self._client.admin.command("ping")
 

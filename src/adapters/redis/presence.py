@@ -29,6 +29,10 @@ persistence), rather than this process having been swept. After a loss, the
 write-back is silent (contacts were never told those users left), except for
 sockets that opened while Redis was unreachable (never announced).
 
+Given a ``routes_channel``, the scripts also publish route notices there for
+:class:`adapters.redis.routing.RoutedRedisManager` (a user id when the set of
+nodes holding that user changed, ``*`` after a sweep or a write-back).
+
 The scripts touch keys they compute (``user:<id>``), so they need a single
 Redis (or Sentinel), not Redis Cluster.
 """
@@ -46,20 +50,46 @@ from redis.exceptions import RedisError
 from chatcore.errors import Unavailable
 from chatcore.ports import PresenceTracker
 
-_CONNECT = """
+# Route notices (see adapters.redis.routing): when a user's first socket on a node
+# opens or their last one there closes, the set of nodes holding them changed, and the
+# user id is published on the routes channel (ARGV[4]; '' for none) in the same step.
+_HELD_BY_NODE = """
+local function held_by_node(key, node)
+  local prefix = node .. '|'
+  for _, entry in ipairs(redis.call('SMEMBERS', key)) do
+    if string.sub(entry, 1, #prefix) == prefix then return true end
+  end
+  return false
+end
+"""
+
+# KEYS: user set, node set, nodes. ARGV: node|conn, user|conn, node id, routes channel, user.
+_CONNECT = (
+    _HELD_BY_NODE
+    + """
+local new_route = ARGV[4] ~= '' and not held_by_node(KEYS[1], ARGV[3])
 local added = redis.call('SADD', KEYS[1], ARGV[1])
 redis.call('SADD', KEYS[2], ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[3])
+if new_route and added == 1 then redis.call('PUBLISH', ARGV[4], ARGV[5]) end
 if added == 1 and redis.call('SCARD', KEYS[1]) == 1 then return 1 end
 return 0
 """
+)
 
-_DISCONNECT = """
+# KEYS: user set, node set. ARGV: node|conn, user|conn, node id, routes channel, user.
+_DISCONNECT = (
+    _HELD_BY_NODE
+    + """
 local removed = redis.call('SREM', KEYS[1], ARGV[1])
 redis.call('SREM', KEYS[2], ARGV[2])
+if removed == 1 and ARGV[4] ~= '' and not held_by_node(KEYS[1], ARGV[3]) then
+  redis.call('PUBLISH', ARGV[4], ARGV[5])
+end
 if removed == 1 and redis.call('SCARD', KEYS[1]) == 0 then return 1 end
 return 0
 """
+)
 
 # KEYS: alive key, nodes set, epoch key. ARGV: ttl ms, node id, a new epoch (used if none).
 # Returns {whether the alive key was still there, the epoch}.
@@ -71,11 +101,13 @@ redis.call('SET', KEYS[3], ARGV[3], 'NX')
 return {existed, redis.call('GET', KEYS[3])}
 """
 
-# KEYS: node's connection set. ARGV: prefix, node id, then user id, connection id pairs.
-# Puts this node's sockets back; returns the users who had no socket anywhere before.
+# KEYS: node's connection set. ARGV: prefix, node id, routes channel, then user id,
+# connection id pairs. Puts this node's sockets back; returns the users who had no
+# socket anywhere before. Every route may have changed: '*' on the routes channel.
 _WRITE_BACK = """
 local first = {}
-for i = 3, #ARGV, 2 do
+if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], '*') end
+for i = 4, #ARGV, 2 do
   local user, conn = ARGV[i], ARGV[i + 1]
   local key = ARGV[1] .. 'user:' .. user
   local added = redis.call('SADD', key, ARGV[2] .. '|' .. conn)
@@ -85,10 +117,14 @@ end
 return first
 """
 
-# KEYS: nodes set, node's connection set, node's alive key. ARGV: node id, prefix.
-# Removes a dead node's sockets; returns the users left with no socket anywhere.
+# KEYS: nodes set, node's connection set, node's alive key. ARGV: node id, prefix,
+# routes channel. Removes a dead node's sockets; returns the users left with no socket
+# anywhere. Routes through that node are gone: '*' on the routes channel.
 _REAP = """
 if redis.call('EXISTS', KEYS[3]) == 1 then return {} end
+if ARGV[3] ~= '' and redis.call('SCARD', KEYS[2]) > 0 then
+  redis.call('PUBLISH', ARGV[3], '*')
+end
 local offline = {}
 for _, entry in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   local sep = string.find(entry, '|', 1, true)
@@ -130,8 +166,11 @@ class RedisPresenceTracker(PresenceTracker):
         prefix: str = "chatcore:presence:",
         node_id: str | None = None,
         heartbeat_ttl: float = 15.0,
+        routes_channel: str | None = None,
     ) -> None:
         self._redis = client
+        # Where route notices go (adapters.redis.routing); none when nobody routes.
+        self._routes_channel = routes_channel or ""
         self._prefix = prefix
         self.node_id = node_id or uuid.uuid4().hex
         self._ttl_ms = int(heartbeat_ttl * 1000)
@@ -162,7 +201,10 @@ class RedisPresenceTracker(PresenceTracker):
     async def connect(self, user_id: str, connection_id: str) -> bool:
         self._local.add((user_id, connection_id))
         keys = [self._key("user", user_id), self._key("node", self.node_id), self._key("nodes")]
-        args = [f"{self.node_id}|{connection_id}", f"{user_id}|{connection_id}", self.node_id]
+        args = [
+            *(f"{self.node_id}|{connection_id}", f"{user_id}|{connection_id}", self.node_id),
+            *(self._routes_channel, user_id),
+        ]
         try:
             return bool(await self._call(self._connect, keys, args))
         except Unavailable:
@@ -180,7 +222,10 @@ class RedisPresenceTracker(PresenceTracker):
 
     async def _remove(self, user_id: str, connection_id: str) -> bool:
         keys = [self._key("user", user_id), self._key("node", self.node_id)]
-        args = [f"{self.node_id}|{connection_id}", f"{user_id}|{connection_id}"]
+        args = [
+            *(f"{self.node_id}|{connection_id}", f"{user_id}|{connection_id}", self.node_id),
+            *(self._routes_channel, user_id),
+        ]
         return bool(await self._call(self._disconnect, keys, args))
 
     async def online(self, user_ids: Iterable[str]) -> set[str]:
@@ -251,7 +296,7 @@ class RedisPresenceTracker(PresenceTracker):
         snapshot = sorted(self._local)
         if not snapshot:
             return []
-        args = [self._prefix, self.node_id]
+        args = [self._prefix, self.node_id, self._routes_channel]
         for user_id, connection_id in snapshot:
             args += [user_id, connection_id]
         first = await self._call(self._write_back, [self._key("node", self.node_id)], args)
@@ -273,7 +318,7 @@ class RedisPresenceTracker(PresenceTracker):
                 if node == self.node_id:
                     continue
                 keys = [self._key("nodes"), self._key("node", node), self._key("alive", node)]
-                gone = await self._reap(keys=keys, args=[node, self._prefix])
+                gone = await self._reap(keys=keys, args=[node, self._prefix, self._routes_channel])
                 offline.extend(_text(g) for g in gone)
             return offline
         except RedisError as exc:
@@ -288,7 +333,9 @@ class RedisPresenceTracker(PresenceTracker):
                 self._key("node", self.node_id),
                 self._key("alive", self.node_id),
             ]
-            gone = await self._reap(keys=keys, args=[self.node_id, self._prefix])
+            gone = await self._reap(
+                keys=keys, args=[self.node_id, self._prefix, self._routes_channel]
+            )
         except RedisError as exc:
             raise Unavailable("presence is unavailable") from exc
         return [_text(g) for g in gone]

@@ -19,6 +19,7 @@ from chatcore.ports import (
 )
 from chatcore.services.access import require_membership
 from chatcore.services.conversations import ConversationService
+from chatcore.services.throttle import Throttle
 
 
 @define(kw_only=True)
@@ -41,6 +42,7 @@ class MessageService:
     notifier: Notifier
     clock: Clock
     ids: IdGenerator
+    throttle: Throttle
 
     async def send(
         self,
@@ -52,9 +54,17 @@ class MessageService:
         """Store a message with the next seq and deliver it to every member.
 
         Replaying a ``client_msg_id`` returns the stored message with ``created``
-        False and delivers nothing again. Non-members get NotFound.
+        False and delivers nothing again (and is not counted against the send limit).
+        Non-members get NotFound; RateLimited over the send limit, storing nothing.
         """
-        new = NewMessage(
+        new = self._new_message(sender_id, conversation_id, body, client_msg_id)
+        await self.throttle.send(sender_id)
+        return await self._store(new)
+
+    def _new_message(
+        self, sender_id: str, conversation_id: str, body: str, client_msg_id: str | None
+    ) -> NewMessage:
+        return NewMessage(
             id=self.ids.new_id(),
             conversation_id=conversation_id,
             sender_id=sender_id,
@@ -62,21 +72,27 @@ class MessageService:
             client_msg_id=limits.client_msg_id(client_msg_id),
             created_at=self.clock.now(),
         )
+
+    async def _store(self, new: NewMessage) -> AppendResult:
         # One atomic store call checks membership, allocates the seq and inserts.
         result = await self.messages.append(new)
         if result.created:
             await self.notifier.message_created(result.message, result.conversation.member_ids)
+        else:
+            await self.throttle.send_was_replay(new.sender_id)
         return result
 
     async def send_direct(
         self, sender_id: str, receiver_id: str, body: str, client_msg_id: str | None = None
     ) -> AppendResult:
         """Seed-compatible send: to the direct conversation with ``receiver_id``."""
-        # Validate before a conversation may be created, so bad input changes nothing.
+        # Validate and count before a conversation may be created, so that bad input
+        # or a send over the limit changes nothing.
         limits.message_body(body)
         limits.client_msg_id(client_msg_id)
+        await self.throttle.send(sender_id)
         conversation = await self.conversation_service.ensure_direct(sender_id, receiver_id)
-        return await self.send(sender_id, conversation.id, body, client_msg_id)
+        return await self._store(self._new_message(sender_id, conversation.id, body, client_msg_id))
 
     async def history(
         self,

@@ -6,7 +6,7 @@ from attrs import define
 
 from chatcore import limits
 from chatcore.cursors import decode_user_cursor, encode_user_cursor
-from chatcore.errors import NotFound
+from chatcore.errors import NotFound, Unauthorized
 from chatcore.models import Page, User
 from chatcore.ports import UserRepository
 
@@ -22,7 +22,11 @@ class UserService:
         return user
 
     async def me(self, user_id: str) -> User:
-        return await self.get(user_id)
+        """The caller; Unauthorized if their account is gone (their token outlived it)."""
+        user = await self.users.get(user_id)
+        if user is None:
+            raise Unauthorized("the account of this token no longer exists")
+        return user
 
     async def search(
         self,

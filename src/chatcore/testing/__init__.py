@@ -21,7 +21,8 @@ from datetime import timedelta
 from attrs import frozen
 
 from chatcore.chat import Chat, Storage, build_chat
-from chatcore.system import LocalPresenceTracker
+from chatcore.rate_limits import RateLimits
+from chatcore.system import LocalPresenceTracker, LocalRateLimiter
 from chatcore.testing.fakes import (
     EPOCH,
     Event,
@@ -55,9 +56,15 @@ class ChatKit:
 
 
 def in_memory_chat(
-    *, storage: Storage | None = None, refresh_ttl: timedelta = timedelta(days=30)
+    *,
+    storage: Storage | None = None,
+    refresh_ttl: timedelta = timedelta(days=30),
+    rate_limits: RateLimits | None = None,
 ) -> ChatKit:
-    """Everything in memory: deterministic time and ids, events recorded."""
+    """Everything in memory: deterministic time and ids, events recorded.
+
+    Rate limits are off unless ``rate_limits`` are given (the clock stands still,
+    so a test that sends a burst would otherwise trip them); counted by ``clock``."""
     storage = storage or in_memory_storage()
     clock = FixedClock()
     ids = SequentialIds()
@@ -73,6 +80,8 @@ def in_memory_chat(
         clock=clock,
         ids=ids,
         refresh_ttl=refresh_ttl,
+        rate_limits=rate_limits or RateLimits.off(),
+        rate_limiter=LocalRateLimiter(clock),
     )
     return ChatKit(
         chat=chat,

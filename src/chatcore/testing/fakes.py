@@ -88,13 +88,16 @@ class FakeAccessTokens(AccessTokens):
         return IssuedAccessToken(token=token, expires_in=self._expires_in)
 
     def verify(self, token: str) -> str:
+        return self.verify_expiring(token)[0]
+
+    def verify_expiring(self, token: str) -> tuple[str, datetime | None]:
         found = self._valid.get(token)
         if found is None:
             raise Unauthorized("invalid access token")
         user_id, expires_at = found
         if expires_at is not None and self._clock is not None and self._clock.now() >= expires_at:
             raise Unauthorized("access token expired")
-        return user_id
+        return user_id, expires_at
 
     def revoke_all(self) -> None:
         self._valid.clear()

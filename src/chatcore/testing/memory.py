@@ -334,18 +334,31 @@ class InMemoryReceiptRepository(ReceiptRepository):
 class InMemoryRefreshTokenRepository(RefreshTokenRepository):
     def __init__(self) -> None:
         self._tokens: dict[str, RefreshToken] = {}
+        self._used: set[str] = set()
 
     async def add(self, token: RefreshToken) -> None:
         self._tokens[token.token_hash] = token
 
     async def consume(self, token_hash: str, now: datetime) -> RefreshToken | None:
-        token = self._tokens.pop(token_hash, None)
-        if token is None or token.expires_at <= now:
+        token = self._tokens.get(token_hash)
+        if token is None or token_hash in self._used:
             return None
-        return token
+        self._used.add(token_hash)
+        return token if token.expires_at > now else None
 
-    async def revoke(self, token_hash: str) -> None:
-        self._tokens.pop(token_hash, None)
+    async def find_used(self, token_hash: str) -> RefreshToken | None:
+        return self._tokens.get(token_hash) if token_hash in self._used else None
+
+    async def revoke(self, token_hash: str, user_id: str) -> None:
+        token = self._tokens.get(token_hash)
+        if token is not None and token.user_id == user_id:
+            del self._tokens[token_hash]
+            self._used.discard(token_hash)
+
+    async def revoke_family(self, family: str) -> None:
+        for key in [k for k, t in self._tokens.items() if t.family == family]:
+            del self._tokens[key]
+            self._used.discard(key)
 
     async def revoke_all_for_user(self, user_id: str) -> None:
         for key in [k for k, t in self._tokens.items() if t.user_id == user_id]:

@@ -19,8 +19,11 @@ from starlette.routing import Route
 
 from chatcore import limits
 from chatcore.chat import Chat
-from chatcore.errors import Unauthorized
+from chatcore.errors import RateLimited, Unauthorized
+from chatcore.services.throttle import forget_last_quota, last_quota
 from entrypoints.bearer import bearer_credentials
+from entrypoints.client_address import asgi_client_address
+from entrypoints.error_codes import rate_limit_headers
 from entrypoints.http.schemas import QueryParams, RequestBody
 from entrypoints.http.validation import parse_json_body, parse_query
 from entrypoints.runtime import Runtime
@@ -58,6 +61,11 @@ class Call:
         if self._user_id is None:
             raise RuntimeError("this endpoint is declared without authentication")
         return self._user_id
+
+    @property
+    def client_address(self) -> str:
+        """The peer, or the client a trusted proxy names (CHATCORE_TRUSTED_PROXIES)."""
+        return asgi_client_address(self.request.scope, self.runtime.trusted_proxies)
 
     def path(self, name: str) -> str:
         """An id in the path (``{id}``, ``{userId}``, ...), checked by ``limits.entity_id``."""
@@ -101,10 +109,18 @@ class Endpoint:
     errors: tuple[int, ...] = ()
     media_type: str = JSON
     include_in_schema: bool = True
+    # The rate limit the handler's service applies (send, login, register); None: the
+    # dispatcher applies ``api`` to authenticated endpoints.
+    limit: str | None = None
 
     @property
     def operation_id(self) -> str:
         return self.handler.__name__
+
+    @property
+    def rate_limit(self) -> str | None:
+        """The limit of this endpoint (its answers carry ``RateLimit-*``), if any."""
+        return self.limit or ("api" if self.auth else None)
 
 
 class Api:
@@ -128,6 +144,7 @@ class Api:
         errors: tuple[int, ...] = (),
         media_type: str = JSON,
         include_in_schema: bool = True,
+        limit: str | None = None,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.endpoints.append(
@@ -144,6 +161,7 @@ class Api:
                     errors=errors,
                     media_type=media_type,
                     include_in_schema=include_in_schema,
+                    limit=limit,
                 )
             )
             return handler
@@ -163,29 +181,74 @@ def bearer_token(request: Request) -> str:
 
 
 def starlette_routes(endpoints: list[Endpoint], runtime: Runtime) -> list[Route]:
-    """One Starlette route per endpoint, each dispatching through :func:`_dispatcher`."""
-    return [
-        Route(
-            e.path,
-            _dispatcher(e, runtime),
-            methods=[e.method],
-            name=e.operation_id,
-            include_in_schema=e.include_in_schema,
+    """One Starlette route per path, dispatching each method through :func:`_dispatcher`.
+
+    One route per path, not per endpoint: a 405 then names every method the path
+    allows in its ``Allow`` header (a route per method would name only its own).
+    """
+    by_path: dict[str, dict[str, Endpoint]] = {}
+    for e in endpoints:
+        by_path.setdefault(e.path, {})[e.method] = e
+    return [_route(path, methods, runtime) for path, methods in by_path.items()]
+
+
+def _route(path: str, methods: Mapping[str, Endpoint], runtime: Runtime) -> Route:
+    if len(methods) == 1:
+        [endpoint] = methods.values()
+        return Route(
+            path,
+            _dispatcher(endpoint, runtime),
+            methods=[endpoint.method],
+            name=endpoint.operation_id,
+            include_in_schema=endpoint.include_in_schema,
         )
-        for e in endpoints
-    ]
+    dispatchers = {method: _dispatcher(e, runtime) for method, e in methods.items()}
+    if "GET" in dispatchers:
+        dispatchers["HEAD"] = dispatchers["GET"]  # as Starlette does for a GET route
+
+    async def dispatch(request: Request) -> Response:
+        return await dispatchers[request.method](request)
+
+    return Route(
+        path,
+        dispatch,
+        methods=list(methods),
+        name="|".join(e.operation_id for e in methods.values()),
+        include_in_schema=any(e.include_in_schema for e in methods.values()),
+    )
 
 
 def _dispatcher(endpoint: Endpoint, runtime: Runtime) -> Callable[[Request], Awaitable[Response]]:
+    metered = endpoint.limit is None and endpoint.auth
+
     async def dispatch(request: Request) -> Response:
-        # Order of checks: who is calling (401), then what they ask (422).
-        user_id = runtime.chat.auth.authenticate(bearer_token(request)) if endpoint.auth else None
-        query = parse_query(request.query_params, endpoint.query) if endpoint.query else None
-        body = None
-        if endpoint.body is not None:
-            raw = await request.body()
-            body = parse_json_body(raw, request.headers.get("content-type"), endpoint.body)
-        return await endpoint.handler(Call(request, runtime, user_id, body, query))
+        forget_last_quota()
+        try:
+            response = await _checked_call(endpoint, runtime, request, metered)
+        except RateLimited as exc:
+            # Counted here, the one place every HTTP refusal passes (the answer itself
+            # is the error handler's: 429, Retry-After, RateLimit-*).
+            runtime.metrics.refused(exc.limit, endpoint.operation_id)
+            raise
+        quota = last_quota()
+        if quota is not None:
+            response.headers.update(rate_limit_headers(quota))
+        return response
 
     dispatch.__name__ = endpoint.operation_id
     return dispatch
+
+
+async def _checked_call(
+    endpoint: Endpoint, runtime: Runtime, request: Request, metered: bool
+) -> Response:
+    # Order of checks: who is calling (401), how often (429), then what they ask (422).
+    user_id = runtime.chat.auth.authenticate(bearer_token(request)) if endpoint.auth else None
+    if metered and user_id is not None:
+        await runtime.chat.throttle.api(user_id)
+    query = parse_query(request.query_params, endpoint.query) if endpoint.query else None
+    body = None
+    if endpoint.body is not None:
+        raw = await request.body()
+        body = parse_json_body(raw, request.headers.get("content-type"), endpoint.body)
+    return await endpoint.handler(Call(request, runtime, user_id, body, query))

@@ -15,12 +15,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from adapters.wire import error_json
-from chatcore.errors import ChatError, Unauthorized
+from chatcore.errors import ChatError, RateLimited, Unauthorized
+from chatcore.services.throttle import last_quota
 from entrypoints.error_codes import (
     INTERNAL_ERROR,
     METHOD_NOT_ALLOWED,
     NOT_FOUND,
     error_headers,
+    rate_limit_headers,
     status_for,
 )
 from entrypoints.http.responses import JsonResponse, json_response
@@ -33,6 +35,10 @@ REQUEST_ID_SCOPE_KEY = "chatcore.request_id"
 
 def chat_error_response(error: ChatError) -> JsonResponse:
     headers = error_headers(error)
+    quota = last_quota()
+    if quota is not None and not isinstance(error, RateLimited):
+        # A limited request that failed for another reason still counted.
+        headers.update(rate_limit_headers(quota))
     if isinstance(error, Unauthorized):
         headers["WWW-Authenticate"] = "Bearer"
     return json_response(

@@ -49,7 +49,7 @@ class BodySizeLimit:
         too_large = PayloadTooLarge(
             f"request body is over {self.max_bytes} bytes", details={"maxBytes": self.max_bytes}
         )
-        declared = _content_length(scope)
+        declared = content_length(scope)
         if declared is not None and declared > self.max_bytes:
             await chat_error_response(too_large)(scope, receive, send)
             return
@@ -126,7 +126,8 @@ class RequestLog:
             )
 
 
-def _content_length(scope: Scope) -> int | None:
+def content_length(scope: Scope) -> int | None:
+    """The declared Content-Length of an ASGI HTTP scope (None: absent or not a number)."""
     for name, value in scope["headers"]:
         if name == b"content-length":
             try:

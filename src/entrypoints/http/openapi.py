@@ -104,6 +104,8 @@ def _error_statuses(e: Endpoint) -> set[int]:
         statuses.add(422)
     if e.path.startswith("/api/"):
         statuses.update({500, 503})
+    if e.rate_limit is not None:
+        statuses.add(429)
     return statuses
 
 

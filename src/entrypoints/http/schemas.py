@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from chatcore import limits
@@ -22,6 +22,50 @@ from chatcore import limits
 _CURSOR_MAX = 512
 # An id named in a body: the rule of chatcore.limits.entity_id, stated for the schema.
 EntityId = Annotated[str, Field(min_length=1, max_length=limits.MAX_ID_CHARS)]
+
+# The rules of chatcore.limits, stated for the OpenAPI document so that it allows what
+# the server accepts (limits checks them again, after trimming where it trims).
+_NO_NUL = "^[^\\x00]*$"
+# At least one character that is not white space, and no NUL.
+_NOT_BLANK = "^[^\\x00]*[^\\s\\x00][^\\x00]*$"
+Username = Annotated[
+    str,
+    Field(
+        min_length=limits.USERNAME_MIN,
+        max_length=limits.USERNAME_MAX,
+        pattern=r"^[A-Za-z0-9_.@+\-]+$",
+        examples=["alice"],
+    ),
+]
+Password = Annotated[
+    str,
+    Field(
+        min_length=limits.PASSWORD_MIN,
+        max_length=limits.PASSWORD_MAX,
+        examples=["correct horse battery"],
+    ),
+]
+MessageText = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=limits.MAX_BODY_CHARS,
+        pattern=_NOT_BLANK,
+        description="Trimmed; 1..4000 characters, not blank, no NUL.",
+        examples=["Hello!"],
+    ),
+]
+
+
+def _integral_float(value: Any) -> Any:
+    # JSON Schema counts 48.0 as an integer, and some JSON encoders write whole
+    # numbers that way: take it as 48. Strings and fractions stay errors.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+JsonInt = Annotated[int, BeforeValidator(_integral_float)]
 
 
 class RequestBody(BaseModel):
@@ -46,9 +90,15 @@ class Wire(BaseModel):
 
 
 class RegisterBody(RequestBody):
-    username: str = Field(examples=["alice"])
-    password: str = Field(examples=["correct horse battery"])
-    display_name: str | None = Field(default=None, examples=["Alice"])
+    username: Username
+    password: Password
+    display_name: str | None = Field(
+        default=None,
+        max_length=limits.DISPLAY_NAME_MAX,
+        pattern=_NOT_BLANK,
+        description="Trimmed; 1..64 characters, not blank, no NUL.",
+        examples=["Alice"],
+    )
 
 
 class LoginBody(RequestBody):
@@ -65,7 +115,13 @@ class CreateGroupBody(RequestBody):
         default="group",
         description="Only groups are created here; use POST /api/conversations/direct/{userId}.",
     )
-    name: str = Field(examples=["Weekend plans"])
+    name: str = Field(
+        min_length=1,
+        max_length=limits.GROUP_NAME_MAX,
+        pattern=_NOT_BLANK,
+        description="Trimmed; 1..100 characters, not blank, no NUL.",
+        examples=["Weekend plans"],
+    )
     member_ids: list[EntityId] = Field(default_factory=list, max_length=limits.GROUP_MAX_MEMBERS)
 
 
@@ -74,9 +130,12 @@ class AddMemberBody(RequestBody):
 
 
 class SendMessageBody(RequestBody):
-    body: str = Field(examples=["Hello!"])
+    body: MessageText
     client_msg_id: str | None = Field(
         default=None,
+        min_length=1,
+        max_length=limits.MAX_CLIENT_MSG_ID_CHARS,
+        pattern=_NO_NUL,
         description="Makes the send idempotent: the same id again returns the stored message.",
         examples=["c0a8e7b2-1"],
     )
@@ -88,11 +147,11 @@ class DirectSendBody(SendMessageBody):
 
 
 class EditMessageBody(RequestBody):
-    body: str
+    body: MessageText
 
 
 class ReadBody(RequestBody):
-    up_to_seq: int = Field(
+    up_to_seq: JsonInt = Field(
         ge=0, le=limits.MAX_SEQ, description="Mark everything up to this seq as read."
     )
 

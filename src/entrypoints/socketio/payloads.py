@@ -12,14 +12,14 @@ and the like, so every edge applies the same ones: ids through
 Anything that is not what the contract describes (a missing field, a wrong
 type, a number where a string belongs, an operator dict such as
 ``{"$gt": ""}`` in place of an id, a non-object payload) raises
-:class:`~chatcore.errors.ValidationFailed`. Unknown extra keys are ignored:
-clients often attach their own bookkeeping (a temporary id, a timestamp) and
-nothing here would read them.
+:class:`~chatcore.errors.ValidationFailed`. So do unknown keys, naming the key,
+as HTTP bodies do: a misspelt ``clientMsgID`` silently ignored would make a
+retry store a duplicate.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from attrs import frozen
 
@@ -67,12 +67,24 @@ def _wrong_type(field: str, value: Any, must_be: str) -> ValidationFailed:
     return _invalid(field, f"{field} must be {must_be}")
 
 
-def _payload(args: tuple[Any, ...]) -> dict[str, Any]:
+# The keys each event's payload may have (threadId: contract v1.1 threads).
+SEND_MESSAGE_KEYS: Final = frozenset(
+    {"conversationId", "receiverId", "body", "clientMsgId", "threadId"}
+)
+READ_MESSAGE_KEYS: Final = frozenset({"conversationId", "upToSeq"})
+TYPING_KEYS: Final = frozenset({"conversationId", "isTyping"})
+SYNC_KEYS: Final = frozenset({"since"})
+
+
+def _payload(args: tuple[Any, ...], keys: frozenset[str]) -> dict[str, Any]:
     # Events are emitted with exactly one argument, a JSON object (the ack callback is
     # not an argument on the wire). Zero or several arguments are a client bug.
     if len(args) != 1 or type(args[0]) is not dict:
         raise _invalid("payload", "the payload must be one JSON object")
     payload: dict[str, Any] = args[0]
+    if not keys.issuperset(payload):
+        unknown = sorted(str(k) for k in payload if k not in keys)[0][: limits.MAX_ID_CHARS]
+        raise _invalid(unknown, f"unknown field: {unknown}")
     return payload
 
 
@@ -93,7 +105,7 @@ def _int(value: Any, field: str) -> int:
 
 def send_message(args: tuple[Any, ...]) -> SendMessage:
     """``{conversationId, body, clientMsgId?}`` or ``{receiverId, body, clientMsgId?}``."""
-    payload = _payload(args)
+    payload = _payload(args, SEND_MESSAGE_KEYS)
     body = payload.get("body")
     if type(body) is not str:
         raise _wrong_type("body", body, "a string")
@@ -111,13 +123,13 @@ def send_message(args: tuple[Any, ...]) -> SendMessage:
 
 def read_message(args: tuple[Any, ...]) -> ReadMessage:
     """``{conversationId, upToSeq}``."""
-    payload = _payload(args)
+    payload = _payload(args, READ_MESSAGE_KEYS)
     return ReadMessage(_id(payload, "conversationId"), _int(payload.get("upToSeq"), "upToSeq"))
 
 
 def typing(args: tuple[Any, ...]) -> Typing:
     """``{conversationId, isTyping}``."""
-    payload = _payload(args)
+    payload = _payload(args, TYPING_KEYS)
     conversation_id = _id(payload, "conversationId")
     is_typing = payload.get("isTyping")
     if type(is_typing) is not bool:
@@ -127,7 +139,7 @@ def typing(args: tuple[Any, ...]) -> Typing:
 
 def sync(args: tuple[Any, ...]) -> Sync:
     """``{since: {<conversationId>: <seq>, ...}}``."""
-    payload = _payload(args)
+    payload = _payload(args, SYNC_KEYS)
     since = payload.get("since")
     if type(since) is not dict:
         raise _wrong_type("since", since, "an object of conversationId to seq")

@@ -48,12 +48,11 @@ async def _bounded_poll(self: Any) -> list[Any]:
     # engineio.async_socket.AsyncSocket.poll with a cap on the batch (engineio 4.x):
     # wait for one packet, then take what is queued, up to the cap. ``None`` in the
     # queue means "closing" and is put back for the next poll to see.
+    # asyncio.timeout, not wait_for: on Python 3.11 wait_for wraps the get in a new
+    # Task, i.e. one Task per packet batch and socket on the delivery hot path.
     try:
-        packets = [
-            await asyncio.wait_for(
-                self.queue.get(), self.server.ping_interval + self.server.ping_timeout
-            )
-        ]
+        async with asyncio.timeout(self.server.ping_interval + self.server.ping_timeout):
+            packets = [await self.queue.get()]
         self.queue.task_done()
     except (TimeoutError, asyncio.CancelledError):
         raise engineio_exceptions.QueueEmpty() from None

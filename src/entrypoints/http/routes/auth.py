@@ -32,10 +32,13 @@ def session_json(session: AuthSession) -> JsonDict:
     body=RegisterBody,
     responses={201: AuthSessionOut},
     errors=(409,),
+    limit="register",
 )
 async def register(call: Call) -> Response:
     body = call.body(RegisterBody)
-    session = await call.chat.auth.register(body.username, body.password, body.display_name)
+    session = await call.chat.auth.register(
+        body.username, body.password, body.display_name, client_address=call.client_address
+    )
     return json_response(session_json(session), status=201)
 
 
@@ -48,10 +51,14 @@ async def register(call: Call) -> Response:
     body=LoginBody,
     responses={200: AuthSessionOut},
     errors=(401,),
+    limit="login",
 )
 async def login(call: Call) -> Response:
     body = call.body(LoginBody)
-    return json_response(session_json(await call.chat.auth.login(body.username, body.password)))
+    session = await call.chat.auth.login(
+        body.username, body.password, client_address=call.client_address
+    )
+    return json_response(session_json(session))
 
 
 @api.route(
@@ -78,5 +85,5 @@ async def refresh(call: Call) -> Response:
     responses={204: None},
 )
 async def logout(call: Call) -> Response:
-    await call.chat.auth.logout(call.body(RefreshTokenBody).refresh_token)
+    await call.chat.auth.logout(call.user_id, call.body(RefreshTokenBody).refresh_token)
     return no_content()

@@ -59,6 +59,7 @@ async def get_history(call: Call) -> Response:
     body=SendMessageBody,
     responses=SEND_RESPONSES,
     errors=(404,),
+    limit="send",
 )
 async def send_message(call: Call) -> Response:
     body = call.body(SendMessageBody)
@@ -126,6 +127,7 @@ async def get_direct_history(call: Call) -> Response:
     body=DirectSendBody,
     responses=SEND_RESPONSES,
     errors=(404,),
+    limit="send",
 )
 async def send_direct(call: Call) -> Response:
     body = call.body(DirectSendBody)

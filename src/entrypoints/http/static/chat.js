@@ -168,6 +168,14 @@ function upsertConversation(conv) {
   quietly(loadPresence(conv.memberIds));
 }
 
+function newerOf(fetched) {
+  const local = state.conversations.get(fetched.id);
+  if (!local || local.lastSeq <= fetched.lastSeq) return fetched;
+  const { lastSeq, lastMessage, unreadCount } = local;
+  const unread = Math.max(unreadCount, fetched.unreadCount);
+  return { ...fetched, lastSeq, lastMessage, unreadCount: unread };
+}
+
 async function loadConversations() {
   const all = [];
   let cursor = null;
@@ -177,7 +185,9 @@ async function loadConversations() {
     all.push(...page.conversations);
     cursor = page.nextCursor;
   } while (cursor);
-  state.conversations = new Map(all.map((conv) => [conv.id, conv]));
+  // A message may have arrived live while the pages were loading: a fetched view older
+  // than our copy must not take its newest message (and unread count) back.
+  state.conversations = new Map(all.map((conv) => [conv.id, newerOf(conv)]));
   renderAll();
   const members = all.flatMap((conv) => conv.memberIds);
   await Promise.all([loadUsers(members), loadPresence(members)]);
@@ -367,7 +377,19 @@ function connectSocket() {
   });
   // `socket.active`: socket.io will retry by itself (network trouble, not a refusal).
   const lost = () => setConnection("offline", socket.active ? "Reconnecting…" : "Offline");
-  socket.on("disconnect", lost);
+  socket.on("disconnect", (reason) => {
+    // The server closes a socket when its access token expires (after `sessionExpired`):
+    // renew the token and connect again at once; `sync` then fetches anything missed.
+    if (reason === "io server disconnect" && state.tokenExpired) {
+      state.tokenExpired = false;
+      refreshTokens().then(() => socket.connect(), () => {});
+      return;
+    }
+    lost();
+  });
+  socket.on("sessionExpired", () => {
+    state.tokenExpired = true;
+  });
   socket.on("connect_error", (err) => {
     lost();
     // A refused handshake is not retried: our access token expired. Renew it and connect

@@ -1,0 +1,357 @@
+"""Storing a batch of sends with a constant number of commands (see :mod:`adapters.mongo.messages`
+for the algorithm and its guarantees)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
+
+import attrs
+from pymongo import ReturnDocument, UpdateOne
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import BulkWriteError
+
+from adapters.mongo.documents import (
+    Document,
+    document_to_conversation,
+    document_to_message,
+    message_to_document,
+    new_message,
+    without_search_keys,
+)
+from adapters.mongo.transactions import Transactions
+from adapters.mongo.unread_counters import counter_updates
+from chatcore.errors import Conflict, NotFound
+from chatcore.models import AppendResult, Message, NewMessage
+
+Outcome = AppendResult | Exception
+_DUPLICATE_KEY = 11000
+_ReplayKey = tuple[str, str, str]  # (conversationId, senderId, clientMsgId)
+# conversationId -> (position in the batch, message with its seq), in seq order
+_Taken = dict[str, list[tuple[int, Message]]]
+
+
+class _Replays(Exception):
+    """Inside a transaction: these sends (positions in the round) are replays; the
+    transaction is aborted and the round runs again without them."""
+
+    def __init__(self, positions: set[int]) -> None:
+        super().__init__(f"{len(positions)} replays")
+        self.positions = positions
+
+
+@attrs.frozen
+class _Round:
+    """What one round stored, and which sends must go again or be looked up as replays."""
+
+    stored: dict[int, Outcome]
+    lost: list[int]  # their conversation moved under them (another process): next round
+    replays: set[int]  # their clientMsgId is already stored (without a transaction)
+
+
+def _replay_key(new: NewMessage) -> _ReplayKey | None:
+    if new.client_msg_id is None:
+        return None
+    return (new.conversation_id, new.sender_id, new.client_msg_id)
+
+
+def _is_member(doc: Document | None, user_id: str) -> bool:
+    return doc is not None and user_id in doc.get("memberIds", ())
+
+
+def _conversation_update(before: Document, messages: list[Message]) -> UpdateOne:
+    """Advance ``before``'s lastSeq/lastMessage/lastActivityAt past ``messages`` (its
+    sends of this batch, in seq order), guarded by the lastSeq that was read.
+
+    Filtered on ``_id`` alone (an index on every server; SecantusDB scans for
+    ``{_id, lastSeq}``) with the guard inside the pipeline: if another process
+    moved lastSeq in between, nothing changes and the write counts as not
+    modified. Every client value is wrapped in ``$literal``: in a pipeline a body
+    such as ``"$lastSeq"`` would otherwise be read as a field path.
+    """
+    read_seq = before.get("lastSeq", 0)
+    guard = {"$eq": [{"$ifNull": ["$lastSeq", 0]}, read_seq]}
+    last = messages[-1]
+    own: dict[str, list[int]] = {}
+    for m in messages:
+        own.setdefault(m.sender_id, []).append(m.seq)
+
+    def when_guarded(value: object, field: str) -> dict[str, Any]:
+        return {"$cond": [guard, value, f"${field}"]}
+
+    return UpdateOne(
+        {"_id": before["_id"]},
+        [
+            {
+                "$set": {
+                    "lastSeq": when_guarded(last.seq, "lastSeq"),
+                    "lastActivityAt": when_guarded({"$literal": last.created_at}, "lastActivityAt"),
+                    "lastMessage": when_guarded(
+                        {"$literal": without_search_keys(message_to_document(last))}, "lastMessage"
+                    ),
+                    **{
+                        field: when_guarded(value, field)
+                        for field, value in counter_updates(read_seq, own).items()
+                    },
+                }
+            }
+        ],
+    )
+
+
+def _allocate_pipeline(sends: list[NewMessage]) -> list[dict[str, Any]]:
+    """For sends of one sender to one conversation: take the next ``len(sends)`` seqs and
+    make the last send the conversation's lastMessage (the seqs computed on the server)."""
+    read_seq = {"$ifNull": ["$lastSeq", 0]}
+    last_seq = {"$add": [read_seq, len(sends)]}
+    preview = without_search_keys(message_to_document(new_message(sends[-1], 0)))
+    del preview["seq"]
+    seqs = [{"$add": [read_seq, n]} for n in range(1, len(sends) + 1)]
+    return [
+        {
+            "$set": {
+                "lastSeq": last_seq,
+                "lastActivityAt": {"$literal": sends[-1].created_at},
+                "lastMessage": {"$mergeObjects": [{"$literal": preview}, {"seq": last_seq}]},
+                **counter_updates(read_seq, {sends[-1].sender_id: seqs}),
+            }
+        }
+    ]
+
+
+class MessageBatches:
+    """Writes batches of :class:`NewMessage` (already validated) and answers each send."""
+
+    def __init__(
+        self,
+        messages: AsyncCollection[Document],
+        conversations: AsyncCollection[Document],
+        transactions: Transactions,
+        *,
+        time_limit: float = 10.0,
+    ) -> None:
+        self._messages = messages
+        self._conversations = conversations
+        self._transactions = transactions
+        self._time_limit = time_limit
+
+    async def write(self, batch: Sequence[NewMessage]) -> list[Outcome]:
+        """One outcome per send, in order: its AppendResult, or its own NotFound.
+
+        Raises (for the whole batch) when the database fails or cannot be reached.
+        """
+        outcomes: dict[int, Outcome] = {}
+        # A clientMsgId twice in one batch: the second follows the first.
+        first_of: dict[_ReplayKey, int] = {}
+        follows: dict[int, int] = {}
+        for i, new in enumerate(batch):
+            key = _replay_key(new)
+            if key is not None and key in first_of:
+                follows[i] = first_of[key]
+            elif key is not None:
+                first_of[key] = i
+        pending = [i for i in range(len(batch)) if i not in follows]
+        replays: set[int] = set()
+        if not await self._transactions.enabled():
+            # Without a transaction a replay must be found before it takes a seq.
+            found = await asyncio.gather(*(self._lookup(batch[i]) for i in pending))
+            outcomes.update((i, r) for i, r in zip(pending, found, strict=True) if r is not None)
+            pending = [i for i in pending if i not in outcomes]
+        deadline = time.monotonic() + self._time_limit
+        while pending:
+            if time.monotonic() > deadline:
+                raise Conflict("conversations are changing too fast")
+            try:
+                done = await self._transactions.run(partial(self._round, batch, pending))
+            except _Replays as exc:
+                replays |= exc.positions
+                pending = [i for i in pending if i not in exc.positions]
+                continue
+            outcomes.update(done.stored)
+            replays |= done.replays
+            pending = done.lost
+        for i in replays:
+            outcomes[i] = await self._stored_replay(batch[i])
+        for i, first in follows.items():
+            outcomes[i] = _as_replay(outcomes[first])
+        return [outcomes[i] for i in range(len(batch))]
+
+    async def _round(
+        self, batch: Sequence[NewMessage], sends: list[int], session: AsyncClientSession | None
+    ) -> _Round:
+        stored: dict[int, Outcome] = {}
+        senders = {(batch[i].conversation_id, batch[i].sender_id) for i in sends}
+        if len(senders) == 1:
+            # One sender, one conversation (a lone send above all): one findAndModify
+            # checks membership and takes the seqs, as a send always did.
+            found, taken = await self._allocate_alone(batch, sends, session)
+            lost: set[str] = set()
+        else:
+            found, taken = await self._allocate(batch, sends, session)
+            lost = await self._advance(found, taken, session) if taken else set()
+        placed = {i for sent in taken.values() for i, _ in sent}
+        for i in sends:
+            if i not in placed:
+                stored[i] = NotFound("conversation not found")
+        for cid in lost:
+            del taken[cid]
+        if not taken:
+            return _Round(stored, [i for i in sends if batch[i].conversation_id in lost], set())
+        replays = await self._insert([m for sends in taken.values() for m in sends], session)
+        for cid, sent in taken.items():
+            conversation = document_to_conversation(found[cid])
+            for i, message in sent:
+                if i not in replays:
+                    stored[i] = AppendResult(
+                        message=message,
+                        conversation=attrs.evolve(
+                            conversation,
+                            last_seq=message.seq,
+                            last_message=message,
+                            last_activity_at=message.created_at,
+                        ),
+                        created=True,
+                    )
+        lost_sends = [i for i in sends if batch[i].conversation_id in lost]
+        return _Round(stored, lost_sends, replays)
+
+    async def _allocate_alone(
+        self, batch: Sequence[NewMessage], sends: list[int], session: AsyncClientSession | None
+    ) -> tuple[dict[str, Document], _Taken]:
+        first = batch[sends[0]]
+        before = await self._conversations.find_one_and_update(
+            {"_id": first.conversation_id, "memberIds": first.sender_id},
+            _allocate_pipeline([batch[i] for i in sends]),
+            return_document=ReturnDocument.BEFORE,
+            session=session,
+        )
+        if before is None:  # no such conversation, or not a member
+            return {}, {}
+        seq = before.get("lastSeq", 0)
+        taken = {
+            first.conversation_id: [
+                (i, new_message(batch[i], seq + n)) for n, i in enumerate(sends, 1)
+            ]
+        }
+        return {first.conversation_id: before}, taken
+
+    async def _allocate(
+        self, batch: Sequence[NewMessage], sends: list[int], session: AsyncClientSession | None
+    ) -> tuple[dict[str, Document], _Taken]:
+        """Find the conversations and give each member's send its seq (not stored yet)."""
+        conversation_ids = list(dict.fromkeys(batch[i].conversation_id for i in sends))
+        found = {doc["_id"]: doc async for doc in self._find(conversation_ids, session)}
+        taken: _Taken = {}
+        for i in sends:
+            new = batch[i]
+            before = found.get(new.conversation_id)
+            if before is None or not _is_member(before, new.sender_id):
+                continue
+            mine = taken.setdefault(new.conversation_id, [])
+            seq = (mine[-1][1].seq if mine else before.get("lastSeq", 0)) + 1
+            mine.append((i, new_message(new, seq)))
+        return found, taken
+
+    def _find(self, conversation_ids: list[str], session: AsyncClientSession | None) -> Any:
+        only = conversation_ids[0] if len(conversation_ids) == 1 else {"$in": conversation_ids}
+        return self._conversations.find({"_id": only}, session=session)
+
+    async def _advance(
+        self,
+        found: dict[str, Document],
+        taken: _Taken,
+        session: AsyncClientSession | None,
+    ) -> set[str]:
+        """Move every conversation's lastSeq; the ids of those another process moved first."""
+        updates = [
+            _conversation_update(found[cid], [m for _, m in sent]) for cid, sent in taken.items()
+        ]
+        result = await self._conversations.bulk_write(updates, session=session)
+        if result.modified_count == len(updates):
+            return set()
+        # Some guard failed (possible only without a transaction; with one the
+        # racing write is a write conflict and the whole round is retried): the
+        # conversations whose lastMessage is not ours were taken by someone else.
+        ours = {cid: sent[-1][1].id for cid, sent in taken.items()}
+        cursor = self._conversations.find(
+            {"_id": {"$in": list(ours)}}, {"lastMessage._id": 1}, session=session
+        )
+        moved = {
+            doc["_id"]
+            async for doc in cursor
+            if (doc.get("lastMessage") or {}).get("_id") == ours[doc["_id"]]
+        }
+        return set(ours) - moved
+
+    async def _insert(
+        self, sends: list[tuple[int, Message]], session: AsyncClientSession | None
+    ) -> set[int]:
+        """Insert the messages; the positions whose clientMsgId was already stored
+        (without a transaction: their seqs stay unused; with one: raises _Replays)."""
+        try:
+            await self._messages.insert_many(
+                [message_to_document(m) for _, m in sends], ordered=False, session=session
+            )
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            replays = {
+                sends[e["index"]][0]
+                for e in errors
+                if e.get("code") == _DUPLICATE_KEY and "clientMsgId" in (e.get("keyPattern") or {})
+            }
+            if len(replays) < len(errors) or not replays:
+                raise
+            if session is not None:
+                raise _Replays(replays) from exc
+            return replays
+        return set()
+
+    async def _lookup(self, new: NewMessage) -> Outcome | None:
+        """Without a transaction, before a seq is taken: the stored replay of ``new``
+        (or NotFound for it alone), None if it is not a replay."""
+        if new.client_msg_id is None:
+            return None
+        try:
+            return await self._find_replay(new)
+        except NotFound as exc:
+            return exc
+
+    async def _stored_replay(self, new: NewMessage) -> Outcome:
+        replay = await self._lookup(new)
+        if replay is None:  # pragma: no cover - messages are never removed
+            return Conflict("message changed concurrently")
+        return replay
+
+    async def _find_replay(self, new: NewMessage) -> AppendResult | None:
+        """The message stored earlier under ``new``'s clientMsgId, with the conversation
+        (NotFound if the sender is no longer a member); None if there is none."""
+        message_doc = await self._messages.find_one(
+            {
+                "conversationId": new.conversation_id,
+                "senderId": new.sender_id,
+                "clientMsgId": new.client_msg_id,
+            }
+        )
+        if message_doc is None:
+            return None
+        conversation_doc = await self._conversations.find_one(
+            {"_id": new.conversation_id, "memberIds": new.sender_id}
+        )
+        if conversation_doc is None:
+            raise NotFound("conversation not found")
+        return AppendResult(
+            message=document_to_message(message_doc),
+            conversation=document_to_conversation(conversation_doc),
+            created=False,
+        )
+
+
+def _as_replay(outcome: Outcome) -> Outcome:
+    """What the second send of a clientMsgId within one batch gets: the first's message."""
+    if isinstance(outcome, AppendResult):
+        return attrs.evolve(outcome, created=False)
+    return outcome

@@ -1,0 +1,165 @@
+"""What the fault tests share: a `chatcore serve` with short timeouts, two users in
+a conversation, a load of HTTP sends with their outcomes, and the stored history.
+
+Figures (recovery time, shutdown time) are printed for bench/RESULTS.md, never
+asserted: the assertions are about outcomes (acknowledged means stored, no 500,
+sends work again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from attrs import define, field
+
+from support.accounts import PASSWORD, Account
+from support.secantus import free_port
+from support.serve import ServeProcess, clean_env
+
+# CHATCORE_MONGODB_TIMEOUT_MS of the fault tests: short, so that they run in seconds.
+TIMEOUT_MS = 1000
+TIMEOUT = TIMEOUT_MS / 1000
+
+
+def fault_server(tmp_path: Path, name: str = "serve", **settings: str) -> ServeProcess:
+    """A started (not yet ready) `chatcore serve` with the fault tests' timeout."""
+    env = clean_env(
+        CHATCORE_MONGODB_TIMEOUT_MS=str(TIMEOUT_MS),
+        # The load here is the point: rate limits (their own tests) would answer 429.
+        CHATCORE_RATE_SEND="off",
+        CHATCORE_RATE_API="off",
+        **settings,
+    )
+    server = ServeProcess(tmp_path / "data", free_port(), tmp_path / f"{name}.log", env=env)
+    server.start()
+    return server
+
+
+async def register(http: httpx.AsyncClient, username: str) -> Account:
+    answer = await http.post(
+        "/api/auth/register", json={"username": username, "password": PASSWORD}
+    )
+    assert answer.status_code == 201, answer.text
+    return Account.from_session(answer.json())
+
+
+async def direct_conversation(http: httpx.AsyncClient, me: Account, other: Account) -> str:
+    answer = await http.post(f"/api/conversations/direct/{other.id}", headers=me.headers)
+    assert answer.status_code == 200, answer.text
+    conversation_id: str = answer.json()["id"]
+    return conversation_id
+
+
+async def history(http: httpx.AsyncClient, me: Account, conversation_id: str) -> list[Any]:
+    """Every message of the conversation, ascending by seq."""
+    messages: list[Any] = []
+    while True:
+        page = await http.get(
+            f"/api/conversations/{conversation_id}/messages",
+            params={"after": messages[-1]["seq"] if messages else 0, "limit": 100},
+            headers=me.headers,
+        )
+        assert page.status_code == 200, page.text
+        messages += page.json()["messages"]
+        if not page.json()["hasMore"]:
+            return messages
+
+
+@define
+class Scene:
+    """A running server, a client for it, and alice and bob in a direct conversation."""
+
+    server: ServeProcess
+    http: httpx.AsyncClient
+    alice: Account
+    bob: Account
+    conversation_id: str
+
+    def load(self) -> SendLoad:
+        """Alice's sends to the conversation (start them with ``running()``)."""
+        return SendLoad(self.http, self.alice, self.conversation_id)
+
+    async def stored(self) -> dict[str, int]:
+        """clientMsgId -> seq of every stored message of the conversation."""
+        messages = await history(self.http, self.alice, self.conversation_id)
+        return {m["clientMsgId"]: m["seq"] for m in messages}
+
+
+@contextlib.asynccontextmanager
+async def scene(tmp_path: Path) -> AsyncIterator[Scene]:
+    """A :class:`Scene` on a fresh `chatcore serve`, killed afterwards."""
+    server = fault_server(tmp_path)
+    try:
+        server.wait_healthy()
+        async with httpx.AsyncClient(base_url=server.url, timeout=30.0) as http:
+            alice, bob = await register(http, "alice"), await register(http, "bob")
+            conversation_id = await direct_conversation(http, alice, bob)
+            yield Scene(server, http, alice, bob, conversation_id)
+    finally:
+        server.kill()
+
+
+@define
+class SendLoad:
+    """Senders posting to one conversation until stopped, each send with its own
+    clientMsgId; what every send got back is counted."""
+
+    http: httpx.AsyncClient
+    sender: Account
+    conversation_id: str
+    acked: dict[str, int] = field(factory=dict)  # clientMsgId -> seq, of 201 answers
+    outcomes: Counter[int | str] = field(factory=Counter)  # status code or "transport"
+    # (monotonic time, status) of every answer, to find when sends worked again.
+    answers: list[tuple[float, int | str]] = field(factory=list)
+    slowest: float = 0.0  # seconds, the longest any send waited for its answer
+    _stop: asyncio.Event = field(factory=asyncio.Event)
+
+    async def _send(self, client_msg_id: str) -> None:
+        started = time.monotonic()
+        try:
+            answer = await self.http.post(
+                f"/api/conversations/{self.conversation_id}/messages",
+                json={"body": client_msg_id, "clientMsgId": client_msg_id},
+                headers=self.sender.headers,
+            )
+        except httpx.TransportError:
+            outcome: int | str = "transport"  # e.g. the server is gone: don't spin
+            await asyncio.sleep(0.05)
+        else:
+            outcome = answer.status_code
+            if outcome == 201:
+                self.acked[client_msg_id] = answer.json()["seq"]
+        self.outcomes[outcome] += 1
+        answered = time.monotonic()
+        self.answers.append((answered, outcome))
+        self.slowest = max(self.slowest, answered - started)
+
+    async def _run(self, name: str) -> None:
+        n = 0
+        while not self._stop.is_set():
+            n += 1
+            await self._send(f"{name}-{n}")
+
+    @contextlib.asynccontextmanager
+    async def running(self, senders: int = 3) -> AsyncIterator[SendLoad]:
+        tasks = [asyncio.create_task(self._run(f"s{i}")) for i in range(senders)]
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            await asyncio.gather(*tasks)
+
+    async def wait_acked(self, count: int, within: float = 60.0) -> None:
+        """Until ``count`` more sends were acknowledged."""
+        wanted = len(self.acked) + count
+        deadline = time.monotonic() + within
+        while len(self.acked) < wanted:
+            assert time.monotonic() < deadline, f"sends stopped working: {self.outcomes}"
+            await asyncio.sleep(0.01)

@@ -1,0 +1,105 @@
+"""The embedded database killed, stalled and restarted under a load of sends.
+
+What the fault probes of issue 13 did, kept in the suite: SIGKILL of the
+database child mid-load (every acknowledged message is there after the
+automatic restart; /readyz is 503 meanwhile, /healthz stays 200), and
+SIGSTOP/SIGCONT for longer than CHATCORE_MONGODB_TIMEOUT_MS (sends to the
+conversation that had a send in flight work again within one timeout of
+SIGCONT). No send may get a 500 in either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from faultkit import TIMEOUT, scene
+
+from support.waiting import wait_until
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses signals and /proc"),
+]
+
+
+async def _poll_probes(url: str, until: asyncio.Event) -> tuple[set[int], set[int]]:
+    """The status codes /readyz and /healthz answered, polled until ``until`` is set."""
+    ready: set[int] = set()
+    healthy: set[int] = set()
+    async with httpx.AsyncClient(base_url=url, timeout=10.0) as probe:
+        while not until.is_set():
+            ready.add((await probe.get("/readyz")).status_code)
+            healthy.add((await probe.get("/healthz")).status_code)
+            await asyncio.sleep(0.02)
+    return ready, healthy
+
+
+async def test_sigkill_of_the_database_mid_load_loses_no_acknowledged_message(
+    tmp_path: Path,
+) -> None:
+    async with scene(tmp_path) as chat:
+        server, first_database = chat.server, chat.server.database_pid()
+        load = chat.load()
+        async with load.running():
+            await load.wait_acked(30)
+            restarted = asyncio.Event()
+            probes = asyncio.create_task(_poll_probes(server.url, restarted))
+            os.kill(first_database, signal.SIGKILL)
+            # The supervisor restarts it.
+            await wait_until(lambda: server.database_pid() != first_database, within=60)
+            await load.wait_acked(30)  # and sends work again, by themselves
+            restarted.set()
+            ready, healthy = await probes
+        stored = await chat.stored()
+
+    assert load.acked.items() <= stored.items()  # every acknowledged send, same seq
+    assert sorted(stored.values()) == list(range(1, len(stored) + 1))  # no gap
+    assert set(load.outcomes) <= {201, 503}, load.outcomes  # never a 500
+    assert 503 in ready, "readyz never said the database was down"
+    assert healthy == {200}  # process alive, by design
+    print(
+        f"\nSIGKILL under load: {load.outcomes}, slowest answer {load.slowest:.2f} s, "
+        f"database pids {server.database_pids()}"
+    )
+
+
+async def test_a_stall_longer_than_the_timeout_ends_when_the_database_resumes(
+    tmp_path: Path,
+) -> None:
+    async with scene(tmp_path) as chat:
+        database = chat.server.database_pid()
+        load = chat.load()
+        async with load.running():
+            await load.wait_acked(30)
+            os.kill(database, signal.SIGSTOP)  # sends are in flight on this conversation
+            stalled_at = time.monotonic()
+            try:
+                await asyncio.sleep(3 * TIMEOUT)  # the stall itself
+            finally:
+                os.kill(database, signal.SIGCONT)
+            resumed_at = time.monotonic()
+            during_stall = {o for t, o in load.answers if stalled_at + TIMEOUT < t < resumed_at}
+            await asyncio.sleep(TIMEOUT)
+            checked_at = time.monotonic()
+            await load.wait_acked(10)  # sends to the same conversation work
+        stored = await chat.stored()
+
+    after = [o for t, o in load.answers if t > checked_at]
+    first_ok = min(t for t, o in load.answers if o == 201 and t > resumed_at)
+    assert during_stall == {503}, during_stall
+    assert after, "no send after the check point"
+    assert set(after) == {201}, after  # one timeout after SIGCONT: all fine
+    assert set(load.outcomes) <= {201, 503}, load.outcomes
+    assert load.acked.items() <= stored.items()
+    assert sorted(stored.values()) == list(range(1, len(stored) + 1))
+    print(
+        f"\nSIGSTOP {resumed_at - stalled_at:.1f} s: first 201 {first_ok - resumed_at:.2f} s "
+        f"after SIGCONT; slowest answer {load.slowest:.2f} s; {load.outcomes}"
+    )
