@@ -177,9 +177,12 @@ class HistoryQuery(QueryParams):
 
 class MessageSearchQuery(QueryParams):
     q: str = Field(
+        min_length=1,
+        max_length=limits.MESSAGE_SEARCH_MAX_CHARS,
         description=(
-            f"1..{limits.MESSAGE_SEARCH_MAX_CHARS} characters. Every word (a run of letters "
-            "and digits) must be a prefix of a word of the message, case and accents aside."
+            f"1..{limits.MESSAGE_SEARCH_MAX_CHARS} characters holding at least one word (a run "
+            "of letters and digits; none is a validation_error). Every word must be a prefix "
+            "of a word of the message, case and accents aside."
         ),
         examples=["lunch tom"],
     )
