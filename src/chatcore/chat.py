@@ -27,6 +27,7 @@ from chatcore.services import (
     ConversationService,
     MessageService,
     PresenceService,
+    ReactionService,
     ReceiptService,
     SearchService,
     TypingService,
@@ -61,6 +62,7 @@ class Chat:
     presence: PresenceService
     typing: TypingService
     search: SearchService
+    reactions: ReactionService
     # The rate limits; the services apply them, edges add the per-request ``api`` one.
     throttle: Throttle
 
@@ -137,5 +139,8 @@ def build_chat(
             conversations=storage.conversations, notifier=notifier, throttle=throttle
         ),
         search=SearchService(search=storage.search, conversations=storage.conversations),
+        reactions=ReactionService(
+            messages=storage.messages, conversations=storage.conversations, notifier=notifier
+        ),
         throttle=throttle,
     )

@@ -105,3 +105,13 @@ def test_the_page_scripts_never_parse_html(script: str) -> None:
     source = (STATIC_DIR / script).read_text(encoding="utf-8")
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
         assert sink not in source, sink
+
+
+async def test_the_v11_module_chat_js_imports_is_served_as_javascript(live: LiveChat) -> None:
+    chat_js = (STATIC_DIR / "chat.js").read_text(encoding="utf-8")
+    assert 'from "./social.js"' in chat_js
+
+    response = await live.http.get("/static/social.js")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/javascript; charset=utf-8"

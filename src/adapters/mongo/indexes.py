@@ -65,6 +65,15 @@ INDEXES: dict[str, list[IndexModel]] = {
             [("conversationId", ASCENDING), (SEARCH_KEYS, ASCENDING), ("createdAt", DESCENDING)],
             name="search_conversation",
         ),
+        # A thread's replies, paged by seq. Sparse: top-level messages have no threadId.
+        IndexModel([("threadId", ASCENDING), ("seq", ASCENDING)], name="threadId_seq", sparse=True),
+        # Unread mentions: the viewer's mentions in one conversation after their read
+        # pointer, an index range. Sparse (and multikey): only messages that mention someone.
+        IndexModel(
+            [("mentions", ASCENDING), ("conversationId", ASCENDING), ("seq", ASCENDING)],
+            name="mentions_conversationId_seq",
+            sparse=True,
+        ),
     ],
     RECEIPTS: [
         IndexModel(

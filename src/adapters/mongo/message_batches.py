@@ -23,6 +23,8 @@ from adapters.mongo.documents import (
     new_message,
     without_search_keys,
 )
+from adapters.mongo.mention_counters import mention_updates
+from adapters.mongo.threads import record_replies
 from adapters.mongo.transactions import Transactions
 from adapters.mongo.unread_counters import counter_updates
 from chatcore.errors import Conflict, NotFound
@@ -63,6 +65,15 @@ def _is_member(doc: Document | None, user_id: str) -> bool:
     return doc is not None and user_id in doc.get("memberIds", ())
 
 
+def _stored_message(new: NewMessage, seq: int, conversation: Document) -> Message:
+    """``new`` with ``seq``, mentioning only members of ``conversation`` (as read)."""
+    message = new_message(new, seq)
+    if not new.mentions:
+        return message
+    members = set(conversation.get("memberIds", ()))
+    return attrs.evolve(message, mentions=tuple(m for m in new.mentions if m in members))
+
+
 def _conversation_update(before: Document, messages: list[Message]) -> UpdateOne:
     """Advance ``before``'s lastSeq/lastMessage/lastActivityAt past ``messages`` (its
     sends of this batch, in seq order), guarded by the lastSeq that was read.
@@ -77,8 +88,14 @@ def _conversation_update(before: Document, messages: list[Message]) -> UpdateOne
     guard = {"$eq": [{"$ifNull": ["$lastSeq", 0]}, read_seq]}
     last = messages[-1]
     own: dict[str, list[int]] = {}
+    mentioned: dict[str, list[int]] = {}
     for m in messages:
         own.setdefault(m.sender_id, []).append(m.seq)
+        for user_id in m.mentions:
+            mentioned.setdefault(user_id, []).append(m.seq)
+    recorded = counter_updates(read_seq, own)
+    if mentioned:  # mentions are filtered against the members already
+        recorded |= mention_updates(mentioned)
 
     def when_guarded(value: object, field: str) -> dict[str, Any]:
         return {"$cond": [guard, value, f"${field}"]}
@@ -93,10 +110,7 @@ def _conversation_update(before: Document, messages: list[Message]) -> UpdateOne
                     "lastMessage": when_guarded(
                         {"$literal": without_search_keys(message_to_document(last))}, "lastMessage"
                     ),
-                    **{
-                        field: when_guarded(value, field)
-                        for field, value in counter_updates(read_seq, own).items()
-                    },
+                    **{field: when_guarded(value, field) for field, value in recorded.items()},
                 }
             }
         ],
@@ -110,14 +124,28 @@ def _allocate_pipeline(sends: list[NewMessage]) -> list[dict[str, Any]]:
     last_seq = {"$add": [read_seq, len(sends)]}
     preview = without_search_keys(message_to_document(new_message(sends[-1], 0)))
     del preview["seq"]
+    computed: dict[str, Any] = {"seq": last_seq}
+    if sends[-1].mentions:
+        # Only members are mentioned: filtered against memberIds in the same write.
+        named = {"$literal": list(sends[-1].mentions)}
+        computed["mentions"] = {
+            "$filter": {"input": named, "cond": {"$in": ["$$this", "$memberIds"]}}
+        }
     seqs = [{"$add": [read_seq, n]} for n in range(1, len(sends) + 1)]
+    mentioned: dict[str, list[Any]] = {}
+    for new, seq in zip(sends, seqs, strict=True):
+        for user_id in new.mentions:
+            mentioned.setdefault(user_id, []).append(seq)
+    # Membership is known only on the server here: members' seqs only.
+    recorded = mention_updates(mentioned, members_only=True) if mentioned else {}
     return [
         {
             "$set": {
                 "lastSeq": last_seq,
                 "lastActivityAt": {"$literal": sends[-1].created_at},
-                "lastMessage": {"$mergeObjects": [{"$literal": preview}, {"seq": last_seq}]},
+                "lastMessage": {"$mergeObjects": [{"$literal": preview}, computed]},
                 **counter_updates(read_seq, {sends[-1].sender_id: seqs}),
+                **recorded,
             }
         }
     ]
@@ -202,6 +230,12 @@ class MessageBatches:
         if not taken:
             return _Round(stored, [i for i in sends if batch[i].conversation_id in lost], set())
         replays = await self._insert([m for sends in taken.values() for m in sends], session)
+        # Thread replies count on their roots in the same transaction, after the insert
+        # (a replay, caught by it, never counts): see adapters.mongo.threads.
+        replies = [
+            m for sent in taken.values() for i, m in sent if m.thread_id and i not in replays
+        ]
+        roots = await record_replies(self._messages, replies, session)
         for cid, sent in taken.items():
             conversation = document_to_conversation(found[cid])
             for i, message in sent:
@@ -215,6 +249,7 @@ class MessageBatches:
                             last_activity_at=message.created_at,
                         ),
                         created=True,
+                        thread_root=roots.get(message.thread_id) if message.thread_id else None,
                     )
         lost_sends = [i for i in sends if batch[i].conversation_id in lost]
         return _Round(stored, lost_sends, replays)
@@ -234,7 +269,7 @@ class MessageBatches:
         seq = before.get("lastSeq", 0)
         taken = {
             first.conversation_id: [
-                (i, new_message(batch[i], seq + n)) for n, i in enumerate(sends, 1)
+                (i, _stored_message(batch[i], seq + n, before)) for n, i in enumerate(sends, 1)
             ]
         }
         return {first.conversation_id: before}, taken
@@ -253,7 +288,7 @@ class MessageBatches:
                 continue
             mine = taken.setdefault(new.conversation_id, [])
             seq = (mine[-1][1].seq if mine else before.get("lastSeq", 0)) + 1
-            mine.append((i, new_message(new, seq)))
+            mine.append((i, _stored_message(new, seq, before)))
         return found, taken
 
     def _find(self, conversation_ids: list[str], session: AsyncClientSession | None) -> Any:

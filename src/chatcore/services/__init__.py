@@ -4,6 +4,7 @@ from chatcore.services.auth import AuthService
 from chatcore.services.conversations import ConversationService
 from chatcore.services.messaging import MessageService
 from chatcore.services.presence import PresenceService
+from chatcore.services.reactions import ReactionService
 from chatcore.services.receipts import ReceiptService
 from chatcore.services.search import SearchService
 from chatcore.services.typing_indicators import TypingService
@@ -14,6 +15,7 @@ __all__ = [
     "ConversationService",
     "MessageService",
     "PresenceService",
+    "ReactionService",
     "ReceiptService",
     "SearchService",
     "TypingService",
