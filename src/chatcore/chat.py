@@ -12,6 +12,7 @@ from chatcore.ports import (
     ConversationRepository,
     IdGenerator,
     MessageRepository,
+    MessageSearch,
     Notifier,
     PasswordHasher,
     PresenceTracker,
@@ -28,6 +29,7 @@ from chatcore.services import (
     PresenceService,
     ReactionService,
     ReceiptService,
+    SearchService,
     TypingService,
     UserService,
 )
@@ -45,6 +47,7 @@ class Storage:
     messages: MessageRepository
     receipts: ReceiptRepository
     refresh_tokens: RefreshTokenRepository
+    search: MessageSearch
 
 
 @frozen(kw_only=True)
@@ -58,6 +61,7 @@ class Chat:
     receipts: ReceiptService
     presence: PresenceService
     typing: TypingService
+    search: SearchService
     reactions: ReactionService
     # The rate limits; the services apply them, edges add the per-request ``api`` one.
     throttle: Throttle
@@ -134,6 +138,7 @@ def build_chat(
         typing=TypingService(
             conversations=storage.conversations, notifier=notifier, throttle=throttle
         ),
+        search=SearchService(search=storage.search, conversations=storage.conversations),
         reactions=ReactionService(
             messages=storage.messages, conversations=storage.conversations, notifier=notifier
         ),

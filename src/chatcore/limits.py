@@ -169,6 +169,27 @@ def search(value: str | None) -> str | None:
     return trimmed or None
 
 
+MESSAGE_SEARCH_MAX_CHARS: Final = 200
+MESSAGE_SEARCH_LIMIT_MAX: Final = 50
+MESSAGE_SEARCH_DEFAULT_LIMIT: Final = 20
+
+
+def message_search_query(value: str) -> str:
+    """A message search query: 1..200 characters (what words it holds is
+    :func:`chatcore.search.query_words`'s business)."""
+    if not 1 <= len(value) <= MESSAGE_SEARCH_MAX_CHARS:
+        raise _fail("q", f"q must be 1..{MESSAGE_SEARCH_MAX_CHARS} characters")
+    return value
+
+
+def message_search_limit(value: int | None) -> int:
+    if value is None:
+        return MESSAGE_SEARCH_DEFAULT_LIMIT
+    if not 1 <= value <= MESSAGE_SEARCH_LIMIT_MAX:
+        raise _fail("limit", f"limit must be 1..{MESSAGE_SEARCH_LIMIT_MAX}")
+    return value
+
+
 def emoji(value: str) -> str:
     """A reaction: 1..32 characters, none of them whitespace or control characters
     (a Unicode emoji or a short name such as ``:party:``)."""

@@ -26,6 +26,7 @@ from chatcore.models import (
     User,
 )
 from chatcore.rate_limits import Quota, Rate
+from chatcore.search import SearchPosition
 
 
 class Clock(Protocol):
@@ -193,6 +194,35 @@ class MessageRepository(Protocol):
 
     async def count_unread(self, user_id: str, after_seq: Mapping[str, int]) -> dict[str, int]:
         """For each conversation id, how many messages from others have ``seq > after_seq``."""
+        ...
+
+
+class MessageSearch(Protocol):
+    """Finds messages by word prefixes (see :mod:`chatcore.search` for what matches).
+
+    A read-side port next to :class:`MessageRepository`: the store keeps whatever
+    it searches by in step with each message's body, in the same atomic write as
+    a send, edit or delete, so a result never reflects a body the message no
+    longer has.
+    """
+
+    async def search(
+        self,
+        user_id: str,
+        wanted: Sequence[str],
+        *,
+        conversation_id: str | None,
+        limit: int,
+        after: SearchPosition | None,
+    ) -> list[Message]:
+        """Up to ``limit`` messages whose current body has every word of ``wanted``
+        (normalised, from :func:`chatcore.search.query_words`) as a word prefix.
+
+        Only conversations ``user_id`` is a member of at the time of the call (and
+        only ``conversation_id`` if given); deleted messages never match. Newest
+        first (``created_at``, then id, descending), strictly after ``after``, so
+        paging by the last result's position returns every match exactly once.
+        """
         ...
 
 

@@ -142,6 +142,7 @@ API_ROWS = {
     ("get", "/api/messages/{receiverId}"),
     ("post", "/api/messages/{receiverId}"),
     ("get", "/api/presence"),
+    ("get", "/api/search/messages"),
     ("put", "/api/conversations/{id}/messages/{messageId}/reactions/{emoji}"),
     ("delete", "/api/conversations/{id}/messages/{messageId}/reactions/{emoji}"),
     ("get", "/healthz"),
@@ -253,6 +254,7 @@ def _storage_with_users(users: InMemoryUserRepository) -> Storage:
         messages=storage.messages,
         receipts=storage.receipts,
         refresh_tokens=storage.refresh_tokens,
+        search=storage.search,
     )
 
 

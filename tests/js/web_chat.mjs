@@ -280,6 +280,47 @@ async function run() {
   await screenshot(alice, "alice-group");
   await screenshot(bob, "bob-direct");
 
+  step = "alice searches her messages";
+  const search = alice.getByLabel("Search messages");
+  const hits = alice.locator("#message-search-results li");
+  await search.fill("HELLO");
+  await hits.filter({ hasText: "not bold" }).waitFor();
+  const helloHit = hits.first();
+  observe("search hello", {
+    count: await hits.count(),
+    conversation: await helloHit.locator(".hit-conversation").textContent(),
+    sender: await helloHit.locator(".hit-sender").textContent(),
+    time: Boolean(await helloHit.locator("time").getAttribute("datetime")),
+    marks: await helloHit.locator("mark").allTextContents(),
+    injectedElements: await alice.locator("#message-search-results b, #message-search-results img")
+      .count(),
+  });
+  await search.fill("messa 5");
+  await hits.filter({ hasText: /^Team <3/ }).nth(10).waitFor();
+  const five = hits.filter({ has: alice.locator(".hit-body", { hasText: /^group message 5$/ }) });
+  observe("search group", {
+    bodies: await alice.locator("#message-search-results .hit-body").allTextContents(),
+    marks: await five.locator("mark").allTextContents(),
+  });
+  await screenshot(alice, "alice-search");
+  await five.getByRole("button").click();
+  const found = alice.locator("#message-list .message.search-hit");
+  await found.waitFor();
+  await alice.waitForFunction(() => {
+    const hit = document.querySelector("#message-list .search-hit");
+    const box = document.getElementById("messages").getBoundingClientRect();
+    const at = hit?.getBoundingClientRect();
+    return at && at.top >= box.top && at.bottom <= box.bottom;
+  });
+  observe("search opened", {
+    title: await alice.locator("#conversation-title").textContent(),
+    hit: await found.locator(".body").textContent(),
+    seq: await found.getAttribute("data-seq"),
+    olderVisible: await alice.getByRole("button", { name: "Load older messages" }).isVisible(),
+    newest: await lastMessage(alice).locator(".body").textContent(),
+  });
+  await screenshot(alice, "alice-search-opened");
+
   step = "narrow screen";
   await alice.setViewportSize({ width: 390, height: 720 });
   observe("narrow", {

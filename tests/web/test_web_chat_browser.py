@@ -236,6 +236,29 @@ async def test_two_people_chat_through_the_page(live: LiveChat, tmp_path: Path) 
         "firstBody": "group message 1",
         "sender": "Bob",
     }
+    # Message search: conversation, sender, time, the matched word marked (as text).
+    assert seen["search hello"] == {
+        "count": 1,
+        "conversation": "Bob",
+        "sender": "Alice",
+        "time": True,
+        "marks": ["Hello"],
+        "injectedElements": 0,
+    }
+    # "messa 5": messages 59..50, then 5, newest first; both words marked.
+    assert seen["search group"]["bodies"] == [
+        *(f"group message {n}" for n in range(59, 49, -1)),
+        "group message 5",
+    ]
+    assert seen["search group"]["marks"] == ["message", "5"]
+    # Opened at the message (in view, with older ones loadable and the newest below it).
+    assert seen["search opened"] == {
+        "title": "Team <3",
+        "hit": "group message 5",
+        "seq": "5",
+        "olderVisible": False,
+        "newest": "group message 60",
+    }
     assert seen["narrow"] == {"sidebarVisible": False, "conversationVisible": True}
     assert seen["narrow back"] == {"sidebarVisible": True}
     # Live edits and deletions (made by other clients of theirs).
@@ -286,6 +309,8 @@ async def test_two_people_chat_through_the_page(live: LiveChat, tmp_path: Path) 
         "alice-group",
         "bob-direct",
         "alice-narrow",
+        "alice-search",
+        "alice-search-opened",
         "bob-logged-out",
         "bob-mention-badge",
         "alice-thread",

@@ -23,6 +23,7 @@ from chatcore.models import (
     ThreadSummary,
     User,
 )
+from chatcore.search import index_keys
 
 Document = dict[str, Any]
 
@@ -31,6 +32,10 @@ CONVERSATIONS: Final = "conversations"
 MESSAGES: Final = "messages"
 RECEIPTS: Final = "receipts"
 REFRESH_TOKENS: Final = "refreshTokens"
+
+# The message field the search indexes hold: every word prefix of the body
+# (chatcore.search.index_keys), kept in step with the body on every write.
+SEARCH_KEYS: Final = "searchKeys"
 
 # Reads of users never fetch the password hash unless asked for credentials.
 USER_PROJECTION: Final = {"passwordHash": 0}
@@ -102,6 +107,7 @@ def message_to_document(message: Message) -> Document:
         "createdAt": message.created_at,
         "editedAt": message.edited_at,
         "deletedAt": message.deleted_at,
+        SEARCH_KEYS: search_keys(message.body, deleted=message.is_deleted),
     }
     if (
         message.thread_id is not None
@@ -147,6 +153,16 @@ def document_to_thread(doc: Document | None) -> ThreadSummary | None:
 
 def document_to_reactions(docs: list[Document] | None) -> tuple[Reaction, ...]:
     return tuple(Reaction(emoji=r["emoji"], user_ids=tuple(r["userIds"])) for r in docs or ())
+
+
+def search_keys(body: str, *, deleted: bool) -> list[str]:
+    """What the search indexes hold for a message: nothing once it is deleted."""
+    return [] if deleted else index_keys(body)
+
+
+def without_search_keys(doc: Document) -> Document:
+    """A message document for a copy that is never searched (a conversation's lastMessage)."""
+    return {field: value for field, value in doc.items() if field != SEARCH_KEYS}
 
 
 def new_message(new: NewMessage, seq: int) -> Message:
@@ -198,7 +214,7 @@ def conversation_to_document(conversation: Conversation) -> Document:
         "lastMessage": (
             None
             if conversation.last_message is None
-            else message_to_document(conversation.last_message)
+            else without_search_keys(message_to_document(conversation.last_message))
         ),
         # Always set, so that one index sorts every conversation list.
         "lastActivityAt": conversation.activity_at,

@@ -21,6 +21,7 @@ from adapters.mongo.documents import (
     document_to_message,
     message_to_document,
     new_message,
+    without_search_keys,
 )
 from adapters.mongo.mention_counters import mention_updates, plain_mention_updates
 from adapters.mongo.threads import record_replies
@@ -113,7 +114,7 @@ def _conversation_update(before: Document, messages: list[Message]) -> UpdateOne
                     "lastSeq": when_guarded(last.seq, "lastSeq"),
                     "lastActivityAt": when_guarded({"$literal": last.created_at}, "lastActivityAt"),
                     "lastMessage": when_guarded(
-                        {"$literal": message_to_document(last)}, "lastMessage"
+                        {"$literal": without_search_keys(message_to_document(last))}, "lastMessage"
                     ),
                     **{field: when_guarded(value, field) for field, value in recorded.items()},
                 }
@@ -169,7 +170,7 @@ def _allocate_pipeline(sends: list[NewMessage]) -> list[dict[str, Any]]:
     make the last send the conversation's lastMessage (the seqs computed on the server)."""
     read_seq = {"$ifNull": ["$lastSeq", 0]}
     last_seq = {"$add": [read_seq, len(sends)]}
-    preview = message_to_document(new_message(sends[-1], 0))
+    preview = without_search_keys(message_to_document(new_message(sends[-1], 0)))
     del preview["seq"]
     computed: dict[str, Any] = {"seq": last_seq}
     if sends[-1].mentions:

@@ -94,9 +94,12 @@ from adapters.mongo import values
 from adapters.mongo.documents import (
     CONVERSATIONS,
     MESSAGES,
+    SEARCH_KEYS,
     Document,
     document_to_message,
     message_to_document,
+    search_keys,
+    without_search_keys,
 )
 from adapters.mongo.errors import storage_call
 from adapters.mongo.group_commit import GroupCommit
@@ -238,6 +241,7 @@ class MongoMessageRepository(MessageRepository):
             "body": values.text(body, "body"),
             "editedAt": values.moment(at, "editedAt"),
             "mentions": mentioned,
+            SEARCH_KEYS: search_keys(body, deleted=False),
         }
         return await self._change(message, changes, set(message.mentions) ^ set(mentioned))
 
@@ -249,6 +253,7 @@ class MongoMessageRepository(MessageRepository):
             "deletedAt": values.moment(at, "at"),
             "reactions": [],
             "mentions": [],
+            SEARCH_KEYS: [],
         }
         return await self._change(message, changes, set(message.mentions))
 
@@ -353,7 +358,8 @@ class MongoMessageRepository(MessageRepository):
         # Only while it is still the newest: a send that came in between
         # already replaced lastMessage and must not be overwritten.
         newest = {"$eq": ["$lastSeq", doc["seq"]]}
-        last = {"lastMessage": {"$cond": [newest, {"$literal": doc}, "$lastMessage"]}}
+        copy = {"$literal": without_search_keys(doc)}  # the copy is never searched
+        last = {"lastMessage": {"$cond": [newest, copy, "$lastMessage"]}}
         await self._conversations.update_one(
             {"_id": conversation_id}, [{"$set": last | (also or {})}], session=session
         )

@@ -6,6 +6,7 @@ from chatcore.services.messaging import MessageService
 from chatcore.services.presence import PresenceService
 from chatcore.services.reactions import ReactionService
 from chatcore.services.receipts import ReceiptService
+from chatcore.services.search import SearchService
 from chatcore.services.typing_indicators import TypingService
 from chatcore.services.users import UserService
 
@@ -16,6 +17,7 @@ __all__ = [
     "PresenceService",
     "ReactionService",
     "ReceiptService",
+    "SearchService",
     "TypingService",
     "UserService",
 ]

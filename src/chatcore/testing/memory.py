@@ -28,11 +28,20 @@ from chatcore.models import (
 from chatcore.ports import (
     ConversationRepository,
     MessageRepository,
+    MessageSearch,
     ReceiptRepository,
     RefreshTokenRepository,
     UserRepository,
 )
 from chatcore.reactions import toggled_reaction
+from chatcore.search import (
+    SearchPosition,
+    index_keys,
+    lookup_key,
+    matches,
+    newest_first,
+    words,
+)
 
 
 def _direct_key(a: str, b: str) -> tuple[str, str]:
@@ -316,6 +325,10 @@ class InMemoryMessageRepository(MessageRepository):
                 found[conversation_id] = n
         return found
 
+    def stored(self, conversation_id: str) -> list[Message]:
+        """The conversation's messages as stored now, ascending by seq (not a copy)."""
+        return self._by_conversation.get(conversation_id, [])
+
     def _replace(self, message: Message) -> Message:
         stored = self._by_conversation.get(message.conversation_id)
         if stored is None or len(stored) < message.seq:
@@ -327,6 +340,55 @@ class InMemoryMessageRepository(MessageRepository):
                 conversation, last_message=message
             )
         return message
+
+
+class InMemoryMessageSearch(MessageSearch):
+    """Searches the in-memory messages of the caller's conversations, newest first.
+
+    Each body's words and index keys are computed once and kept until the body
+    changes: the key of the query's longest word rejects most messages at once.
+    """
+
+    def __init__(
+        self, messages: InMemoryMessageRepository, conversations: InMemoryConversationRepository
+    ) -> None:
+        self._messages = messages
+        self._conversations = conversations
+        self._words: dict[str, tuple[str, frozenset[str], frozenset[str]]] = {}
+
+    async def search(
+        self,
+        user_id: str,
+        wanted: Sequence[str],
+        *,
+        conversation_id: str | None,
+        limit: int,
+        after: SearchPosition | None,
+    ) -> list[Message]:
+        if conversation_id is None:
+            scope = list(self._conversations.items.values())
+        else:
+            one = self._conversations.items.get(conversation_id)
+            scope = [] if one is None else [one]
+        key = lookup_key(wanted)
+        found = [
+            message
+            for conversation in scope
+            if conversation.has_member(user_id)
+            for message in self._messages.stored(conversation.id)
+            if (after is None or after.is_before(message))
+            and not message.is_deleted
+            and self._matches(message, key, wanted)
+        ]
+        return newest_first(found)[:limit]
+
+    def _matches(self, message: Message, key: str, wanted: Sequence[str]) -> bool:
+        cached = self._words.get(message.id)
+        if cached is None or cached[0] != message.body:
+            body = message.body
+            cached = (body, frozenset(words(body)), frozenset(index_keys(body)))
+            self._words[message.id] = cached
+        return key in cached[2] and matches(cached[1], wanted)
 
 
 class InMemoryReceiptRepository(ReceiptRepository):
@@ -396,18 +458,21 @@ class InMemoryRefreshTokenRepository(RefreshTokenRepository):
 def in_memory_storage() -> Storage:
     """A fresh, empty in-memory storage."""
     conversations = InMemoryConversationRepository()
+    messages = InMemoryMessageRepository(conversations)
     return Storage(
         users=InMemoryUserRepository(),
         conversations=conversations,
-        messages=InMemoryMessageRepository(conversations),
+        messages=messages,
         receipts=InMemoryReceiptRepository(),
         refresh_tokens=InMemoryRefreshTokenRepository(),
+        search=InMemoryMessageSearch(messages, conversations),
     )
 
 
 __all__ = [
     "InMemoryConversationRepository",
     "InMemoryMessageRepository",
+    "InMemoryMessageSearch",
     "InMemoryReceiptRepository",
     "InMemoryRefreshTokenRepository",
     "InMemoryUserRepository",

@@ -179,6 +179,29 @@ class HistoryQuery(QueryParams):
     limit: int | None = Field(default=None, ge=1, le=limits.PAGE_LIMIT_MAX)
 
 
+class MessageSearchQuery(QueryParams):
+    q: str = Field(
+        min_length=1,
+        max_length=limits.MESSAGE_SEARCH_MAX_CHARS,
+        description=(
+            f"1..{limits.MESSAGE_SEARCH_MAX_CHARS} characters holding at least one word (a run "
+            "of letters and digits; none is a validation_error). Every word must be a prefix "
+            "of a word of the message, case and accents aside."
+        ),
+        examples=["lunch tom"],
+    )
+    conversation_id: EntityId | None = Field(
+        default=None, description="Only this conversation (404 if you are not a member)."
+    )
+    limit: int | None = Field(
+        default=None,
+        ge=1,
+        le=limits.MESSAGE_SEARCH_LIMIT_MAX,
+        description=f"Default {limits.MESSAGE_SEARCH_DEFAULT_LIMIT}.",
+    )
+    cursor: str | None = Field(default=None, max_length=_CURSOR_MAX)
+
+
 class ConversationHistoryQuery(HistoryQuery):
     thread_id: str | None = Field(
         default=None,
@@ -287,6 +310,11 @@ class ConversationPageOut(Wire):
 class HistoryOut(Wire):
     messages: list[MessageOut] = Field(description="Ascending by seq.")
     has_more: bool
+
+
+class MessageSearchOut(Wire):
+    messages: list[MessageOut] = Field(description="Newest first.")
+    next_cursor: str | None
 
 
 class ReceiptsOut(Wire):

@@ -5,6 +5,7 @@
 // docs/realtime.md describe. Every piece of user text reaches the DOM as a text node
 // (see el()): nothing a user wrote is ever parsed as HTML.
 
+import { clearMessageSearch, initMessageSearch } from "./search.js";
 import { attachMentionAutocomplete, bodyNodes, mentionBadge, messageExtras } from "./social.js";
 
 const SESSION_KEY = "chatcore.session";
@@ -782,6 +783,7 @@ function signOut(message) {
     typing: new Map(), openId: null, replies: null, authFailures: 0, connectedBefore: false,
   });
   setSession(null);
+  clearMessageSearch();
   closeConversation();
   ["conversation-list", "search-results", "message-list"].forEach((id) => $(id).replaceChildren());
   $("chat-view").hidden = true;
@@ -854,6 +856,9 @@ function wireUp() {
 }
 
 wireUp();
+initMessageSearch({
+  api, el, state, threadOf, mergeIntoThread, openConversation, loadUsers, titleOf, userName,
+});
 try {
   state.session = JSON.parse(sessionStorage.getItem(SESSION_KEY));
 } catch {
