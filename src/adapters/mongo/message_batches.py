@@ -27,7 +27,7 @@ from adapters.mongo.mention_counters import mention_updates, plain_mention_updat
 from adapters.mongo.threads import record_replies
 from adapters.mongo.transactions import Transactions
 from adapters.mongo.unread_counters import counter_updates, plain_counter_updates
-from chatcore.errors import Conflict, NotFound
+from chatcore.errors import Conflict, NotFound, Unavailable
 from chatcore.models import AppendResult, Message, NewMessage
 
 Outcome = AppendResult | Exception
@@ -215,10 +215,14 @@ class MessageBatches:
         self._transactions = transactions
         self._time_limit = time_limit
 
-    async def write(self, batch: Sequence[NewMessage]) -> list[Outcome]:
+    async def write(
+        self, batch: Sequence[NewMessage], deadline: float | None = None
+    ) -> list[Outcome]:
         """One outcome per send, in order: its AppendResult, or its own NotFound.
 
-        Raises (for the whole batch) when the database fails or cannot be reached.
+        Raises (for the whole batch) when the database fails or cannot be reached, and
+        ``Unavailable`` once ``deadline`` (``time.monotonic()``; by default this batch's
+        own time limit from now) has passed: its senders are owed an answer by then.
         """
         outcomes: dict[int, Outcome] = {}
         # A clientMsgId twice in one batch: the second follows the first.
@@ -237,12 +241,16 @@ class MessageBatches:
             found = await asyncio.gather(*(self._lookup(batch[i]) for i in pending))
             outcomes.update((i, r) for i, r in zip(pending, found, strict=True) if r is not None)
             pending = [i for i in pending if i not in outcomes]
-        deadline = time.monotonic() + self._time_limit
+        if deadline is None:
+            deadline = time.monotonic() + self._time_limit
         while pending:
-            if time.monotonic() > deadline:
-                raise Conflict("conversations are changing too fast")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Unavailable("storage did not answer in time")
             try:
-                done = await self._transactions.run(partial(self._round, batch, pending))
+                done = await self._transactions.run(
+                    partial(self._round, batch, pending), time_limit=left
+                )
             except _Replays as exc:
                 replays |= exc.positions
                 pending = [i for i in pending if i not in exc.positions]
