@@ -175,7 +175,8 @@ async def test_the_writer_is_told_the_deadline_of_the_batchs_oldest_item() -> No
     await asyncio.gather(first, *waiting)
 
     first_deadline, second_deadline = writer.deadlines
-    assert first_deadline is not None and second_deadline is not None
+    assert first_deadline is not None
+    assert second_deadline is not None
     # The second batch's deadline counts from when its items arrived, not from its start.
     assert queued + 5.0 - 0.1 <= second_deadline <= queued + 5.0 + 0.1
     assert writer.batches == [[1], [2, 3]]
