@@ -12,7 +12,9 @@ about what one send used to. A send that waited in the queue longer than the
 client's timeout (``CHATCORE_MONGODB_TIMEOUT_MS``: the batches before it are
 stalling) is answered Unavailable without being written, and one whose caller
 gave up while it was queued is dropped; once in a batch, a send is written or
-fails with its batch.
+fails with its batch, and a batch gives up (Unavailable) at its oldest send's
+arrival + that timeout, so queueing and writing together stay within about one
+timeout.
 
 One batch, in one transaction (:mod:`adapters.mongo.message_batches`):
 
