@@ -11,6 +11,7 @@ sockets over WebSocket). Scenarios:
 - http: history page and send over keep-alive HTTP (chatcore only).
 - limits: CPU per send with the rate limits off and on, in process (chatcore only;
   ``--servers chatcore-memory,chatcore-memory+limits`` compares them end to end).
+- search: message search on 100,000 messages, SecantusDB and memory (bench/search.py).
 
 Each scenario prints a table and one ``JSON {...}`` line; a summary checks the
 targets. Run ``python -m bench --help`` for the knobs; ``--quick`` takes ~2 minutes.
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import rate_limits, report
+from bench import search as search_bench
 from bench.procs import Children, rss_mib
 from bench.runner import BASES, Server, ServerSpec, run_loadgen, running
 
@@ -48,7 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="short phases, 1,000 idle sockets only")
     p.add_argument("--servers", default=",".join(BASES), help="comma list; +plain/+deflate")
-    p.add_argument("--scenarios", default="delivery,idle,http,limits")
+    p.add_argument("--scenarios", default="delivery,idle,http,limits,search")
     p.add_argument("--pairs", type=int, default=50)
     p.add_argument("--seconds", type=float, help="per measured delivery phase (8; quick 4)")
     p.add_argument(
@@ -63,7 +65,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--http-seconds", type=float, help="per HTTP request kind (8; quick 3)")
     p.add_argument("--http-concurrency", type=int, default=4)
     p.add_argument("--body-bytes", type=int, default=100)
-    p.add_argument("--budget", type=float, help="hard limit for the whole run (570 s; quick 180)")
+    p.add_argument(
+        "--search-messages",
+        type=int,
+        help="messages of the search data set (100,000; quick 20,000)",
+    )
+    p.add_argument("--search-queries", type=int, help="runs of each search query (40; quick 15)")
+    p.add_argument("--search-writes", type=int, default=300, help="sends per write-cost run")
+    p.add_argument("--search-cache", help="SecantusDB --cache-size for the search data set")
+    p.add_argument("--budget", type=float, help="hard limit for the whole run (1500 s; quick 400)")
     p.add_argument("--keep-logs", action="store_true", help="keep the servers' logs")
     args = p.parse_args(argv)
     quick = args.quick
@@ -74,7 +84,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     idle_counts = args.idle or ("1000" if quick else "1000,10000")
     args.idle = sorted(int(k) for k in idle_counts.split(","))
     args.http_seconds = args.http_seconds or (3.0 if quick else 8.0)
-    args.budget = args.budget or (180.0 if quick else 570.0)
+    args.search_messages = args.search_messages or (20_000 if quick else 100_000)
+    args.search_queries = args.search_queries or (15 if quick else 40)
+    args.budget = args.budget or (400.0 if quick else 1500.0)
     args.quiet = 1.5 if quick else 3.0  # longest wait for a quiet machine before a run
     args.deadline = time.monotonic() + args.budget
     args.specs = [ServerSpec.parse(s.strip()) for s in args.servers.split(",") if s.strip()]
@@ -373,6 +385,8 @@ def targets(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, bool | N
             checks.append(
                 (f"{big} idle sockets RSS/socket <= 2x bare python", f"{r}x", bool(r and r <= 2))
             )
+    if "search" in results:
+        checks += search_bench.targets(results["search"])
     return checks
 
 
@@ -448,7 +462,13 @@ async def limits(args: argparse.Namespace, children: Children, work: Path) -> di
     return await rate_limits.measure()
 
 
-SCENARIOS = {"delivery": delivery, "idle": idle, "http": http, "limits": limits}
+SCENARIOS = {
+    "delivery": delivery,
+    "idle": idle,
+    "http": http,
+    "limits": limits,
+    "search": search_bench.search,
+}
 
 
 def print_scenario(rec: dict[str, Any]) -> None:
@@ -463,6 +483,9 @@ def print_scenario(rec: dict[str, Any]) -> None:
     elif name == "limits":
         print("\n== limits: CPU per send with the rate limits off and on (in process) ==")
         print(rate_limits.table(rec))
+    elif name == "search":
+        print(f"\n== search: {rec['messages']} messages in {rec['conversations']} conversations ==")
+        print(search_bench.table(rec))
     elif name == "idle":
         print("\n== idle: authenticated idle sockets (a fresh server, connected in stages) ==")
         print(report.idle_table(rec["rows"]))

@@ -9,7 +9,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from chatcore.models import ConversationView, Message, Presence, ReadReceipt, User
+from chatcore.models import (
+    ConversationView,
+    Message,
+    Presence,
+    ReadReceipt,
+    ThreadSummary,
+    User,
+)
 
 JsonDict = dict[str, Any]
 
@@ -47,6 +54,21 @@ def message_json(message: Message) -> JsonDict:
         "createdAt": iso(message.created_at),
         "editedAt": iso(message.edited_at),
         "deletedAt": iso(message.deleted_at),
+        # v1.1 (API.md): v1 clients ignore these keys.
+        "threadId": message.thread_id,
+        "thread": thread_json(message.thread) if message.thread is not None else None,
+        "reactions": [{"emoji": r.emoji, "userIds": list(r.user_ids)} for r in message.reactions]
+        if message.reactions
+        else [],
+        "mentions": list(message.mentions),
+    }
+
+
+def thread_json(thread: ThreadSummary) -> JsonDict:
+    return {
+        "replyCount": thread.reply_count,
+        "lastReplyAt": iso(thread.last_reply_at),
+        "participantIds": list(thread.participant_ids),
     }
 
 
@@ -63,6 +85,7 @@ def conversation_json(view: ConversationView) -> JsonDict:
         "lastSeq": conversation.last_seq,
         "lastReadSeq": view.last_read_seq,
         "unreadCount": view.unread_count,
+        "unreadMentions": view.unread_mentions,
     }
 
 

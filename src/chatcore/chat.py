@@ -12,6 +12,7 @@ from chatcore.ports import (
     ConversationRepository,
     IdGenerator,
     MessageRepository,
+    MessageSearch,
     Notifier,
     PasswordHasher,
     PresenceTracker,
@@ -26,7 +27,9 @@ from chatcore.services import (
     ConversationService,
     MessageService,
     PresenceService,
+    ReactionService,
     ReceiptService,
+    SearchService,
     TypingService,
     UserService,
 )
@@ -44,6 +47,7 @@ class Storage:
     messages: MessageRepository
     receipts: ReceiptRepository
     refresh_tokens: RefreshTokenRepository
+    search: MessageSearch
 
 
 @frozen(kw_only=True)
@@ -57,6 +61,8 @@ class Chat:
     receipts: ReceiptService
     presence: PresenceService
     typing: TypingService
+    search: SearchService
+    reactions: ReactionService
     # The rate limits; the services apply them, edges add the per-request ``api`` one.
     throttle: Throttle
 
@@ -131,6 +137,10 @@ def build_chat(
         ),
         typing=TypingService(
             conversations=storage.conversations, notifier=notifier, throttle=throttle
+        ),
+        search=SearchService(search=storage.search, conversations=storage.conversations),
+        reactions=ReactionService(
+            messages=storage.messages, conversations=storage.conversations, notifier=notifier
         ),
         throttle=throttle,
     )

@@ -14,6 +14,7 @@ from typing import Any
 
 from chatcore.errors import ValidationFailed
 from chatcore.models import ConversationCursor
+from chatcore.search import SearchPosition
 
 
 def _encode(payload: dict[str, Any]) -> str:
@@ -43,20 +44,40 @@ def decode_user_cursor(cursor: str) -> str:
     return value
 
 
+def _aware_time(value: object) -> datetime:
+    if not isinstance(value, str):
+        raise ValidationFailed("invalid cursor", details={"field": "cursor"})
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ValidationFailed("invalid cursor", details={"field": "cursor"}) from exc
+    if at.tzinfo is None:
+        # Every cursor we hand out is timezone-aware; a naive one can't be compared.
+        raise ValidationFailed("invalid cursor", details={"field": "cursor"})
+    return at
+
+
+def encode_search_cursor(position: SearchPosition) -> str:
+    return _encode({"t": position.created_at.isoformat(), "m": position.message_id})
+
+
+def decode_search_cursor(cursor: str) -> SearchPosition:
+    payload = _decode(cursor)
+    message_id = payload.get("m")
+    if not isinstance(message_id, str):
+        raise ValidationFailed("invalid cursor", details={"field": "cursor"})
+    return SearchPosition(created_at=_aware_time(payload.get("t")), message_id=message_id)
+
+
 def encode_conversation_cursor(position: ConversationCursor) -> str:
     return _encode({"t": position.activity_at.isoformat(), "c": position.conversation_id})
 
 
 def decode_conversation_cursor(cursor: str) -> ConversationCursor:
     payload = _decode(cursor)
-    at, conversation_id = payload.get("t"), payload.get("c")
-    if not isinstance(at, str) or not isinstance(conversation_id, str):
+    conversation_id = payload.get("c")
+    if not isinstance(conversation_id, str):
         raise ValidationFailed("invalid cursor", details={"field": "cursor"})
-    try:
-        activity_at = datetime.fromisoformat(at)
-    except ValueError as exc:
-        raise ValidationFailed("invalid cursor", details={"field": "cursor"}) from exc
-    if activity_at.tzinfo is None:
-        # Every cursor we hand out is timezone-aware; a naive one can't be compared.
-        raise ValidationFailed("invalid cursor", details={"field": "cursor"})
-    return ConversationCursor(activity_at=activity_at, conversation_id=conversation_id)
+    return ConversationCursor(
+        activity_at=_aware_time(payload.get("t")), conversation_id=conversation_id
+    )

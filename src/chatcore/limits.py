@@ -31,6 +31,15 @@ SEARCH_MAX_CHARS: Final = 64
 SYNC_MAX_CONVERSATIONS: Final = 500
 SYNC_MAX_MESSAGES_PER_CONVERSATION: Final = 500
 MAX_ID_CHARS: Final = 64
+MAX_EMOJI_CHARS: Final = 32
+# Not in an emoji: whitespace (Python's and JavaScript's), control characters, and "/"
+# (an emoji is a URL path segment). One class for the domain and the OpenAPI document.
+EMOJI_EXCLUDED: Final = (
+    r"\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff/"
+)
+EMOJI_PATTERN: Final = f"^[^{EMOJI_EXCLUDED}]+$"
+# Distinct emoji one message holds; the next one is a Conflict (API.md v1.1).
+MAX_REACTION_EMOJI: Final = 20
 # JavaScript's Number.MAX_SAFE_INTEGER: a JS client cannot send a larger integer
 # exactly, and stores keep seqs as 64-bit integers, so anything above is refused.
 MAX_SEQ: Final = 2**53 - 1
@@ -39,6 +48,9 @@ PRESENCE_QUERY_MAX: Final = 100
 # Letters, digits and a few marks that show up in handles and e-mail-like names; no
 # spaces or controls, so a username is one unambiguous token in URLs and mentions.
 _USERNAME_RE: Final = re.compile(r"[A-Za-z0-9_.@+\-]+")
+
+
+_EMOJI_RE: Final = re.compile(EMOJI_PATTERN)
 
 
 def _fail(field: str, message: str) -> ValidationFailed:
@@ -155,3 +167,40 @@ def search(value: str | None) -> str | None:
     if len(trimmed) > SEARCH_MAX_CHARS:
         raise _fail("search", f"search must be at most {SEARCH_MAX_CHARS} characters")
     return trimmed or None
+
+
+MESSAGE_SEARCH_MAX_CHARS: Final = 200
+MESSAGE_SEARCH_LIMIT_MAX: Final = 50
+MESSAGE_SEARCH_DEFAULT_LIMIT: Final = 20
+
+
+def message_search_query(value: str) -> str:
+    """A message search query: 1..200 characters (what words it holds is
+    :func:`chatcore.search.query_words`'s business)."""
+    if not 1 <= len(value) <= MESSAGE_SEARCH_MAX_CHARS:
+        raise _fail("q", f"q must be 1..{MESSAGE_SEARCH_MAX_CHARS} characters")
+    return value
+
+
+def message_search_limit(value: int | None) -> int:
+    if value is None:
+        return MESSAGE_SEARCH_DEFAULT_LIMIT
+    if not 1 <= value <= MESSAGE_SEARCH_LIMIT_MAX:
+        raise _fail("limit", f"limit must be 1..{MESSAGE_SEARCH_LIMIT_MAX}")
+    return value
+
+
+def emoji(value: str) -> str:
+    """A reaction: 1..32 characters, none of them whitespace or control characters
+    (a Unicode emoji or a short name such as ``:party:``)."""
+    if not 1 <= len(value) <= MAX_EMOJI_CHARS:
+        raise _fail("emoji", f"emoji must be 1..{MAX_EMOJI_CHARS} characters")
+    # Joiners and variation selectors (Cf, Mn) are allowed: they build real emoji.
+    if not _EMOJI_RE.fullmatch(value):
+        raise _fail("emoji", "emoji must not contain whitespace, control characters or '/'")
+    return value
+
+
+def thread_id(value: str | None) -> str | None:
+    """An optional thread root's id (the id rule)."""
+    return None if value is None else entity_id(value, "threadId")

@@ -38,8 +38,31 @@ class Credentials:
 
 
 @frozen(kw_only=True)
+class ThreadSummary:
+    """A thread root's summary: how many replies, the newest one's time, who replied
+    (in order of their first reply)."""
+
+    reply_count: int
+    last_reply_at: datetime
+    participant_ids: tuple[str, ...]
+
+
+@frozen(kw_only=True)
+class Reaction:
+    """One emoji on a message and who reacted with it, in the order they did."""
+
+    emoji: str
+    user_ids: tuple[str, ...]
+
+
+@frozen(kw_only=True)
 class Message:
-    """A stored message; ``seq`` is gapless per conversation, starting at 1."""
+    """A stored message; ``seq`` is gapless per conversation, starting at 1.
+
+    ``thread_id`` is the root's id on a thread reply (None on top-level messages);
+    ``thread`` is set on a root once it has a reply. ``reactions`` are in order of
+    each emoji's first use; ``mentions`` are the members named as ``@username``.
+    """
 
     id: str
     conversation_id: str
@@ -50,6 +73,10 @@ class Message:
     created_at: datetime
     edited_at: datetime | None = None
     deleted_at: datetime | None = None
+    thread_id: str | None = None
+    thread: ThreadSummary | None = None
+    reactions: tuple[Reaction, ...] = ()
+    mentions: tuple[str, ...] = ()
 
     @property
     def is_deleted(self) -> bool:
@@ -87,6 +114,7 @@ class ConversationView:
     viewer_id: str
     last_read_seq: int
     unread_count: int
+    unread_mentions: int = 0
 
 
 @frozen(kw_only=True)
@@ -118,6 +146,10 @@ class NewMessage:
     body: str
     client_msg_id: str | None
     created_at: datetime
+    # A thread reply: the root's id (a top-level message of the same conversation).
+    thread_id: str | None = None
+    # Users named in the body; the store keeps those who are members when it stores.
+    mentions: tuple[str, ...] = ()
 
 
 @frozen(kw_only=True)
@@ -126,11 +158,13 @@ class AppendResult:
 
     ``created`` is False on an idempotent replay (same sender, conversation and
     clientMsgId): then ``message`` is the one stored the first time.
+    ``thread_root`` is the root with its updated summary when a new reply was stored.
     """
 
     message: Message
     conversation: Conversation
     created: bool
+    thread_root: Message | None = None
 
 
 @frozen(kw_only=True)

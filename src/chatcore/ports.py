@@ -26,6 +26,7 @@ from chatcore.models import (
     User,
 )
 from chatcore.rate_limits import Quota, Rate
+from chatcore.search import SearchPosition
 
 
 class Clock(Protocol):
@@ -63,6 +64,11 @@ class UserRepository(Protocol):
         ...
 
     async def set_last_seen(self, user_id: str, at: datetime) -> None: ...
+
+    async def find_by_usernames(self, usernames: Iterable[str]) -> list[User]:
+        """The users whose username is one of ``usernames``, compared case-insensitively,
+        in no particular order (resolving ``@mentions``: one indexed query)."""
+        ...
 
 
 class ConversationRepository(Protocol):
@@ -118,6 +124,13 @@ class MessageRepository(Protocol):
         conversation, stores nothing and returns the first message (``created`` False).
         Seqs stay gapless and unique under concurrent appends from any number of
         processes; a failure leaves neither a seq without its message nor the reverse.
+
+        A reply (``thread_id`` set: the id of a top-level message of the same
+        conversation, checked by the caller) also updates that root's thread summary
+        (one more reply, ``last_reply_at``, the sender among the participants) in the
+        same atomic step, and returns the root as updated in ``thread_root``; a replay
+        changes no summary. ``mentions`` not among the members when the message is
+        stored are dropped.
         """
         ...
 
@@ -127,16 +140,89 @@ class MessageRepository(Protocol):
         """Messages with ``first_seq <= seq <= last_seq``, ascending by seq."""
         ...
 
-    async def edit(self, message: Message, body: str, at: datetime) -> Message:
-        """Replace the body and set ``edited_at``; keeps the conversation's lastMessage in step."""
+    async def edit(
+        self, message: Message, body: str, at: datetime, mentions: Sequence[str] = ()
+    ) -> Message:
+        """Replace the body and mentions and set ``edited_at``; keeps the conversation's
+        lastMessage in step."""
         ...
 
     async def delete(self, message: Message, at: datetime) -> Message:
-        """Empty the body and set ``deleted_at``; id and seq stay."""
+        """Empty the body, clear reactions and mentions, and set ``deleted_at``; id, seq,
+        thread id and thread summary stay."""
+        ...
+
+    async def react(
+        self, conversation_id: str, message_id: str, user_id: str, emoji: str, *, add: bool
+    ) -> tuple[Message, bool]:
+        """Add (``add``) or remove ``user_id``'s ``emoji`` reaction; whether it changed.
+
+        Atomic per message: concurrent reactions of any number of users, from any
+        number of processes, all land (20 users adding the same emoji end with 20
+        user ids), and a message never holds more than
+        :data:`chatcore.limits.MAX_REACTION_EMOJI` distinct emoji: adding one more
+        raises Conflict and changes nothing. Removing a user's last emoji drops the
+        entry. NotFound if the message is not in the conversation; Conflict if it is
+        deleted. ``edited_at``, ``seq`` and the body never change; the conversation's
+        lastMessage is kept in step.
+        """
+        ...
+
+    async def thread_replies(
+        self,
+        conversation_id: str,
+        root_id: str,
+        *,
+        before: int | None,
+        after: int | None,
+        limit: int,
+    ) -> list[Message]:
+        """Up to ``limit`` replies of the thread ``root_id``, ascending by seq: the oldest
+        with ``seq > after`` if ``after`` is given, else the newest (with ``seq < before``
+        if ``before`` is given). From an index on (threadId, seq), never a scan."""
+        ...
+
+    async def count_unread_and_mentions(
+        self, user_id: str, after_seq: Mapping[str, int]
+    ) -> tuple[dict[str, int], dict[str, int]]:
+        """What :meth:`count_unread` answers, and for each conversation id how many
+        messages with ``seq > after_seq`` mention ``user_id`` (only non-zero counts).
+        Together because a store may read both off the same records (MongoDB: one
+        command for a conversation list page); mentions come from such records or an
+        index on mentions, never from scanning a conversation."""
         ...
 
     async def count_unread(self, user_id: str, after_seq: Mapping[str, int]) -> dict[str, int]:
         """For each conversation id, how many messages from others have ``seq > after_seq``."""
+        ...
+
+
+class MessageSearch(Protocol):
+    """Finds messages by word prefixes (see :mod:`chatcore.search` for what matches).
+
+    A read-side port next to :class:`MessageRepository`: the store keeps whatever
+    it searches by in step with each message's body, in the same atomic write as
+    a send, edit or delete, so a result never reflects a body the message no
+    longer has.
+    """
+
+    async def search(
+        self,
+        user_id: str,
+        wanted: Sequence[str],
+        *,
+        conversation_id: str | None,
+        limit: int,
+        after: SearchPosition | None,
+    ) -> list[Message]:
+        """Up to ``limit`` messages whose current body has every word of ``wanted``
+        (normalised, from :func:`chatcore.search.query_words`) as a word prefix.
+
+        Only conversations ``user_id`` is a member of at the time of the call (and
+        only ``conversation_id`` if given); deleted messages never match. Newest
+        first (``created_at``, then id, descending), strictly after ``after``, so
+        paging by the last result's position returns every match exactly once.
+        """
         ...
 
 

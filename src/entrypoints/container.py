@@ -16,6 +16,9 @@ then passes its URI in the settings: the container only ever sees a MongoDB URI.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -27,6 +30,7 @@ from dependency_injector import containers, providers
 from adapters import socketio_json
 from adapters.jwt_tokens import JwtAccessTokens
 from adapters.mongo import MongoStore, MongoTimeouts
+from adapters.mongo.backfill import SearchBackfill
 from adapters.passwords import Argon2PasswordHasher
 from adapters.redis import (
     RedisPresenceTracker,
@@ -37,7 +41,7 @@ from adapters.redis import (
 from adapters.socketio_fanout import FanoutManager
 from adapters.socketio_notifier import SocketIONotifier
 from chatcore.chat import Chat, Storage, build_chat
-from chatcore.errors import Unavailable
+from chatcore.errors import ChatError, Unavailable
 from chatcore.ports import Clock, PresenceTracker, RateLimiter
 from chatcore.rate_limits import RateLimits
 from chatcore.system import (
@@ -52,6 +56,8 @@ from entrypoints.presence_upkeep import PresenceUpkeep
 from entrypoints.runtime import ReadinessProbe, Runtime
 from entrypoints.settings import Settings
 from entrypoints.socketio.server import ChatcoreSocketServer
+
+_log = logging.getLogger("chatcore.search")
 
 # Redis calls fail fast, so an outage is reported (503, unavailable) rather than waited out.
 _REDIS_TIMEOUTS = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
@@ -100,10 +106,25 @@ async def _mongo_store(settings: Settings) -> AsyncIterator[MongoStore | None]:
         ),
     )
     await store.open()
+    # Older messages become searchable in the background; start-up does not wait.
+    backfill = asyncio.create_task(_backfill_search(store))
     try:
         yield store
     finally:
+        backfill.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await backfill
         await store.close()
+
+
+async def _backfill_search(store: MongoStore) -> None:
+    try:
+        updated = await SearchBackfill(store.database).run()
+    except ChatError as exc:
+        _log.warning("search backfill stopped (%s); it resumes at the next start", exc)
+        return
+    if updated:
+        _log.info("search backfill: %d older messages made searchable", updated)
 
 
 async def _redis_client(settings: Settings) -> AsyncIterator[aioredis.Redis | None]:

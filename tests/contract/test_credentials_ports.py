@@ -9,7 +9,7 @@ from datetime import timedelta
 import argon2
 import pytest
 
-from adapters.jwt_tokens import JwtAccessTokens
+from adapters.jwt_tokens import JwtAccessTokens, VerifiedTokens
 from adapters.passwords import Argon2PasswordHasher
 from chatcore.errors import Unauthorized
 from chatcore.ports import AccessTokens, PasswordHasher
@@ -79,3 +79,41 @@ def test_a_token_expires_after_its_lifetime(tokens: AccessTokens, clock: FixedCl
     clock.advance(seconds=2)
     with pytest.raises(Unauthorized):
         tokens.verify(issued.token)
+
+
+def test_a_jwt_once_verified_is_remembered_and_still_expires(clock: FixedClock) -> None:
+    verified = VerifiedTokens()
+    tokens = JwtAccessTokens(SECRET, ttl=timedelta(seconds=60), clock=clock, verified=verified)
+    issued = tokens.issue("user-1")
+    assert verified.get(issued.token) is None
+    assert tokens.verify(issued.token) == "user-1"
+    remembered = verified.get(issued.token)
+    assert remembered is not None
+    assert remembered[0] == "user-1"
+    clock.advance(seconds=61)
+    with pytest.raises(Unauthorized, match="expired"):
+        tokens.verify(issued.token)
+
+
+def test_a_tampered_copy_of_a_remembered_jwt_is_refused(clock: FixedClock) -> None:
+    tokens = JwtAccessTokens(SECRET, ttl=timedelta(seconds=60), clock=clock)
+    issued = tokens.issue("user-1")
+    assert tokens.verify(issued.token) == "user-1"
+    head, claims, signature = issued.token.split(".")
+    flipped = "A" if signature[0] != "A" else "B"
+    for tampered in (f"{head}.{claims}.{flipped}{signature[1:]}", issued.token + "x"):
+        with pytest.raises(Unauthorized):
+            tokens.verify(tampered)
+
+
+def test_remembered_jwts_are_bounded_least_recently_used_first(clock: FixedClock) -> None:
+    verified = VerifiedTokens(size=2)
+    tokens = JwtAccessTokens(SECRET, clock=clock, verified=verified)
+    first, second, third = (tokens.issue(f"user-{n}").token for n in range(3))
+    tokens.verify(first)
+    tokens.verify(second)
+    tokens.verify(first)  # now the most recently used
+    tokens.verify(third)
+    assert verified.get(second) is None
+    assert verified.get(first) is not None
+    assert verified.get(third) is not None

@@ -142,6 +142,9 @@ API_ROWS = {
     ("get", "/api/messages/{receiverId}"),
     ("post", "/api/messages/{receiverId}"),
     ("get", "/api/presence"),
+    ("get", "/api/search/messages"),
+    ("put", "/api/conversations/{id}/messages/{messageId}/reactions/{emoji}"),
+    ("delete", "/api/conversations/{id}/messages/{messageId}/reactions/{emoji}"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -177,13 +180,13 @@ async def test_openapi_schemas_speak_camel_case(http: httpx.AsyncClient) -> None
     send = document["paths"]["/api/conversations/{id}/messages"]["post"]
     body_ref = send["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     body_schema = document["components"]["schemas"][body_ref.rsplit("/", 1)[1]]
-    assert set(body_schema["properties"]) == {"body", "clientMsgId"}
+    assert set(body_schema["properties"]) == {"body", "clientMsgId", "threadId"}
     assert body_schema["additionalProperties"] is False
     assert set(send["responses"]) >= {"200", "201", "401", "404", "413", "422"}
     assert send["security"] == [{"bearerAuth": []}]
     history = document["paths"]["/api/conversations/{id}/messages"]["get"]
     names = {p["name"]: p for p in history["parameters"]}
-    assert set(names) == {"id", "before", "after", "limit"}
+    assert set(names) == {"id", "before", "after", "limit", "threadId"}
     assert names["id"]["in"] == "path"
     login = document["paths"]["/api/auth/login"]["post"]
     assert "security" not in login
@@ -251,6 +254,7 @@ def _storage_with_users(users: InMemoryUserRepository) -> Storage:
         messages=storage.messages,
         receipts=storage.receipts,
         refresh_tokens=storage.refresh_tokens,
+        search=storage.search,
     )
 
 

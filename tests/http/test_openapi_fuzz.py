@@ -11,7 +11,8 @@ or 404 in the envelope):
 - ``cursor``: an opaque token the server issued; any other string is invalid;
 - ``before`` with ``after``: one or the other, not both;
 - a direct conversation (or seed-style direct send) with oneself;
-- ``receiverId`` in a seed-style body must repeat the path's receiver.
+- ``receiverId`` in a seed-style body must repeat the path's receiver;
+- a search ``q`` must hold a word (a run of letters or digits, in Unicode terms).
 
 Kept small (``MAX_EXAMPLES`` per operation, a few hundred requests): it runs in
 ``make test``.
@@ -49,6 +50,9 @@ STATEFUL_RULES = {
     ("GET", "/api/messages/{receiverId}"): "before or after, not both; not oneself",
     ("POST", "/api/conversations/direct/{userId}"): "not oneself",
     ("POST", "/api/messages/{receiverId}"): "receiverId repeats the path; not oneself",
+    # A word as chatcore.search defines it (Unicode letters and digits after NFKD) has
+    # no exact JSON-schema pattern.
+    ("GET", "/api/search/messages"): "cursor; q must hold a word",
 }
 
 

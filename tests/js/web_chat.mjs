@@ -280,6 +280,47 @@ async function run() {
   await screenshot(alice, "alice-group");
   await screenshot(bob, "bob-direct");
 
+  step = "alice searches her messages";
+  const search = alice.getByLabel("Search messages");
+  const hits = alice.locator("#message-search-results li");
+  await search.fill("HELLO");
+  await hits.filter({ hasText: "not bold" }).waitFor();
+  const helloHit = hits.first();
+  observe("search hello", {
+    count: await hits.count(),
+    conversation: await helloHit.locator(".hit-conversation").textContent(),
+    sender: await helloHit.locator(".hit-sender").textContent(),
+    time: Boolean(await helloHit.locator("time").getAttribute("datetime")),
+    marks: await helloHit.locator("mark").allTextContents(),
+    injectedElements: await alice.locator("#message-search-results b, #message-search-results img")
+      .count(),
+  });
+  await search.fill("messa 5");
+  await hits.filter({ hasText: /^Team <3/ }).nth(10).waitFor();
+  const five = hits.filter({ has: alice.locator(".hit-body", { hasText: /^group message 5$/ }) });
+  observe("search group", {
+    bodies: await alice.locator("#message-search-results .hit-body").allTextContents(),
+    marks: await five.locator("mark").allTextContents(),
+  });
+  await screenshot(alice, "alice-search");
+  await five.getByRole("button").click();
+  const found = alice.locator("#message-list .message.search-hit");
+  await found.waitFor();
+  await alice.waitForFunction(() => {
+    const hit = document.querySelector("#message-list .search-hit");
+    const box = document.getElementById("messages").getBoundingClientRect();
+    const at = hit?.getBoundingClientRect();
+    return at && at.top >= box.top && at.bottom <= box.bottom;
+  });
+  observe("search opened", {
+    title: await alice.locator("#conversation-title").textContent(),
+    hit: await found.locator(".body").textContent(),
+    seq: await found.getAttribute("data-seq"),
+    olderVisible: await alice.getByRole("button", { name: "Load older messages" }).isVisible(),
+    newest: await lastMessage(alice).locator(".body").textContent(),
+  });
+  await screenshot(alice, "alice-search-opened");
+
   step = "narrow screen";
   await alice.setViewportSize({ width: 390, height: 720 });
   observe("narrow", {
@@ -289,6 +330,75 @@ async function run() {
   await screenshot(alice, "alice-narrow");
   await alice.getByRole("button", { name: "Back to conversations" }).click();
   observe("narrow back", { sidebarVisible: await alice.locator(".sidebar").isVisible() });
+
+  step = "a mention: autocomplete, badge, highlight";
+  await alice.setViewportSize({ width: 1100, height: 720 });
+  await conversationItem(alice, "Team <3").getByRole("button").click();
+  await alice.locator("#conversation-title", { hasText: "Team <3" }).waitFor();
+  const composer = alice.getByLabel("Message", { exact: true });
+  await composer.pressSequentially("Look @b", { delay: 10 });
+  await alice.locator("#mention-options li").first().waitFor();
+  const options = await alice.locator("#mention-options li").allTextContents();
+  await composer.press("Enter"); // picks the member; does not send
+  const completed = await composer.inputValue();
+  await composer.pressSequentially("what do you think?", { delay: 5 });
+  await composer.press("Enter");
+  await alice.locator("#message-list .message.mine .mention", { hasText: "@bob" }).waitFor();
+  const bobsGroup = conversationItem(bob, "Team <3");
+  await bobsGroup.locator(".mention-badge", { hasText: "@1" }).waitFor();
+  observe("mention", {
+    options,
+    completed,
+    badge: await bobsGroup.locator(".mention-badge").textContent(),
+    label: await bobsGroup.getByRole("button").getAttribute("aria-label"),
+  });
+  await screenshot(bob, "bob-mention-badge");
+  await bobsGroup.getByRole("button").click();
+  const mentioned = bob.locator("#message-list .message.theirs", { hasText: "what do you think?" });
+  await mentioned.locator(".mention.me").waitFor();
+  await bobsGroup.locator(".mention-badge").waitFor({ state: "detached" });
+  observe("mention seen", {
+    body: await mentioned.locator(".body").textContent(),
+    highlighted: await mentioned.locator(".mention.me").textContent(),
+  });
+
+  step = "reactions: picker and chips toggle";
+  await mentioned.locator(".picker summary").click();
+  await mentioned.getByRole("button", { name: "React with 🎉" }).click();
+  const alicesMessage = alice.locator("#message-list .message.mine", {
+    hasText: "what do you think?",
+  });
+  await alicesMessage.locator(".chip", { hasText: "🎉 1" }).waitFor();
+  await alicesMessage.locator(".chip", { hasText: "🎉 1" }).click();
+  await mentioned.locator('.chip[aria-pressed="true"]', { hasText: "🎉 2" }).waitFor();
+  await alicesMessage.locator('.chip[aria-pressed="true"]', { hasText: "🎉 2" }).waitFor();
+  observe("reactions", {
+    alice: await alicesMessage.locator(".chip").allTextContents(),
+    bobPressed: await mentioned.locator(".chip").getAttribute("aria-pressed"),
+  });
+  await mentioned.locator(".chip", { hasText: "🎉 2" }).click(); // bob takes his back
+  await alicesMessage.locator(".chip", { hasText: "🎉 1" }).waitFor();
+  observe("reaction removed", await alicesMessage.locator(".chip").allTextContents());
+
+  step = "a thread reply";
+  await mentioned.getByRole("button", { name: "Reply in thread" }).click();
+  await bob.locator("#thread-panel").waitFor();
+  await bob.getByLabel("Reply", { exact: true }).fill("I like it");
+  await bob.getByLabel("Reply", { exact: true }).press("Enter");
+  await bob.locator("#reply-list .message .body", { hasText: "I like it" }).waitFor();
+  await alicesMessage.locator(".replies", { hasText: "1 reply" }).waitFor();
+  await alicesMessage.locator(".replies").click();
+  await alice.locator("#reply-list .message .body", { hasText: "I like it" }).waitFor();
+  observe("thread", {
+    aliceRoot: await alice.locator("#thread-root .message .body").textContent(),
+    aliceReplies: await alice.locator("#reply-list .message .body").allTextContents(),
+    aliceCount: await alice.locator("#thread-count").textContent(),
+    bobCount: await bob.locator("#thread-count").textContent(),
+    inTimeline: await alice.locator("#message-list .message .body", { hasText: "I like it" })
+      .count(),
+  });
+  await screenshot(alice, "alice-thread");
+  await screenshot(bob, "bob-thread");
 
   step = "log out";
   const loggedOut = bob.waitForResponse((r) => r.url().endsWith("/api/auth/logout"));

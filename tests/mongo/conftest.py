@@ -12,8 +12,9 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from adapters.mongo import MongoTimeouts, create_client
+from adapters.mongo import MongoTimeouts, create_client, mongo_storage
 from adapters.mongo.documents import Document
+from chatcore.chat import Storage
 from support.mongo import backend_uri, fresh_database
 from support.secantus import SecantusProcess
 
@@ -56,6 +57,19 @@ def private_server(tmp_path: Path) -> Iterator[ServerFactory]:
         yield factory
     finally:
         factory.stop_all()
+
+
+@pytest.fixture
+async def two_storages(
+    backend: str, db: AsyncDatabase[Document]
+) -> AsyncIterator[tuple[Storage, Storage]]:
+    """Two storages on the same database through two separate clients (connection
+    pools), as two server processes would have."""
+    other_client = create_client(backend)
+    try:
+        yield mongo_storage(db), mongo_storage(other_client[db.name])
+    finally:
+        await other_client.close()
 
 
 @pytest.fixture(scope="module")

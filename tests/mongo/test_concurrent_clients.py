@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
-from pymongo.asynchronous.database import AsyncDatabase
 
-from adapters.mongo import create_client, mongo_storage
-from adapters.mongo.documents import Document
 from chatcore.chat import Storage
 from chatcore.testing import factories as make
 
@@ -18,19 +14,6 @@ from .helpers import assert_no_half_written_send
 pytestmark = pytest.mark.mongo
 
 SENDERS = ("u-a", "u-b", "u-c")
-
-
-@pytest.fixture
-async def two_storages(
-    backend: str, db: AsyncDatabase[Document]
-) -> AsyncIterator[tuple[Storage, Storage]]:
-    """Two storages on the same database through two separate clients (connection
-    pools), as two server processes would have."""
-    other_client = create_client(backend)
-    try:
-        yield mongo_storage(db), mongo_storage(other_client[db.name])
-    finally:
-        await other_client.close()
 
 
 async def test_concurrent_sends_from_two_clients_get_seqs_1_to_n(

@@ -143,6 +143,39 @@ async def test_unread_counts_from_counters_match_counting_messages(
         assert [await storage.messages.count_unread(user, p) for p in pointers] == expected
 
 
+async def test_unread_counts_hold_for_sender_ids_that_cannot_name_a_field(
+    shared: tuple[str, AsyncDatabase[Document], bool],
+) -> None:
+    # A batch whose sender ids hold "." or start with "$" takes the pipeline
+    # update; one of plain ids the plain operators: both keep the same counters.
+    _, db, transactions = shared
+    storage = mongo_storage(db, transactions=transactions)
+    for senders in (("u.a", "$u-b", "u-c"), SENDERS):
+        rooms = [await make.stored_group(storage, *senders) for _ in range(3)]
+        sends = [
+            make.message(rooms[i % 3].id, senders[i % 3], f"m{i}", mentions=(senders[(i + 1) % 3],))
+            for i in range(30)
+        ]
+        await asyncio.gather(*(storage.messages.append(s) for s in sends))
+        pointers = [{room.id: seq for room in rooms} for seq in (0, 4, 9)]
+        for user in senders:
+            expected = [await _counted(storage, user, p) for p in pointers]
+            assert [await storage.messages.count_unread(user, p) for p in pointers] == expected
+            mentions = [
+                (await storage.messages.count_unread_and_mentions(user, p))[1] for p in pointers
+            ]
+            assert mentions == [await _mentioned(storage, user, p) for p in pointers]
+
+
+async def _mentioned(storage: Storage, user: str, pointers: dict[str, int]) -> dict[str, int]:
+    """Messages mentioning ``user`` after each pointer, counted one by one."""
+    counts = {
+        cid: sum(1 for m in await _messages(storage, cid) if m.seq > after and user in m.mentions)
+        for cid, after in pointers.items()
+    }
+    return {cid: n for cid, n in counts.items() if n}
+
+
 async def _messages(storage: Storage, conversation_id: str) -> list[Any]:
     return await storage.messages.range(conversation_id, 1, 10_000)
 

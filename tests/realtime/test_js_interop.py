@@ -235,3 +235,38 @@ async def test_js_polling_client_bursts_more_than_sixteen_emits(live: LiveChat) 
     assert all(a["ok"] for a in acks), acks
     assert sorted(a["message"]["seq"] for a in acks) == list(range(1, total + 1))
     assert sorted(received) == list(range(1, total + 1))
+
+
+async def test_js_client_reacts_and_replies_in_a_thread(live: LiveChat) -> None:
+    alice, bob = await live.users("alice", "bob")
+    cid = (await live.group(alice, bob))["id"]
+    python_bob = await live.connect(bob)
+    root = (await python_bob.call("sendMessage", {"conversationId": cid, "body": "party?"}))[
+        "message"
+    ]
+    assert await python_bob.next("newMessage") == root  # the sender's own socket hears it
+
+    async with js_client(live.url, auth={"token": alice.token}, transports=["websocket"]) as js:
+        await js.next("connect")
+        reaction = {"conversationId": cid, "messageId": root["id"], "emoji": "🎉", "add": True}
+
+        added = await js.call("react", reaction)
+        assert added["ok"] is True
+        assert added["message"]["reactions"] == [{"emoji": "🎉", "userIds": [alice.id]}]
+        assert await python_bob.next("messageUpdated") == added["message"]
+        assert await js.event("messageUpdated") == added["message"]
+
+        removed = await js.call("react", {**reaction, "add": False})
+        assert removed["message"]["reactions"] == []
+        refused = await js.call("react", {**reaction, "emoji": "x" * 33})
+        assert refused["ok"] is False
+        assert refused["error"]["code"] == "validation_error"
+
+        reply = await js.call(
+            "sendMessage", {"conversationId": cid, "body": "yes!", "threadId": root["id"]}
+        )
+        assert reply["message"]["threadId"] == root["id"]
+        assert await python_bob.next("newMessage") == reply["message"]
+        assert (await python_bob.next("messageUpdated"))["reactions"] == []
+        root_after = await python_bob.next("messageUpdated")
+        assert root_after["thread"]["replyCount"] == 1

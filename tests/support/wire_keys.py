@@ -13,6 +13,11 @@ MESSAGE_KEYS = frozenset(
         "createdAt",
         "editedAt",
         "deletedAt",
+        # v1.1
+        "threadId",
+        "thread",
+        "reactions",
+        "mentions",
     }
 )
 CONVERSATION_KEYS = frozenset(
@@ -26,6 +31,8 @@ CONVERSATION_KEYS = frozenset(
         "lastSeq",
         "lastReadSeq",
         "unreadCount",
+        # v1.1
+        "unreadMentions",
     }
 )
 RECEIPT_KEYS = frozenset({"conversationId", "userId", "lastReadSeq", "readAt"})

@@ -50,6 +50,7 @@ def _yielding_storage() -> Storage:
         messages=_Yielding(inner.messages),  # type: ignore[arg-type]
         receipts=_Yielding(inner.receipts),  # type: ignore[arg-type]
         refresh_tokens=_Yielding(inner.refresh_tokens),  # type: ignore[arg-type]
+        search=_Yielding(inner.search),  # type: ignore[arg-type]
     )
 
 

@@ -16,12 +16,14 @@ class Writer:
 
     def __init__(self, *, hold: bool = False) -> None:
         self.batches: list[list[int]] = []
+        self.deadlines: list[float | None] = []
         self.release = asyncio.Event()
         if not hold:
             self.release.set()
 
-    async def __call__(self, items: Sequence[int]) -> list[int | Exception]:
+    async def __call__(self, items: Sequence[int], deadline: float | None) -> list[int | Exception]:
         self.batches.append(list(items))
+        self.deadlines.append(deadline)
         await self.release.wait()
         if -1 in items:
             raise ConnectionError("down")
@@ -159,3 +161,28 @@ async def test_an_item_cancelled_while_queued_is_never_written() -> None:
     assert (await first, await kept) == (10, 30)
     assert gone.cancelled()
     assert writer.batches == [[1], [3]]
+
+
+async def test_the_writer_is_told_the_deadline_of_the_batchs_oldest_item() -> None:
+    writer = Writer(hold=True)
+    group = GroupCommit(writer, key=lambda i: i, max_batch=10, max_wait=5.0)
+    first = asyncio.create_task(group.submit(1))
+    await _settle()
+    queued = asyncio.get_running_loop().time()
+    waiting = [asyncio.create_task(group.submit(i)) for i in (2, 3)]
+    await asyncio.sleep(0.2)  # they wait behind the batch in flight
+    writer.release.set()
+    await asyncio.gather(first, *waiting)
+
+    first_deadline, second_deadline = writer.deadlines
+    assert first_deadline is not None
+    assert second_deadline is not None
+    # The second batch's deadline counts from when its items arrived, not from its start.
+    assert queued + 5.0 - 0.1 <= second_deadline <= queued + 5.0 + 0.1
+    assert writer.batches == [[1], [2, 3]]
+
+
+async def test_without_max_wait_the_writer_has_no_deadline() -> None:
+    writer = Writer()
+    assert await _group(writer).submit(1) == 10
+    assert writer.deadlines == [None]

@@ -236,11 +236,56 @@ async def test_two_people_chat_through_the_page(live: LiveChat, tmp_path: Path) 
         "firstBody": "group message 1",
         "sender": "Bob",
     }
+    # Message search: conversation, sender, time, the matched word marked (as text).
+    assert seen["search hello"] == {
+        "count": 1,
+        "conversation": "Bob",
+        "sender": "Alice",
+        "time": True,
+        "marks": ["Hello"],
+        "injectedElements": 0,
+    }
+    # "messa 5": messages 59..50, then 5, newest first; both words marked.
+    assert seen["search group"]["bodies"] == [
+        *(f"group message {n}" for n in range(59, 49, -1)),
+        "group message 5",
+    ]
+    assert seen["search group"]["marks"] == ["message", "5"]
+    # Opened at the message (in view, with older ones loadable and the newest below it).
+    assert seen["search opened"] == {
+        "title": "Team <3",
+        "hit": "group message 5",
+        "seq": "5",
+        "olderVisible": False,
+        "newest": "group message 60",
+    }
     assert seen["narrow"] == {"sidebarVisible": False, "conversationVisible": True}
     assert seen["narrow back"] == {"sidebarVisible": True}
     # Live edits and deletions (made by other clients of theirs).
     assert seen["edited and deleted"]["bodies"] == [HELLO, "Hi Alice, edited", "Message deleted"]
     assert seen["edited and deleted"]["editedMeta"].endswith(" · edited")
+    # v1.1: "@b" offers bob, Enter completes it; bob's list shows the mention badge, his
+    # page highlights the mention; reactions toggle from the picker and the chips; a reply
+    # in the thread panel shows as "1 reply" live on alice's page (not in the timeline).
+    assert seen["mention"] == {
+        "options": ["@bob Bob"],
+        "completed": "Look @bob ",
+        "badge": "@1",
+        "label": "Team <3, 1 unread, 1 unread mentions",
+    }
+    assert seen["mention seen"] == {
+        "body": "Look @bob what do you think?",
+        "highlighted": "@bob",
+    }
+    assert seen["reactions"] == {"alice": ["🎉 2"], "bobPressed": "true"}
+    assert seen["reaction removed"] == ["🎉 1"]
+    assert seen["thread"] == {
+        "aliceRoot": "Look @bob what do you think?",
+        "aliceReplies": ["I like it"],
+        "aliceCount": "1 reply",
+        "bobCount": "1 reply",
+        "inTimeline": 0,
+    }
     # Logging out revokes the refresh token and forgets the session and what it showed.
     assert seen["logged out"] == {"status": 204, "session": None, "listEmptied": 0}
 
@@ -264,7 +309,12 @@ async def test_two_people_chat_through_the_page(live: LiveChat, tmp_path: Path) 
         "alice-group",
         "bob-direct",
         "alice-narrow",
+        "alice-search",
+        "alice-search-opened",
         "bob-logged-out",
+        "bob-mention-badge",
+        "alice-thread",
+        "bob-thread",
     }
     for path in screenshots.values():
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path

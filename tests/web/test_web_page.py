@@ -20,6 +20,8 @@ ASSETS = {
     "/static/chat.css": "text/css; charset=utf-8",
     "/static/vendor/socket.io.min.js": "text/javascript; charset=utf-8",
     "/static/chat.js": "text/javascript; charset=utf-8",
+    "/static/search.js": "text/javascript; charset=utf-8",
+    "/static/search.css": "text/css; charset=utf-8",
 }
 
 
@@ -97,8 +99,19 @@ def test_vendored_socketio_client_is_byte_for_byte_the_npm_one() -> None:
     )
 
 
-def test_the_page_script_never_parses_html() -> None:
+@pytest.mark.parametrize("script", ["chat.js", "search.js"])
+def test_the_page_scripts_never_parse_html(script: str) -> None:
     # User text reaches the DOM as text nodes only; these would parse strings as markup.
-    source = (STATIC_DIR / "chat.js").read_text(encoding="utf-8")
+    source = (STATIC_DIR / script).read_text(encoding="utf-8")
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
         assert sink not in source, sink
+
+
+async def test_the_v11_module_chat_js_imports_is_served_as_javascript(live: LiveChat) -> None:
+    chat_js = (STATIC_DIR / "chat.js").read_text(encoding="utf-8")
+    assert 'from "./social.js"' in chat_js
+
+    response = await live.http.get("/static/social.js")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/javascript; charset=utf-8"

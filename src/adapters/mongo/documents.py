@@ -17,10 +17,13 @@ from chatcore.models import (
     Credentials,
     Message,
     NewMessage,
+    Reaction,
     ReadReceipt,
     RefreshToken,
+    ThreadSummary,
     User,
 )
+from chatcore.search import index_keys
 
 Document = dict[str, Any]
 
@@ -29,6 +32,10 @@ CONVERSATIONS: Final = "conversations"
 MESSAGES: Final = "messages"
 RECEIPTS: Final = "receipts"
 REFRESH_TOKENS: Final = "refreshTokens"
+
+# The message field the search indexes hold: every word prefix of the body
+# (chatcore.search.index_keys), kept in step with the body on every write.
+SEARCH_KEYS: Final = "searchKeys"
 
 # Reads of users never fetch the password hash unless asked for credentials.
 USER_PROJECTION: Final = {"passwordHash": 0}
@@ -88,7 +95,7 @@ def document_to_credentials(doc: Document) -> Credentials:
 
 
 def message_to_document(message: Message) -> Document:
-    return {
+    doc: Document = {
         "_id": message.id,
         "conversationId": message.conversation_id,
         "seq": message.seq,
@@ -100,7 +107,62 @@ def message_to_document(message: Message) -> Document:
         "createdAt": message.created_at,
         "editedAt": message.edited_at,
         "deletedAt": message.deleted_at,
+        SEARCH_KEYS: search_keys(message.body, deleted=message.is_deleted),
     }
+    if (
+        message.thread_id is not None
+        or message.thread is not None
+        or message.reactions
+        or message.mentions
+    ):
+        doc.update(_v11_message_fields(message))
+    return doc
+
+
+def _v11_message_fields(message: Message) -> Document:
+    """The v1.1 fields, only where they hold something: a message without them is
+    stored exactly as in v1 (same size), and the sparse indexes on ``threadId`` and
+    ``mentions`` leave it out."""
+    doc: Document = {}
+    if message.thread_id is not None:
+        doc["threadId"] = message.thread_id
+    if message.thread is not None:
+        doc["thread"] = {
+            "replyCount": message.thread.reply_count,
+            "lastReplyAt": message.thread.last_reply_at,
+            "participantIds": list(message.thread.participant_ids),
+        }
+    if message.reactions:
+        doc["reactions"] = [
+            {"emoji": r.emoji, "userIds": list(r.user_ids)} for r in message.reactions
+        ]
+    if message.mentions:
+        doc["mentions"] = list(message.mentions)
+    return doc
+
+
+def document_to_thread(doc: Document | None) -> ThreadSummary | None:
+    if not doc:
+        return None
+    return ThreadSummary(
+        reply_count=doc["replyCount"],
+        last_reply_at=as_utc(doc["lastReplyAt"]),
+        participant_ids=tuple(doc.get("participantIds") or ()),
+    )
+
+
+def document_to_reactions(docs: list[Document] | None) -> tuple[Reaction, ...]:
+    return tuple(Reaction(emoji=r["emoji"], user_ids=tuple(r["userIds"])) for r in docs or ())
+
+
+def search_keys(body: str, *, deleted: bool) -> list[str]:
+    """What the search indexes hold for a message: nothing once it is deleted."""
+    return [] if deleted else index_keys(body)
+
+
+def without_search_keys(doc: Document) -> Document:
+    """A message document for a copy that is never searched (a conversation's lastMessage)."""
+    return {field: value for field, value in doc.items() if field != SEARCH_KEYS}
 
 
 def new_message(new: NewMessage, seq: int) -> Message:
@@ -113,6 +175,8 @@ def new_message(new: NewMessage, seq: int) -> Message:
         body=new.body,
         client_msg_id=new.client_msg_id,
         created_at=new.created_at,
+        thread_id=new.thread_id,
+        mentions=new.mentions,
     )
 
 
@@ -127,6 +191,11 @@ def document_to_message(doc: Document) -> Message:
         created_at=as_utc(doc["createdAt"]),
         edited_at=_optional_utc(doc.get("editedAt")),
         deleted_at=_optional_utc(doc.get("deletedAt")),
+        # v1 documents have none of these: they read as a message without them.
+        thread_id=doc.get("threadId"),
+        thread=document_to_thread(doc.get("thread")),
+        reactions=document_to_reactions(doc.get("reactions")),
+        mentions=tuple(doc.get("mentions") or ()),
     )
 
 
@@ -145,7 +214,7 @@ def conversation_to_document(conversation: Conversation) -> Document:
         "lastMessage": (
             None
             if conversation.last_message is None
-            else message_to_document(conversation.last_message)
+            else without_search_keys(message_to_document(conversation.last_message))
         ),
         # Always set, so that one index sorts every conversation list.
         "lastActivityAt": conversation.activity_at,

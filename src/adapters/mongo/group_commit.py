@@ -16,10 +16,12 @@ its commit.
 
 The writer answers every item of a batch with a result or an exception of its
 own (so one item's failure does not fail the others); if the writer raises,
-every item of that batch gets the exception. With ``max_wait``, an item that
+every item of that batch gets the exception. With ``max_wait``, every request is
+answered within about ``max_wait`` of its arrival, queueing included: an item that
 waited longer than that for a batch (the batches before it were slow: the
-database is stalling) is not written but answered with ``expired()``, so a
-request's wait stays bounded by about twice the database's own timeout.
+database is stalling) is not written but answered with ``expired()``, and the
+writer is told the batch's deadline (its oldest item's arrival + ``max_wait``) to
+bound its own work by what is left of it.
 """
 
 from __future__ import annotations
@@ -33,8 +35,9 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 R = TypeVar("R")
 
-# The writer answers each item with its result, or with the error for that item alone.
-Writer = Callable[[Sequence[T]], Awaitable[Sequence[R | Exception]]]
+# The writer answers each item with its result, or with the error for that item alone;
+# its second argument is the batch's deadline (time.monotonic()), None without max_wait.
+Writer = Callable[[Sequence[T], float | None], Awaitable[Sequence[R | Exception]]]
 # (item, its key, when it was queued, its answer)
 _Waiting = tuple[T, Hashable, float, "asyncio.Future[R]"]
 
@@ -42,7 +45,8 @@ _Waiting = tuple[T, Hashable, float, "asyncio.Future[R]"]
 class GroupCommit(Generic[T, R]):
     """``await group.submit(item)``: the result of ``item``, written in a batch with others.
 
-    ``write(items)`` must return one outcome per item, in order; ``key(item)``
+    ``write(items, deadline)`` must return one outcome per item, in order, and should
+    give up (raise) once ``time.monotonic()`` passes ``deadline``; ``key(item)``
     says which items must never be in two batches in flight at once.
     """
 
@@ -119,8 +123,11 @@ class GroupCommit(Generic[T, R]):
         if not batch:
             return  # every queued key is in flight: a finishing batch starts the next
         self._start_batches()  # for those left over (their key is in flight, or too many)
+        deadline = None
+        if self._max_wait is not None:
+            deadline = min(queued_at for _, _, queued_at, _ in batch) + self._max_wait
         try:
-            outcomes = await self._write([item for item, _, _, _ in batch])
+            outcomes = await self._write([item for item, _, _, _ in batch], deadline)
         except Exception as exc:  # the batch failed as a whole: every waiter gets it
             outcomes = [exc] * len(batch)
         except BaseException:  # cancelled (loop shutting down): nobody will answer them

@@ -10,6 +10,7 @@ from adapters.mongo.documents import (
     MESSAGES,
     RECEIPTS,
     REFRESH_TOKENS,
+    SEARCH_KEYS,
     USERS,
     Document,
 )
@@ -56,6 +57,22 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel(
             [("conversationId", ASCENDING), ("clientMsgId", ASCENDING), ("senderId", ASCENDING)],
             name="clientMsgId_lookup",
+        ),
+        # Message search (adapters.mongo.search): an equality on one word prefix and
+        # a time window, across conversations or in one. Multikey on the prefixes.
+        IndexModel([(SEARCH_KEYS, ASCENDING), ("createdAt", DESCENDING)], name="search"),
+        IndexModel(
+            [("conversationId", ASCENDING), (SEARCH_KEYS, ASCENDING), ("createdAt", DESCENDING)],
+            name="search_conversation",
+        ),
+        # A thread's replies, paged by seq. Sparse: top-level messages have no threadId.
+        IndexModel([("threadId", ASCENDING), ("seq", ASCENDING)], name="threadId_seq", sparse=True),
+        # Unread mentions: the viewer's mentions in one conversation after their read
+        # pointer, an index range. Sparse (and multikey): only messages that mention someone.
+        IndexModel(
+            [("mentions", ASCENDING), ("conversationId", ASCENDING), ("seq", ASCENDING)],
+            name="mentions_conversationId_seq",
+            sparse=True,
         ),
     ],
     RECEIPTS: [

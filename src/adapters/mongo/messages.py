@@ -12,7 +12,9 @@ about what one send used to. A send that waited in the queue longer than the
 client's timeout (``CHATCORE_MONGODB_TIMEOUT_MS``: the batches before it are
 stalling) is answered Unavailable without being written, and one whose caller
 gave up while it was queued is dropped; once in a batch, a send is written or
-fails with its batch.
+fails with its batch, and a batch gives up (Unavailable) at its oldest send's
+arrival + that timeout, so queueing and writing together stay within about one
+timeout.
 
 One batch, in one transaction (:mod:`adapters.mongo.message_batches`):
 
@@ -22,14 +24,25 @@ One batch, in one transaction (:mod:`adapters.mongo.message_batches`):
    seqs after its ``lastSeq``, in arrival order.
 2. ``update`` (one ``bulk_write``) of every conversation: ``lastSeq``,
    ``lastMessage`` and ``lastActivityAt`` move to the batch's last message,
-   guarded by the ``lastSeq`` read in step 1 (inside the pipeline: no change if
-   it moved). The conversation document is the seq counter: another process
-   writing it in between makes this a write conflict, and the whole batch is
-   retried from step 1. The same update records each sender's last seqs, from
+   guarded by the ``lastSeq`` read in step 1. The conversation document is the
+   seq counter: another process writing it in between makes this a write
+   conflict, and the whole batch is retried from step 1; so in a transaction the
+   update is plain ``$set``/``$push``/``$min`` (cheaper for SecantusDB than a
+   pipeline), and without one a pipeline that changes nothing if ``lastSeq``
+   moved. The same update records each sender's last seqs, from
    which a conversation list counts unread messages
    (:mod:`adapters.mongo.unread_counters`).
 3. ``insert`` (one ``insert_many``) of the messages.
 4. ``commitTransaction``.
+
+Thread replies and mentions (v1.1) add nothing to a batch without them. A
+mention is kept only if it names a member of the conversation document read in
+step 1 (and, for the lastMessage copy, filtered against ``memberIds`` inside the
+update itself). Replies add one command before the commit: their roots' ``thread``
+summaries (:mod:`adapters.mongo.threads`: a ``findAndModify`` for one reply, a
+``bulk_write`` and a ``find`` for several), after the insert, so a replay (caught
+by the insert) never counts. A reaction is one conditional pipeline update of the
+message (:mod:`adapters.mongo.reactions`).
 
 Four commands per batch, whatever its size, with or without clientMsgIds. A
 batch whose sends all come from one sender to one conversation (a lone send
@@ -60,7 +73,9 @@ Without transactions (a standalone mongod), the same steps run one by one:
 - a failure or outage between steps 2 and 3 leaves gaps: ``lastSeq`` counts
   messages that do not exist and ``lastMessage`` names one. Seqs are still
   unique and increasing, but readers must tolerate missing seqs, and unread
-  counts (which come from ``lastSeq``) count the missing ones.
+  counts (which come from ``lastSeq``) count the missing ones;
+- a failure between a batch's insert and its replies' summary update leaves the
+  replies stored and their roots' ``replyCount`` short by them.
 
 Use a replica set (a single node one is enough) for the full guarantee.
 """
@@ -68,10 +83,11 @@ Use a replica set (a single node one is enough) for the full guarantee.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import attrs
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
@@ -80,19 +96,31 @@ from adapters.mongo import values
 from adapters.mongo.documents import (
     CONVERSATIONS,
     MESSAGES,
+    SEARCH_KEYS,
     Document,
     document_to_message,
+    message_to_document,
+    search_keys,
+    without_search_keys,
 )
 from adapters.mongo.errors import storage_call
 from adapters.mongo.group_commit import GroupCommit
 from adapters.mongo.locks import KeyedLocks
+from adapters.mongo.mention_counters import (
+    MENTION_FIELDS,
+    forget_mentions,
+    mentions_from_counters,
+)
 from adapters.mongo.message_batches import MessageBatches
+from adapters.mongo.reactions import react_pipeline
 from adapters.mongo.server import ServerInfo
+from adapters.mongo.threads import find_replies
 from adapters.mongo.transactions import Transactions
 from adapters.mongo.unread_counters import COUNTER_FIELDS, unread_from_counters
-from chatcore.errors import NotFound, Unavailable
+from chatcore.errors import Conflict, NotFound, Unavailable
 from chatcore.models import AppendResult, Message, NewMessage
 from chatcore.ports import MessageRepository
+from chatcore.reactions import toggled_reaction
 
 # Concurrent per-conversation counts on servers that need them (a list page has
 # at most 100 conversations; this keeps the connection pool for everyone else).
@@ -112,11 +140,42 @@ def _checked(new: NewMessage) -> NewMessage:
     values.text(new.body, "body")
     values.optional_text(new.client_msg_id, "clientMsgId")
     values.moment(new.created_at, "createdAt")
+    values.optional_text(new.thread_id, "threadId")
+    if new.mentions:
+        values.texts(new.mentions, "mentions")
     return new
+
+
+def _windows(after_seq: Mapping[str, int]) -> dict[str, int]:
+    """``{conversationId: seq}`` with both checked (they go into filters)."""
+    return {
+        values.text(conversation_id, "conversationId"): values.integer(seq, "seq")
+        for conversation_id, seq in after_seq.items()
+    }
 
 
 def _conversation(new: NewMessage) -> str:
     return new.conversation_id
+
+
+def _from_records(
+    found: dict[str, Document],
+    windows: dict[str, int],
+    from_record: Callable[[Document, int], int | None],
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Counts read off the conversation records (non-zero only), and the windows
+    the records cannot tell about (left to count on an index)."""
+    counted: dict[str, int] = {}
+    uncounted: dict[str, int] = {}
+    for cid, after in windows.items():
+        if cid not in found:
+            continue  # no conversation, no messages
+        n = from_record(found[cid], after)
+        if n is None:
+            uncounted[cid] = after
+        elif n:
+            counted[cid] = n
+    return counted, uncounted
 
 
 class MongoMessageRepository(MessageRepository):
@@ -176,16 +235,88 @@ class MongoMessageRepository(MessageRepository):
         return [document_to_message(doc) async for doc in cursor]
 
     @storage_call
-    async def edit(self, message: Message, body: str, at: datetime) -> Message:
-        changes = {"body": values.text(body, "body"), "editedAt": values.moment(at, "editedAt")}
-        return await self._change(message, changes)
+    async def edit(
+        self, message: Message, body: str, at: datetime, mentions: Sequence[str] = ()
+    ) -> Message:
+        mentioned = values.texts(mentions, "mentions")
+        changes = {
+            "body": values.text(body, "body"),
+            "editedAt": values.moment(at, "editedAt"),
+            "mentions": mentioned,
+            SEARCH_KEYS: search_keys(body, deleted=False),
+        }
+        return await self._change(message, changes, set(message.mentions) ^ set(mentioned))
 
     @storage_call
     async def delete(self, message: Message, at: datetime) -> Message:
-        return await self._change(message, {"body": "", "deletedAt": values.moment(at, "at")})
+        # Reactions and mentions go with the body (a deleted message notifies nobody).
+        changes = {
+            "body": "",
+            "deletedAt": values.moment(at, "at"),
+            "reactions": [],
+            "mentions": [],
+            SEARCH_KEYS: [],
+        }
+        return await self._change(message, changes, set(message.mentions))
 
-    async def _change(self, message: Message, changes: dict[str, Any]) -> Message:
-        """Update a message and, if it is the newest, the conversation's copy with it."""
+    @storage_call
+    async def react(
+        self, conversation_id: str, message_id: str, user_id: str, emoji: str, *, add: bool
+    ) -> tuple[Message, bool]:
+        conversation_id = values.text(conversation_id, "conversationId")
+        message_id = values.text(message_id, "messageId")
+        pipeline = react_pipeline(
+            conversation_id, values.text(user_id, "userId"), values.text(emoji, "emoji"), add=add
+        )
+
+        async def body(session: AsyncClientSession | None) -> tuple[Message, bool]:
+            before = await self._messages.find_one_and_update(
+                {"_id": message_id},
+                pipeline,
+                return_document=ReturnDocument.BEFORE,
+                session=session,
+            )
+            if before is None or before["conversationId"] != conversation_id:
+                raise NotFound("message not found")
+            message = document_to_message(before)
+            if message.is_deleted:
+                raise Conflict("a deleted message takes no reactions")
+            # The pipeline's rule on the state it saw: the result, or its Conflict.
+            reactions = toggled_reaction(message.reactions, user_id, emoji, add=add)
+            if reactions == message.reactions:
+                return message, False
+            after = attrs.evolve(message, reactions=reactions)
+            await self._keep_last_message(conversation_id, message_to_document(after), session)
+            return after, True
+
+        async with self._conversation_locks.hold(conversation_id):
+            return await self._transactions.run(body)
+
+    @storage_call
+    async def thread_replies(
+        self,
+        conversation_id: str,
+        root_id: str,
+        *,
+        before: int | None,
+        after: int | None,
+        limit: int,
+    ) -> list[Message]:
+        return await find_replies(
+            self._messages,
+            values.text(conversation_id, "conversationId"),
+            values.text(root_id, "threadId"),
+            before=None if before is None else values.integer(before, "before"),
+            after=None if after is None else values.integer(after, "after"),
+            limit=values.integer(limit, "limit"),
+        )
+
+    async def _change(
+        self, message: Message, changes: dict[str, Any], rementioned: set[str]
+    ) -> Message:
+        """Update a message and, if it is the newest, the conversation's copy with it;
+        ``rementioned``: users whose mention by this message changes (their records on
+        the conversation are marked unknown, see :mod:`adapters.mongo.mention_counters`)."""
         message_id = values.text(message.id, "messageId")
         conversation_id = values.text(message.conversation_id, "conversationId")
 
@@ -208,14 +339,8 @@ class MongoMessageRepository(MessageRepository):
             )
             if doc is None or doc["conversationId"] != conversation_id:
                 raise NotFound("message not found")
-            # Only while it is still the newest: a send that came in between
-            # already replaced lastMessage and must not be overwritten.
-            newest = {"$eq": ["$lastSeq", doc["seq"]]}
-            await self._conversations.update_one(
-                {"_id": conversation_id},
-                [{"$set": {"lastMessage": {"$cond": [newest, {"$literal": doc}, "$lastMessage"]}}}],
-                session=session,
-            )
+            also = forget_mentions(sorted(rementioned)) if rementioned else {}
+            await self._keep_last_message(conversation_id, doc, session, also)
             return document_to_message(doc)
 
         # Edits of one conversation queue here rather than conflict on its document
@@ -223,61 +348,104 @@ class MongoMessageRepository(MessageRepository):
         async with self._conversation_locks.hold(conversation_id):
             return await self._transactions.run(body)
 
+    async def _keep_last_message(
+        self,
+        conversation_id: str,
+        doc: Document,
+        session: AsyncClientSession | None,
+        also: Document | None = None,
+    ) -> None:
+        """Put the changed message ``doc`` in the conversation's lastMessage copy (and
+        set the ``also`` expressions in the same write)."""
+        # Only while it is still the newest: a send that came in between
+        # already replaced lastMessage and must not be overwritten.
+        newest = {"$eq": ["$lastSeq", doc["seq"]]}
+        copy = {"$literal": without_search_keys(doc)}  # the copy is never searched
+        last = {"lastMessage": {"$cond": [newest, copy, "$lastMessage"]}}
+        await self._conversations.update_one(
+            {"_id": conversation_id}, [{"$set": last | (also or {})}], session=session
+        )
+
     @storage_call
     async def count_unread(self, user_id: str, after_seq: Mapping[str, int]) -> dict[str, int]:
-        user_id = values.text(user_id, "userId")
-        windows = {
-            values.text(conversation_id, "conversationId"): values.integer(seq, "seq")
-            for conversation_id, seq in after_seq.items()
-        }
+        user_id, windows = values.text(user_id, "userId"), _windows(after_seq)
         if not windows:
             return {}
-        counted, uncounted = await self._count_from_counters(user_id, windows)
+        return await self._unread(user_id, windows, await self._read_counters(windows))
+
+    @storage_call
+    async def count_unread_and_mentions(
+        self, user_id: str, after_seq: Mapping[str, int]
+    ) -> tuple[dict[str, int], dict[str, int]]:
+        user_id, windows = values.text(user_id, "userId"), _windows(after_seq)
+        if not windows:
+            return {}, {}
+        # One find reads both records; what they cannot tell is counted on indexes.
+        found = await self._read_counters(windows)
+        unread = await self._unread(user_id, windows, found)
+        # Only where something is unread (a mention is a message from another).
+        behind = {cid: windows[cid] for cid in unread}
+        counted, uncounted = _from_records(
+            found, behind, lambda doc, after: mentions_from_counters(doc, user_id, after)
+        )
+        if not uncounted:
+            return unread, counted
+        # Ranges of the (mentions, conversationId, seq) index: only the messages that
+        # mention the viewer are read, never the conversation's other messages.
+        return unread, counted | await self._count_windows(
+            uncounted,
+            lambda cid, seq: {"mentions": user_id, "conversationId": cid, "seq": {"$gt": seq}},
+            common={},
+            counted=1,
+        )
+
+    async def _read_counters(self, windows: dict[str, int]) -> dict[str, Document]:
+        """The conversations' unread and mention records (one find by ``_id``)."""
+        cursor = self._conversations.find(
+            {"_id": {"$in": list(windows)}}, COUNTER_FIELDS | MENTION_FIELDS
+        )
+        return {doc["_id"]: doc async for doc in cursor}
+
+    async def _unread(
+        self, user_id: str, windows: dict[str, int], found: dict[str, Document]
+    ) -> dict[str, int]:
+        counted, uncounted = _from_records(
+            found, windows, lambda doc, after: unread_from_counters(doc, user_id, after)
+        )
         if not uncounted:
             return counted
-        if (await self._server.profile()).indexed_or:
-            return counted | await self._count_unread_at_once(user_id, uncounted)
-        return counted | await self._count_unread_each(user_id, uncounted)
-
-    async def _count_from_counters(
-        self, user_id: str, windows: dict[str, int]
-    ) -> tuple[dict[str, int], dict[str, int]]:
-        """Counts read off the conversations (one find by ``_id``, see
-        :mod:`adapters.mongo.unread_counters`), and the windows left to count."""
-        cursor = self._conversations.find({"_id": {"$in": list(windows)}}, COUNTER_FIELDS)
-        found = {doc["_id"]: doc async for doc in cursor}
-        counted: dict[str, int] = {}
-        uncounted: dict[str, int] = {}
-        for cid, after in windows.items():
-            if cid not in found:
-                continue  # no conversation, no messages
-            unread = unread_from_counters(found[cid], user_id, after)
-            if unread is None:
-                uncounted[cid] = after
-            elif unread:
-                counted[cid] = unread
-        return counted, uncounted
-
-    async def _count_unread_at_once(self, user_id: str, windows: dict[str, int]) -> dict[str, int]:
-        # One aggregate for every conversation of a list page: mongod answers the
-        # $or with one index range per conversation.
-        cursor = await self._messages.aggregate(
-            [
-                {
-                    "$match": {
-                        "$or": [
-                            {"conversationId": cid, "seq": {"$gt": seq}}
-                            for cid, seq in windows.items()
-                        ],
-                        "senderId": {"$ne": user_id},
-                    }
-                },
-                {"$group": {"_id": "$conversationId", "n": {"$sum": 1}}},
-            ]
+        # Messages from others: in the $match where the planner copes with it
+        # (mongod), else counted conditionally so the filter stays in the index.
+        return counted | await self._count_windows(
+            uncounted,
+            lambda cid, seq: {"conversationId": cid, "seq": {"$gt": seq}},
+            common={"senderId": {"$ne": user_id}},
+            # $literal: an id such as "$x" is not a field path.
+            counted={"$cond": [{"$ne": ["$senderId", {"$literal": user_id}]}, 1, 0]},
         )
-        return {doc["_id"]: doc["n"] async for doc in cursor}
 
-    async def _count_unread_each(self, user_id: str, windows: dict[str, int]) -> dict[str, int]:
+    async def _count_windows(
+        self,
+        windows: dict[str, int],
+        window: Callable[[str, int], Document],
+        *,
+        common: Document,
+        counted: Any,
+    ) -> dict[str, int]:
+        """Per conversation, how many messages match ``window(cid, seq)`` and ``common``
+        (``counted`` is the same condition as ``common`` as a 0/1 expression)."""
+        if not windows:
+            return {}
+        if (await self._server.profile()).indexed_or:
+            # One aggregate for every conversation of a list page: mongod answers
+            # the $or with one index range per conversation.
+            cursor = await self._messages.aggregate(
+                [
+                    {"$match": {"$or": [window(c, s) for c, s in windows.items()], **common}},
+                    {"$group": {"_id": "$conversationId", "n": {"$sum": 1}}},
+                ]
+            )
+            return {doc["_id"]: doc["n"] async for doc in cursor}
         # SecantusDB scans the whole collection for an $or (or an $in, or a $ne),
         # so there one index range per conversation, run concurrently, is far
         # faster than the single aggregate (measured: bench/mongo_store.py).
@@ -287,13 +455,8 @@ class MongoMessageRepository(MessageRepository):
             async with limit:
                 cursor = await self._messages.aggregate(
                     [
-                        {"$match": {"conversationId": conversation_id, "seq": {"$gt": after}}},
-                        {
-                            "$group": {
-                                "_id": None,
-                                "n": {"$sum": {"$cond": [{"$ne": ["$senderId", user_id]}, 1, 0]}},
-                            }
-                        },
+                        {"$match": window(conversation_id, after)},
+                        {"$group": {"_id": None, "n": {"$sum": counted}}},
                     ]
                 )
                 found = [doc async for doc in cursor]

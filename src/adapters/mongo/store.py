@@ -17,19 +17,25 @@ from adapters.mongo.indexes import ensure_indexes
 from adapters.mongo.messages import MongoMessageRepository
 from adapters.mongo.receipts import MongoReceiptRepository
 from adapters.mongo.refresh_tokens import MongoRefreshTokenRepository
+from adapters.mongo.search import MongoMessageSearch
 from adapters.mongo.server import ServerInfo
 from adapters.mongo.users import MongoUserRepository
 from chatcore.chat import Storage
 from chatcore.errors import Unavailable
+from chatcore.ports import Clock
+from chatcore.system import SystemClock
 
 DEFAULT_DATABASE = "chatcore"
 
 
-def mongo_storage(db: AsyncDatabase[Document], *, transactions: bool | None = None) -> Storage:
+def mongo_storage(
+    db: AsyncDatabase[Document], *, transactions: bool | None = None, clock: Clock | None = None
+) -> Storage:
     """The repositories on ``db`` (indexes must exist: see :func:`ensure_indexes`).
 
     ``transactions`` None asks the server once, on first use, whether it runs
-    multi-document transactions (see :class:`ServerInfo`).
+    multi-document transactions (see :class:`ServerInfo`). ``clock`` tells search
+    where "recent" starts (the system clock by default).
     """
     server = ServerInfo(db.client, transactions=transactions)
     return Storage(
@@ -38,6 +44,7 @@ def mongo_storage(db: AsyncDatabase[Document], *, transactions: bool | None = No
         messages=MongoMessageRepository(db, server),
         receipts=MongoReceiptRepository(db),
         refresh_tokens=MongoRefreshTokenRepository(db),
+        search=MongoMessageSearch(db, clock or SystemClock()),
     )
 
 

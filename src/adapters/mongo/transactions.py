@@ -172,18 +172,20 @@ class Transactions:
         """Whether bodies run inside transactions (asks the server the first time)."""
         return (await self._server.profile()).transactions
 
-    async def run(self, body: Body[T]) -> T:
+    async def run(self, body: Body[T], *, time_limit: float | None = None) -> T:
         """Run ``body`` in a transaction (its session as argument) and commit, retrying
         write conflicts; without transaction support run it once with no session.
 
         Raises ``Unavailable`` when the time limit passes (conflicts included); a
         transaction left open on the server by a timeout or cancellation is killed
-        in the background as soon as the server answers."""
+        in the background as soon as the server answers. ``time_limit`` shortens the
+        limit for this run (a caller that already waited counts its wait)."""
+        limit = self._time_limit if time_limit is None else min(time_limit, self._time_limit)
         if not await self.enabled():
             return await body(None)
         try:
-            with pymongo.timeout(self._time_limit):
-                return await self._run_in_transaction(body)
+            with pymongo.timeout(limit):
+                return await self._run_in_transaction(body, limit)
         except OperationFailure as exc:
             if exc.code != _ILLEGAL_OPERATION:
                 raise
@@ -192,8 +194,8 @@ class Transactions:
             self._server.no_transactions()
             return await body(None)
 
-    async def _run_in_transaction(self, body: Body[T]) -> T:
-        deadline = time.monotonic() + self._time_limit
+    async def _run_in_transaction(self, body: Body[T], limit: float) -> T:
+        deadline = time.monotonic() + limit
         async with self._client.start_session() as session:
             attempt = 0
             while True:

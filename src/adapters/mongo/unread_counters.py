@@ -58,6 +58,19 @@ def counter_updates(read_seq: Any, own_seqs: Mapping[str, Sequence[Any]]) -> dic
     }
 
 
+def plain_counter_updates(read_seq: int, own_seqs: Mapping[str, Sequence[int]]) -> dict[str, Any]:
+    """The same change as :func:`counter_updates` as plain update operators (sender ids
+    must be usable as field names). ``$min`` sets ``ownSince`` only when it is
+    missing: once set it is a lastSeq read earlier, never above ``read_seq``."""
+    return {
+        "$min": {"ownSince": read_seq},
+        "$push": {
+            f"ownSeqs.{user_id}": {"$each": list(seqs), "$slice": -OWN_SEQS_KEPT}
+            for user_id, seqs in own_seqs.items()
+        },
+    }
+
+
 def unread_from_counters(conversation: Document, user_id: str, after: int) -> int | None:
     """Messages from others after seq ``after``, from ``conversation``'s counters
     (:data:`COUNTER_FIELDS` at least); None when the counters cannot tell."""

@@ -116,3 +116,12 @@ class MongoUserRepository(UserRepository):
             {"_id": values.text(user_id, "userId")},
             {"$set": {"lastSeenAt": values.moment(at, "lastSeenAt")}},
         )
+
+    @storage_call
+    async def find_by_usernames(self, usernames: Iterable[str]) -> list[User]:
+        names = [name.lower() for name in values.texts(usernames, "usernames")]
+        if not names:
+            return []
+        # An $in on the single-field unique index: one index scan on every server.
+        cursor = self._users.find({"usernameLower": {"$in": names}}, USER_PROJECTION)
+        return [document_to_user(doc) async for doc in cursor]

@@ -4,7 +4,9 @@ from chatcore.services.auth import AuthService
 from chatcore.services.conversations import ConversationService
 from chatcore.services.messaging import MessageService
 from chatcore.services.presence import PresenceService
+from chatcore.services.reactions import ReactionService
 from chatcore.services.receipts import ReceiptService
+from chatcore.services.search import SearchService
 from chatcore.services.typing_indicators import TypingService
 from chatcore.services.users import UserService
 
@@ -13,7 +15,9 @@ __all__ = [
     "ConversationService",
     "MessageService",
     "PresenceService",
+    "ReactionService",
     "ReceiptService",
+    "SearchService",
     "TypingService",
     "UserService",
 ]

@@ -44,16 +44,25 @@ class ConversationViews:
             return []
         read = await self.receipts.for_user(viewer_id, [c.id for c in conversations])
         behind = {c.id: read.get(c.id, 0) for c in conversations if c.last_seq > read.get(c.id, 0)}
-        unread = await self.messages.count_unread(viewer_id, behind) if behind else {}
+        unread, mentions = await self._unread(viewer_id, behind)
         return [
             ConversationView(
                 conversation=c,
                 viewer_id=viewer_id,
                 last_read_seq=read.get(c.id, 0),
                 unread_count=unread.get(c.id, 0),
+                unread_mentions=mentions.get(c.id, 0),
             )
             for c in conversations
         ]
+
+    async def _unread(
+        self, viewer_id: str, behind: dict[str, int]
+    ) -> tuple[dict[str, int], dict[str, int]]:
+        # No query at all when everything is read.
+        if not behind:
+            return {}, {}
+        return await self.messages.count_unread_and_mentions(viewer_id, behind)
 
     async def for_members(
         self, conversation: Conversation, viewer_ids: Iterable[str]
@@ -72,15 +81,14 @@ class ConversationViews:
 
         async def view(viewer: str) -> ConversationView:
             pointer = read.get(viewer, 0)
-            unread = 0
-            if conversation.last_seq > pointer:
-                counts = await self.messages.count_unread(viewer, {conversation.id: pointer})
-                unread = counts.get(conversation.id, 0)
+            behind = {conversation.id: pointer} if conversation.last_seq > pointer else {}
+            unread, mentions = await self._unread(viewer, behind)
             return ConversationView(
                 conversation=conversation,
                 viewer_id=viewer,
                 last_read_seq=pointer,
-                unread_count=unread,
+                unread_count=unread.get(conversation.id, 0),
+                unread_mentions=mentions.get(conversation.id, 0),
             )
 
         return list(await asyncio.gather(*(view(v) for v in viewers)))

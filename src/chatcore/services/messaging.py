@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Mapping, Sequence
 
+import attrs
 from attrs import define
 
 from chatcore import limits
 from chatcore.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from chatcore.mentions import mentioned_ids, named_usernames
 from chatcore.models import AppendResult, Conversation, History, Message, NewMessage
 from chatcore.ports import (
     Clock,
@@ -50,16 +53,36 @@ class MessageService:
         conversation_id: str,
         body: str,
         client_msg_id: str | None = None,
+        thread_id: str | None = None,
     ) -> AppendResult:
         """Store a message with the next seq and deliver it to every member.
 
         Replaying a ``client_msg_id`` returns the stored message with ``created``
         False and delivers nothing again (and is not counted against the send limit).
         Non-members get NotFound; RateLimited over the send limit, storing nothing.
+        With ``thread_id`` the message is a reply in that message's thread (the
+        thread of its root if it names a reply); members then also hear
+        ``messageUpdated`` for the root. A ``thread_id`` that is not a live message
+        of the conversation is a ValidationFailed on ``threadId``.
         """
         new = self._new_message(sender_id, conversation_id, body, client_msg_id)
+        # A body without '@' and no thread (the common case): no query, no await.
+        if thread_id is not None or "@" in new.body:
+            new = await self._threaded_and_mentioned(new, thread_id)
         await self.throttle.send(sender_id)
         return await self._store(new)
+
+    async def _threaded_and_mentioned(self, new: NewMessage, thread_id: str | None) -> NewMessage:
+        """``new`` with its thread root (checked) and the users it names (one indexed
+        query; the store keeps only those who are members when it stores it)."""
+        root_id = None
+        if thread_id is not None:
+            root_id = await self._thread_root(
+                new.sender_id, new.conversation_id, thread_id, live=True
+            )
+        names = named_usernames(new.body)
+        mentions = await self._named_users(names, new.sender_id, None) if names else ()
+        return attrs.evolve(new, thread_id=root_id, mentions=mentions)
 
     def _new_message(
         self, sender_id: str, conversation_id: str, body: str, client_msg_id: str | None
@@ -77,22 +100,34 @@ class MessageService:
         # One atomic store call checks membership, allocates the seq and inserts.
         result = await self.messages.append(new)
         if result.created:
-            await self.notifier.message_created(result.message, result.conversation.member_ids)
+            members = result.conversation.member_ids
+            await self.notifier.message_created(result.message, members)
+            if result.thread_root is not None:
+                await self.notifier.message_updated(result.thread_root, members)
         else:
             await self.throttle.send_was_replay(new.sender_id)
         return result
 
     async def send_direct(
-        self, sender_id: str, receiver_id: str, body: str, client_msg_id: str | None = None
+        self,
+        sender_id: str,
+        receiver_id: str,
+        body: str,
+        client_msg_id: str | None = None,
+        thread_id: str | None = None,
     ) -> AppendResult:
         """Seed-compatible send: to the direct conversation with ``receiver_id``."""
         # Validate and count before a conversation may be created, so that bad input
         # or a send over the limit changes nothing.
         limits.message_body(body)
         limits.client_msg_id(client_msg_id)
+        limits.thread_id(thread_id)
         await self.throttle.send(sender_id)
         conversation = await self.conversation_service.ensure_direct(sender_id, receiver_id)
-        return await self._store(self._new_message(sender_id, conversation.id, body, client_msg_id))
+        new = self._new_message(sender_id, conversation.id, body, client_msg_id)
+        if thread_id is not None or "@" in new.body:
+            new = await self._threaded_and_mentioned(new, thread_id)
+        return await self._store(new)
 
     async def history(
         self,
@@ -132,13 +167,39 @@ class MessageService:
             return History(messages=[], has_more=False)
         return await self._window(conversation, size, before, after)
 
+    async def thread(
+        self,
+        user_id: str,
+        conversation_id: str,
+        thread_id: str,
+        *,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+    ) -> History:
+        """A window of a thread's replies (not the root), ascending by seq, paged like
+        :meth:`history`. ``thread_id`` may name the root or any of its replies; the
+        thread of a deleted root can still be read."""
+        size, before, after = self._window_args(before, after, limit)
+        root_id = await self._thread_root(user_id, conversation_id, thread_id, live=False)
+        found = await self.messages.thread_replies(
+            conversation_id, root_id, before=before, after=after, limit=size + 1
+        )
+        if len(found) <= size:
+            return History(messages=found, has_more=False)
+        # The one more than asked lies beyond the far end of the window: drop it.
+        return History(messages=found[:size] if after is not None else found[1:], has_more=True)
+
     async def edit(self, user_id: str, conversation_id: str, message_id: str, body: str) -> Message:
-        """Change a message's body (its sender only; deleted messages can't be edited)."""
+        """Change a message's body (its sender only; deleted messages can't be edited).
+        Mentions are found again in the new body, against the current members."""
         body = limits.message_body(body)
         conversation, message = await self._own_message(user_id, conversation_id, message_id)
         if message.is_deleted:
             raise Conflict("a deleted message cannot be edited")
-        updated = await self.messages.edit(message, body, self.clock.now())
+        names = named_usernames(body)
+        mentions = await self._named_users(names, user_id, conversation.member_ids) if names else ()
+        updated = await self.messages.edit(message, body, self.clock.now(), mentions)
         await self.notifier.message_updated(updated, conversation.member_ids)
         return updated
 
@@ -201,6 +262,36 @@ class MessageService:
             return History(messages=[], has_more=False)
         messages = await self.messages.range(conversation.id, first, last)
         return History(messages=messages, has_more=has_more)
+
+    async def _named_users(
+        self, names: list[str], sender_id: str, member_ids: Sequence[str] | None
+    ) -> tuple[str, ...]:
+        """Ids of the users named (``names``: lower-cased, from :func:`named_usernames`),
+        other than the sender; only members if ``member_ids`` is given. One indexed query."""
+        found = await self.users.find_by_usernames(names)
+        ids_by_username = {u.username.lower(): u.id for u in found}
+        members = member_ids if member_ids is not None else [u.id for u in found]
+        return mentioned_ids(names, ids_by_username, members, sender_id)
+
+    async def _thread_root(
+        self, user_id: str, conversation_id: str, thread_id: str, *, live: bool
+    ) -> str:
+        """The id of the root of the thread that ``thread_id`` names (a message of this
+        conversation; not deleted if ``live``). Non-members get NotFound first."""
+        thread_id = limits.thread_id(thread_id) or ""
+        _, named = await asyncio.gather(
+            require_membership(self.conversations, conversation_id, user_id),
+            self.messages.get(conversation_id, thread_id),
+        )
+        if named is None:
+            raise ValidationFailed(
+                "threadId is not a message of this conversation", details={"field": "threadId"}
+            )
+        if live and named.is_deleted:
+            raise ValidationFailed(
+                "threadId names a deleted message", details={"field": "threadId"}
+            )
+        return named.thread_id or named.id
 
     async def _own_message(
         self, user_id: str, conversation_id: str, message_id: str

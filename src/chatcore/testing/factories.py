@@ -78,6 +78,8 @@ def message(
     client_msg_id: str | None = None,
     *,
     seconds: float = 0,
+    thread_id: str | None = None,
+    mentions: tuple[str, ...] = (),
 ) -> NewMessage:
     """A message to append (``MessageRepository.append`` gives it its seq)."""
     return NewMessage(
@@ -87,6 +89,8 @@ def message(
         body=body,
         client_msg_id=client_msg_id,
         created_at=T0 + at(seconds),
+        thread_id=thread_id,
+        mentions=mentions,
     )
 
 

@@ -6,7 +6,7 @@ in the middle of a change, so each one is atomic under asyncio.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 
 import attrs
@@ -22,14 +22,25 @@ from chatcore.models import (
     NewMessage,
     ReadReceipt,
     RefreshToken,
+    ThreadSummary,
     User,
 )
 from chatcore.ports import (
     ConversationRepository,
     MessageRepository,
+    MessageSearch,
     ReceiptRepository,
     RefreshTokenRepository,
     UserRepository,
+)
+from chatcore.reactions import toggled_reaction
+from chatcore.search import (
+    SearchPosition,
+    index_keys,
+    lookup_key,
+    matches,
+    newest_first,
+    words,
 )
 
 
@@ -82,6 +93,10 @@ class InMemoryUserRepository(UserRepository):
         user = self._users.get(user_id)
         if user is not None:
             self._users[user_id] = attrs.evolve(user, last_seen_at=at)
+
+    async def find_by_usernames(self, usernames: Iterable[str]) -> list[User]:
+        ids = (self._by_username.get(name.lower()) for name in set(usernames))
+        return [self._users[i] for i in ids if i is not None]
 
 
 class InMemoryConversationRepository(ConversationRepository):
@@ -187,8 +202,13 @@ class InMemoryMessageRepository(MessageRepository):
             body=new.body,
             client_msg_id=new.client_msg_id,
             created_at=new.created_at,
+            thread_id=new.thread_id,
+            mentions=tuple(m for m in new.mentions if conversation.has_member(m))
+            if new.mentions
+            else (),
         )
         self._by_conversation.setdefault(new.conversation_id, []).append(message)
+        root = self._record_reply(message) if message.thread_id is not None else None
         if new.client_msg_id is not None:
             self._by_client_id[(new.conversation_id, new.sender_id, new.client_msg_id)] = message
         conversation = attrs.evolve(
@@ -198,7 +218,28 @@ class InMemoryMessageRepository(MessageRepository):
             last_activity_at=message.created_at,
         )
         self._conversations.items[conversation.id] = conversation
-        return AppendResult(message=message, conversation=conversation, created=True)
+        return AppendResult(
+            message=message, conversation=conversation, created=True, thread_root=root
+        )
+
+    def _record_reply(self, reply: Message) -> Message:
+        root = next(
+            m for m in self._by_conversation[reply.conversation_id] if m.id == reply.thread_id
+        )
+        summary = root.thread
+        if summary is None:
+            summary = ThreadSummary(
+                reply_count=0, last_reply_at=reply.created_at, participant_ids=()
+            )
+        participants = summary.participant_ids
+        if reply.sender_id not in participants:
+            participants = (*participants, reply.sender_id)
+        summary = ThreadSummary(
+            reply_count=summary.reply_count + 1,
+            last_reply_at=max(summary.last_reply_at, reply.created_at),
+            participant_ids=participants,
+        )
+        return self._replace(attrs.evolve(root, thread=summary))
 
     async def get(self, conversation_id: str, message_id: str) -> Message | None:
         for message in self._by_conversation.get(conversation_id, ()):
@@ -211,20 +252,82 @@ class InMemoryMessageRepository(MessageRepository):
         # Seqs are gapless from 1, so message seq s sits at index s - 1.
         return stored[max(first_seq, 1) - 1 : max(last_seq, 0)]
 
-    async def edit(self, message: Message, body: str, at: datetime) -> Message:
-        return self._replace(attrs.evolve(message, body=body, edited_at=at))
+    async def edit(
+        self, message: Message, body: str, at: datetime, mentions: Sequence[str] = ()
+    ) -> Message:
+        current = self._current(message)
+        return self._replace(
+            attrs.evolve(current, body=body, edited_at=at, mentions=tuple(mentions))
+        )
 
     async def delete(self, message: Message, at: datetime) -> Message:
-        return self._replace(attrs.evolve(message, body="", deleted_at=at))
+        current = self._current(message)
+        return self._replace(
+            attrs.evolve(current, body="", deleted_at=at, reactions=(), mentions=())
+        )
+
+    async def react(
+        self, conversation_id: str, message_id: str, user_id: str, emoji: str, *, add: bool
+    ) -> tuple[Message, bool]:
+        message = await self.get(conversation_id, message_id)
+        if message is None:
+            raise NotFound("message not found")
+        if message.is_deleted:
+            raise Conflict("a deleted message takes no reactions")
+        reactions = toggled_reaction(message.reactions, user_id, emoji, add=add)
+        if reactions == message.reactions:
+            return message, False
+        return self._replace(attrs.evolve(message, reactions=reactions)), True
+
+    async def thread_replies(
+        self,
+        conversation_id: str,
+        root_id: str,
+        *,
+        before: int | None,
+        after: int | None,
+        limit: int,
+    ) -> list[Message]:
+        replies = [
+            m for m in self._by_conversation.get(conversation_id, ()) if m.thread_id == root_id
+        ]
+        if after is not None:
+            return [m for m in replies if m.seq > after][:limit]
+        if before is not None:
+            replies = [m for m in replies if m.seq < before]
+        return replies[-limit:] if limit > 0 else []
+
+    def _current(self, message: Message) -> Message:
+        """The message as stored now (the caller's copy may predate a reaction)."""
+        stored = self._by_conversation.get(message.conversation_id, [])
+        if len(stored) < message.seq or stored[message.seq - 1].id != message.id:
+            raise NotFound("message not found")
+        return stored[message.seq - 1]
 
     async def count_unread(self, user_id: str, after_seq: Mapping[str, int]) -> dict[str, int]:
-        counts: dict[str, int] = {}
+        return self._count(after_seq, lambda m: m.sender_id != user_id)
+
+    async def count_unread_and_mentions(
+        self, user_id: str, after_seq: Mapping[str, int]
+    ) -> tuple[dict[str, int], dict[str, int]]:
+        unread = await self.count_unread(user_id, after_seq)
+        return unread, self._count(after_seq, lambda m: user_id in m.mentions)
+
+    def _count(
+        self, after_seq: Mapping[str, int], counts: Callable[[Message], bool]
+    ) -> dict[str, int]:
+        """Per conversation, the messages after the seq for which ``counts`` holds."""
+        found: dict[str, int] = {}
         for conversation_id, seq in after_seq.items():
             stored = self._by_conversation.get(conversation_id, [])
-            n = sum(1 for m in stored[max(seq, 0) :] if m.sender_id != user_id)
+            n = sum(1 for m in stored[max(seq, 0) :] if counts(m))
             if n:
-                counts[conversation_id] = n
-        return counts
+                found[conversation_id] = n
+        return found
+
+    def stored(self, conversation_id: str) -> list[Message]:
+        """The conversation's messages as stored now, ascending by seq (not a copy)."""
+        return self._by_conversation.get(conversation_id, [])
 
     def _replace(self, message: Message) -> Message:
         stored = self._by_conversation.get(message.conversation_id)
@@ -237,6 +340,55 @@ class InMemoryMessageRepository(MessageRepository):
                 conversation, last_message=message
             )
         return message
+
+
+class InMemoryMessageSearch(MessageSearch):
+    """Searches the in-memory messages of the caller's conversations, newest first.
+
+    Each body's words and index keys are computed once and kept until the body
+    changes: the key of the query's longest word rejects most messages at once.
+    """
+
+    def __init__(
+        self, messages: InMemoryMessageRepository, conversations: InMemoryConversationRepository
+    ) -> None:
+        self._messages = messages
+        self._conversations = conversations
+        self._words: dict[str, tuple[str, frozenset[str], frozenset[str]]] = {}
+
+    async def search(
+        self,
+        user_id: str,
+        wanted: Sequence[str],
+        *,
+        conversation_id: str | None,
+        limit: int,
+        after: SearchPosition | None,
+    ) -> list[Message]:
+        if conversation_id is None:
+            scope = list(self._conversations.items.values())
+        else:
+            one = self._conversations.items.get(conversation_id)
+            scope = [] if one is None else [one]
+        key = lookup_key(wanted)
+        found = [
+            message
+            for conversation in scope
+            if conversation.has_member(user_id)
+            for message in self._messages.stored(conversation.id)
+            if (after is None or after.is_before(message))
+            and not message.is_deleted
+            and self._matches(message, key, wanted)
+        ]
+        return newest_first(found)[:limit]
+
+    def _matches(self, message: Message, key: str, wanted: Sequence[str]) -> bool:
+        cached = self._words.get(message.id)
+        if cached is None or cached[0] != message.body:
+            body = message.body
+            cached = (body, frozenset(words(body)), frozenset(index_keys(body)))
+            self._words[message.id] = cached
+        return key in cached[2] and matches(cached[1], wanted)
 
 
 class InMemoryReceiptRepository(ReceiptRepository):
@@ -306,18 +458,21 @@ class InMemoryRefreshTokenRepository(RefreshTokenRepository):
 def in_memory_storage() -> Storage:
     """A fresh, empty in-memory storage."""
     conversations = InMemoryConversationRepository()
+    messages = InMemoryMessageRepository(conversations)
     return Storage(
         users=InMemoryUserRepository(),
         conversations=conversations,
-        messages=InMemoryMessageRepository(conversations),
+        messages=messages,
         receipts=InMemoryReceiptRepository(),
         refresh_tokens=InMemoryRefreshTokenRepository(),
+        search=InMemoryMessageSearch(messages, conversations),
     )
 
 
 __all__ = [
     "InMemoryConversationRepository",
     "InMemoryMessageRepository",
+    "InMemoryMessageSearch",
     "InMemoryReceiptRepository",
     "InMemoryRefreshTokenRepository",
     "InMemoryUserRepository",

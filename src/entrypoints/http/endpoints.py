@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
-from attrs import frozen
+from attrs import field, frozen
 from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
@@ -112,6 +112,8 @@ class Endpoint:
     # The rate limit the handler's service applies (send, login, register); None: the
     # dispatcher applies ``api`` to authenticated endpoints.
     limit: str | None = None
+    # JSON Schemas of path parameters beyond "a string" (what the route enforces).
+    path_schemas: Mapping[str, Mapping[str, Any]] = field(factory=dict)
 
     @property
     def operation_id(self) -> str:
@@ -144,6 +146,7 @@ class Api:
         errors: tuple[int, ...] = (),
         media_type: str = JSON,
         include_in_schema: bool = True,
+        path_schemas: Mapping[str, Mapping[str, Any]] | None = None,
         limit: str | None = None,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
@@ -161,6 +164,7 @@ class Api:
                     errors=errors,
                     media_type=media_type,
                     include_in_schema=include_in_schema,
+                    path_schemas=path_schemas or {},
                     limit=limit,
                 )
             )

@@ -61,7 +61,12 @@ def _operation(e: Endpoint, refs: _Refs) -> dict[str, Any]:
         "tags": [e.tag],
     }
     parameters = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": dict(e.path_schemas.get(name, {"type": "string"})),
+        }
         for name in _PATH_PARAM.findall(e.path)
     ]
     if e.query is not None:

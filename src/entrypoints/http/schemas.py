@@ -139,6 +139,10 @@ class SendMessageBody(RequestBody):
         description="Makes the send idempotent: the same id again returns the stored message.",
         examples=["c0a8e7b2-1"],
     )
+    thread_id: str | None = Field(
+        default=None,
+        description="Reply in the thread of this message (a message of the same conversation).",
+    )
 
 
 class DirectSendBody(SendMessageBody):
@@ -175,6 +179,37 @@ class HistoryQuery(QueryParams):
     limit: int | None = Field(default=None, ge=1, le=limits.PAGE_LIMIT_MAX)
 
 
+class MessageSearchQuery(QueryParams):
+    q: str = Field(
+        min_length=1,
+        max_length=limits.MESSAGE_SEARCH_MAX_CHARS,
+        description=(
+            f"1..{limits.MESSAGE_SEARCH_MAX_CHARS} characters holding at least one word (a run "
+            "of letters and digits; none is a validation_error). Every word must be a prefix "
+            "of a word of the message, case and accents aside."
+        ),
+        examples=["lunch tom"],
+    )
+    conversation_id: EntityId | None = Field(
+        default=None, description="Only this conversation (404 if you are not a member)."
+    )
+    limit: int | None = Field(
+        default=None,
+        ge=1,
+        le=limits.MESSAGE_SEARCH_LIMIT_MAX,
+        description=f"Default {limits.MESSAGE_SEARCH_DEFAULT_LIMIT}.",
+    )
+    cursor: str | None = Field(default=None, max_length=_CURSOR_MAX)
+
+
+class ConversationHistoryQuery(HistoryQuery):
+    thread_id: str | None = Field(
+        default=None,
+        max_length=limits.MAX_ID_CHARS,
+        description="List this thread's replies (not the root) instead of the conversation.",
+    )
+
+
 class PresenceQuery(QueryParams):
     user_ids: str = Field(default="", description="Comma-separated user ids.", examples=["a,b,c"])
 
@@ -202,6 +237,17 @@ class UserOut(Wire):
     last_seen_at: Timestamp | None
 
 
+class ThreadOut(Wire):
+    reply_count: int = Field(ge=1)
+    last_reply_at: Timestamp
+    participant_ids: list[str]
+
+
+class ReactionOut(Wire):
+    emoji: str
+    user_ids: list[str]
+
+
 class MessageOut(Wire):
     id: str
     conversation_id: str
@@ -212,6 +258,10 @@ class MessageOut(Wire):
     created_at: Timestamp
     edited_at: Timestamp | None
     deleted_at: Timestamp | None
+    thread_id: str | None = Field(description="The thread root's id on a reply.")
+    thread: ThreadOut | None = Field(description="On a thread root, once it has a reply.")
+    reactions: list[ReactionOut] = Field(description="In order of each emoji's first use.")
+    mentions: list[str] = Field(description="Members named as @username, in order.")
 
 
 class ConversationOut(Wire):
@@ -224,6 +274,7 @@ class ConversationOut(Wire):
     last_seq: int = Field(ge=0)
     last_read_seq: int = Field(ge=0)
     unread_count: int = Field(ge=0)
+    unread_mentions: int = Field(ge=0)
 
 
 class ReadReceiptOut(Wire):
@@ -259,6 +310,11 @@ class ConversationPageOut(Wire):
 class HistoryOut(Wire):
     messages: list[MessageOut] = Field(description="Ascending by seq.")
     has_more: bool
+
+
+class MessageSearchOut(Wire):
+    messages: list[MessageOut] = Field(description="Newest first.")
+    next_cursor: str | None
 
 
 class ReceiptsOut(Wire):

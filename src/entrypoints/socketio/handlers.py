@@ -98,6 +98,7 @@ class SocketHandlers:
         on("readMessage", handler=self._guarded("readMessage", self.read_message))
         on("typing", handler=self._guarded("typing", self.typing, metered=False))
         on("sync", handler=self._guarded("sync", self.sync))
+        on("react", handler=self._guarded("react", self.react))
         on("*", handler=self.unknown_event)
 
     # -- connection lifecycle -------------------------------------------------
@@ -216,11 +217,17 @@ class SocketHandlers:
         """``sendMessage``: acked with the stored message (also on an idempotent replay)."""
         cmd = socket_payloads.send_message(args)
         messages = self._runtime.chat.messages
-        if cmd.direct:
-            result = await messages.send_direct(user_id, cmd.to, cmd.body, cmd.client_msg_id)
-        else:
-            result = await messages.send(user_id, cmd.to, cmd.body, cmd.client_msg_id)
+        send = messages.send_direct if cmd.direct else messages.send
+        result = await send(user_id, cmd.to, cmd.body, cmd.client_msg_id, cmd.thread_id)
         return {"ok": True, "message": message_json(result.message)}
+
+    async def react(self, sid: str, user_id: str, args: tuple[Any, ...]) -> Ack:
+        """``react``: acked with the message as it is after the change."""
+        cmd = socket_payloads.react(args)
+        message = await self._runtime.chat.reactions.react(
+            user_id, cmd.conversation_id, cmd.message_id, cmd.emoji, add=cmd.add
+        )
+        return {"ok": True, "message": message_json(message)}
 
     async def read_message(self, sid: str, user_id: str, args: tuple[Any, ...]) -> Ack:
         """``readMessage``: acked with the read pointer as stored."""

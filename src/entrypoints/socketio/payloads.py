@@ -36,6 +36,17 @@ class SendMessage:
     direct: bool
     body: str
     client_msg_id: str | None
+    thread_id: str | None = None
+
+
+@frozen
+class React:
+    """``react``: add (``add``) or remove the caller's ``emoji`` on a message."""
+
+    conversation_id: str
+    message_id: str
+    emoji: str
+    add: bool
 
 
 @frozen
@@ -74,6 +85,7 @@ SEND_MESSAGE_KEYS: Final = frozenset(
 READ_MESSAGE_KEYS: Final = frozenset({"conversationId", "upToSeq"})
 TYPING_KEYS: Final = frozenset({"conversationId", "isTyping"})
 SYNC_KEYS: Final = frozenset({"since"})
+REACT_KEYS: Final = frozenset({"conversationId", "messageId", "emoji", "add"})
 
 
 def _payload(args: tuple[Any, ...], keys: frozenset[str]) -> dict[str, Any]:
@@ -116,9 +128,24 @@ def send_message(args: tuple[Any, ...]) -> SendMessage:
     has_receiver = payload.get("receiverId") is not None
     if has_conversation == has_receiver:
         raise _invalid("conversationId", "give either conversationId or receiverId")
+    thread_id = payload.get("threadId")
+    if thread_id is not None:
+        thread_id = _id(payload, "threadId")
     if has_conversation:
-        return SendMessage(_id(payload, "conversationId"), False, body, client_msg_id)
-    return SendMessage(_id(payload, "receiverId"), True, body, client_msg_id)
+        return SendMessage(_id(payload, "conversationId"), False, body, client_msg_id, thread_id)
+    return SendMessage(_id(payload, "receiverId"), True, body, client_msg_id, thread_id)
+
+
+def react(args: tuple[Any, ...]) -> React:
+    """``{conversationId, messageId, emoji, add}``."""
+    payload = _payload(args, REACT_KEYS)
+    emoji = payload.get("emoji")
+    if type(emoji) is not str:
+        raise _wrong_type("emoji", emoji, "a string")
+    add = payload.get("add")
+    if type(add) is not bool:
+        raise _wrong_type("add", add, "a boolean")
+    return React(_id(payload, "conversationId"), _id(payload, "messageId"), emoji, add)
 
 
 def read_message(args: tuple[Any, ...]) -> ReadMessage:

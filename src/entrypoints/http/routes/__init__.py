@@ -8,6 +8,8 @@ from entrypoints.http.routes.conversations import api as conversations_api
 from entrypoints.http.routes.messages import api as messages_api
 from entrypoints.http.routes.ops import api as ops_api
 from entrypoints.http.routes.presence import api as presence_api
+from entrypoints.http.routes.reactions import api as reactions_api
+from entrypoints.http.routes.search import api as search_api
 from entrypoints.http.routes.users import api as users_api
 
 
@@ -18,6 +20,8 @@ def all_endpoints() -> list[Endpoint]:
         *users_api.endpoints,
         *conversations_api.endpoints,
         *messages_api.endpoints,
+        *reactions_api.endpoints,
         *presence_api.endpoints,
+        *search_api.endpoints,
         *ops_api.endpoints,
     ]

@@ -10,6 +10,7 @@ from chatcore.models import AppendResult, History
 from entrypoints.http.endpoints import Api, Call
 from entrypoints.http.responses import JsonResponse, json_response
 from entrypoints.http.schemas import (
+    ConversationHistoryQuery,
     DirectSendBody,
     EditMessageBody,
     HistoryOut,
@@ -37,18 +38,20 @@ def sent_response(result: AppendResult) -> JsonResponse:
 @api.route(
     "GET",
     "/conversations/{id}/messages",
-    summary="A page of messages ascending by seq: the newest, or before/after a seq",
+    summary="A page of messages ascending by seq: the newest, or before/after a seq "
+    "(with threadId: that thread's replies)",
     tag=TAG,
-    query=HistoryQuery,
+    query=ConversationHistoryQuery,
     responses={200: HistoryOut},
     errors=(404,),
 )
 async def get_history(call: Call) -> Response:
-    query = call.query(HistoryQuery)
-    history = await call.chat.messages.history(
-        call.user_id, call.path("id"), before=query.before, after=query.after, limit=query.limit
-    )
-    return history_response(history)
+    q = call.query(ConversationHistoryQuery)
+    window = {"before": q.before, "after": q.after, "limit": q.limit}
+    messages, user_id, conversation_id = call.chat.messages, call.user_id, call.path("id")
+    if q.thread_id is None:
+        return history_response(await messages.history(user_id, conversation_id, **window))
+    return history_response(await messages.thread(user_id, conversation_id, q.thread_id, **window))
 
 
 @api.route(
@@ -64,7 +67,7 @@ async def get_history(call: Call) -> Response:
 async def send_message(call: Call) -> Response:
     body = call.body(SendMessageBody)
     result = await call.chat.messages.send(
-        call.user_id, call.path("id"), body.body, body.client_msg_id
+        call.user_id, call.path("id"), body.body, body.client_msg_id, body.thread_id
     )
     return sent_response(result)
 
@@ -137,6 +140,6 @@ async def send_direct(call: Call) -> Response:
             "receiverId in the body differs from the path", details={"field": "receiverId"}
         )
     result = await call.chat.messages.send_direct(
-        call.user_id, receiver_id, body.body, body.client_msg_id
+        call.user_id, receiver_id, body.body, body.client_msg_id, body.thread_id
     )
     return sent_response(result)

@@ -5,6 +5,9 @@
 // docs/realtime.md describe. Every piece of user text reaches the DOM as a text node
 // (see el()): nothing a user wrote is ever parsed as HTML.
 
+import { clearMessageSearch, initMessageSearch } from "./search.js";
+import { attachMentionAutocomplete, bodyNodes, mentionBadge, messageExtras } from "./social.js";
+
 const SESSION_KEY = "chatcore.session";
 const PAGE_SIZE = 50;
 const SEARCH_DELAY_MS = 250;
@@ -25,6 +28,7 @@ const state = {
   receipts: new Map(), // conversationId -> Map(userId -> lastReadSeq)
   typing: new Map(), // conversationId -> Map(userId -> expiry timer)
   openId: null,
+  replies: null, // the open thread panel: {conversationId, rootId, messages, loaded}
   myTyping: null, // {conversationId, timer} while we tell others we are typing
   authFailures: 0,
   connectedBefore: false,
@@ -222,8 +226,12 @@ function applyMessage(message) {
   if (message.seq > conv.lastSeq) {
     conv.lastSeq = message.seq;
     conv.lastMessage = message;
-    if (message.senderId !== me().id && message.seq > conv.lastReadSeq) conv.unreadCount += 1;
+    if (message.senderId !== me().id && message.seq > conv.lastReadSeq) {
+      conv.unreadCount += 1;
+      if (message.mentions?.includes(me().id)) conv.unreadMentions = (conv.unreadMentions ?? 0) + 1;
+    }
   }
+  applyReply(message);
   // Also into a thread whose history is still loading: the page may not include it.
   const thread = state.threads.get(conv.id);
   if (thread) mergeIntoThread(thread, message);
@@ -245,8 +253,80 @@ function applyChange(message) {
   if (conv.lastMessage?.id === message.id) conv.lastMessage = message;
   const thread = state.threads.get(conv.id);
   if (thread?.messages.some((m) => m.id === message.id)) mergeIntoThread(thread, message);
+  applyReply(message);
   renderList();
   if (conv.id === state.openId) renderThread();
+}
+
+// --- threads and reactions (contract v1.1; the pieces of UI are in social.js) ------------
+
+/** A reply (new or changed) of the open thread panel, or its root: show it there. */
+function applyReply(message) {
+  const panel = state.replies;
+  if (!panel?.loaded) return;
+  if (message.threadId === panel.rootId) {
+    const at = panel.messages.findIndex((m) => m.seq >= message.seq);
+    if (at === -1) panel.messages.push(message);
+    else panel.messages.splice(at, panel.messages[at].seq === message.seq ? 1 : 0, message);
+  }
+  if (message.threadId === panel.rootId || message.id === panel.rootId) renderReplies();
+}
+
+async function openReplies(conversationId, rootId) {
+  state.replies = { conversationId, rootId, messages: [], loaded: false };
+  $("thread-panel").hidden = false;
+  $("reply-list").replaceChildren();
+  renderReplies();
+  const query = new URLSearchParams({ threadId: rootId, limit: "100" });
+  const page = await api("GET", `${path("/api/conversations/{}/messages", conversationId)}?${query}`);
+  if (state.replies?.rootId !== rootId) return; // another thread was opened meanwhile
+  state.replies.messages = page.messages;
+  state.replies.loaded = true;
+  renderReplies();
+  $("reply-input").focus();
+}
+
+function closeReplies() {
+  state.replies = null;
+  $("thread-panel").hidden = true;
+}
+
+function renderReplies() {
+  const panel = state.replies;
+  const conv = panel && state.conversations.get(panel.conversationId);
+  if (!conv) return;
+  const root = state.threads.get(conv.id)?.messages.find((m) => m.id === panel.rootId);
+  const item = (message) => messageItem(conv, message, { showSender: true, inThread: true });
+  $("thread-root").replaceChildren(...(root ? [item(root)] : []));
+  const count = root?.thread?.replyCount ?? panel.messages.length;
+  $("thread-count").textContent = `${count} ${count === 1 ? "reply" : "replies"}`;
+  $("reply-list").replaceChildren(...panel.messages.map(item));
+  const box = $("thread-messages");
+  box.scrollTop = box.scrollHeight;
+}
+
+function sendReply(body) {
+  const { conversationId, rootId } = state.replies;
+  const payload = { conversationId, body, clientMsgId: newClientMsgId(), threadId: rootId };
+  state.socket.timeout(ACK_TIMEOUT_MS).emit("sendMessage", payload, (err, ack) => {
+    if (!err && ack.ok) return applyMessage(ack.message);
+    $("reply-input").value ||= body; // give the text back to try again
+  });
+}
+
+function react(message, emoji, add) {
+  const payload = { conversationId: message.conversationId, messageId: message.id, emoji, add };
+  state.socket?.timeout(ACK_TIMEOUT_MS).emit("react", payload, (err, ack) => {
+    if (!err && ack.ok) applyChange(ack.message);
+  });
+}
+
+/** Members of the open conversation other than me, for the @ autocomplete. */
+function mentionCandidates() {
+  const conv = state.conversations.get(state.openId);
+  if (!conv) return [];
+  return conv.memberIds.filter((id) => id !== me().id && state.users.has(id))
+    .map((id) => state.users.get(id));
 }
 
 async function loadHistory(id, before) {
@@ -271,6 +351,7 @@ function applyReceipt({ conversationId, userId, lastReadSeq }) {
     // We read it in another tab or on another device.
     if (lastReadSeq <= conv.lastReadSeq) return;
     conv.unreadCount = Math.max(0, Math.min(conv.unreadCount, conv.lastSeq - lastReadSeq));
+    if (conv.unreadCount === 0) conv.unreadMentions = 0;
     conv.lastReadSeq = lastReadSeq;
     return renderList();
   }
@@ -287,6 +368,7 @@ function markRead() {
   if (!conv || document.visibilityState !== "visible" || conv.unreadCount === 0) return;
   conv.lastReadSeq = conv.lastSeq; // optimistic: the pointer only ever moves forward
   conv.unreadCount = 0;
+  conv.unreadMentions = 0;
   renderList();
   state.socket?.emit("readMessage", { conversationId: conv.id, upToSeq: conv.lastSeq }, () => {});
 }
@@ -451,8 +533,9 @@ function conversationItem(conv) {
     const body = last.deletedAt ? "Message deleted" : last.body;
     preview = last.senderId === me().id ? `You: ${body}` : body;
   }
-  const label = [titleOf(conv), online && "online", unread && `${conv.unreadCount} unread`]
-    .filter(Boolean).join(", ");
+  const mentions = conv.unreadMentions > 0 && `${conv.unreadMentions} unread mentions`;
+  const label = [titleOf(conv), online && "online", unread && `${conv.unreadCount} unread`,
+    mentions].filter(Boolean).join(", ");
   return el("li", { dataset: { conversationId: conv.id } },
     el("button", {
       type: "button", class: unread ? "unread" : null, "aria-label": label,
@@ -462,7 +545,8 @@ function conversationItem(conv) {
     el("span", { class: `dot ${conv.type === "group" ? "group" : online ? "online" : ""}` }),
     el("span", { class: "title" }, titleOf(conv)),
     el("span", { class: `preview${preview === "typing…" ? " typing-now" : ""}` }, preview),
-    unread ? el("span", { class: "badge" }, String(conv.unreadCount)) : null));
+    unread ? el("span", { class: "badge" }, String(conv.unreadCount)) : null,
+    mentionBadge(el, conv)));
 }
 
 function renderList() {
@@ -514,7 +598,7 @@ function statusOf(conv, message) {
   return conv.type === "group" ? `read by ${readers}` : "read";
 }
 
-function messageItem(conv, message, { showSender, showStatus }) {
+function messageItem(conv, message, { showSender, showStatus, inThread = false }) {
   const mine = message.senderId === me().id;
   const status = mine ? statusOf(conv, message) : null;
   const text = { pending: "sending…", failed: `not sent: ${message.error}` }[status] ?? status;
@@ -527,13 +611,22 @@ function messageItem(conv, message, { showSender, showStatus }) {
     dataset: { seq: message.seq ?? "", status: status ?? "" },
   },
   showSender ? el("span", { class: "sender" }, userName(message.senderId)) : null,
-  el("p", { class: "body" }, message.deletedAt ? "Message deleted" : message.body),
+  el("p", { class: "body" }, ...(message.deletedAt ? ["Message deleted"]
+    : bodyNodes(el, message.body, message.mentions, (id) => state.users.get(id)?.username,
+      me().id))),
   el("span", { class: "meta" },
     el("time", { datetime: message.createdAt }, timeOf(message.createdAt)),
     message.editedAt && !message.deletedAt ? " · edited" : null,
     status && (showStatus || message.status) ? ` · ${text}` : null,
     status === "failed" ? el("button", { type: "button", class: "retry", onclick: retry }, "Retry")
-      : null));
+      : null),
+  // Stored, not deleted: reactions; and on top-level messages, the way into their thread.
+  ...(message.id && !message.deletedAt ? messageExtras(el, message, me().id, {
+    onToggle: (emoji, add) => react(message, emoji, add),
+    nameOf: userName,
+    onOpenThread: message.threadId || inThread ? null
+      : () => quietly(openReplies(conv.id, message.id)),
+  }) : []));
 }
 
 function renderThread({ toBottom = false, keepFromBottom = null } = {}) {
@@ -542,8 +635,10 @@ function renderThread({ toBottom = false, keepFromBottom = null } = {}) {
   if (!conv || !thread?.loaded) return;
   const box = $("messages");
   const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
-  const all = [...thread.messages, ...thread.pending];
-  const lastMine = thread.messages.findLast((m) => m.senderId === me().id);
+  // Thread replies show in their thread panel, not in the timeline (as in Slack).
+  const timeline = thread.messages.filter((m) => !m.threadId);
+  const all = [...timeline, ...thread.pending];
+  const lastMine = timeline.findLast((m) => m.senderId === me().id);
   $("message-list").replaceChildren(...all.map((message, i) => messageItem(conv, message, {
     // In groups, a run of messages from one person carries their name once.
     showSender: conv.type === "group" && message.senderId !== me().id
@@ -558,7 +653,10 @@ function renderThread({ toBottom = false, keepFromBottom = null } = {}) {
 // --- views and actions ---------------------------------------------------------------
 
 async function openConversation(id) {
-  if (state.openId !== id) stopTyping();
+  if (state.openId !== id) {
+    stopTyping();
+    closeReplies();
+  }
   state.openId = id;
   $("no-conversation").hidden = true;
   $("conversation").hidden = false;
@@ -578,6 +676,7 @@ async function openConversation(id) {
 
 function closeConversation() {
   stopTyping();
+  closeReplies();
   state.openId = null;
   $("conversation").hidden = true;
   $("no-conversation").hidden = false;
@@ -681,9 +780,10 @@ function signOut(message) {
   state.socket?.disconnect();
   Object.assign(state, {
     socket: null, conversations: new Map(), threads: new Map(), receipts: new Map(),
-    typing: new Map(), openId: null, authFailures: 0, connectedBefore: false,
+    typing: new Map(), openId: null, replies: null, authFailures: 0, connectedBefore: false,
   });
   setSession(null);
+  clearMessageSearch();
   closeConversation();
   ["conversation-list", "search-results", "message-list"].forEach((id) => $(id).replaceChildren());
   $("chat-view").hidden = true;
@@ -713,6 +813,24 @@ function wireUp() {
   $("back").addEventListener("click", closeConversation);
   $("load-older").addEventListener("click", () => quietly(loadOlder()));
   const input = $("composer-input");
+  // Before the composer's own keydown: Enter picks a member while the list is open.
+  attachMentionAutocomplete(el, input, $("mention-options"), mentionCandidates);
+  const replyInput = $("reply-input");
+  attachMentionAutocomplete(el, replyInput, $("reply-mention-options"), mentionCandidates);
+  $("thread-close").addEventListener("click", closeReplies);
+  $("reply-composer").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const body = replyInput.value.trim();
+    if (!body || !state.socket || !state.replies?.loaded) return;
+    replyInput.value = "";
+    sendReply(body);
+  });
+  replyInput.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      $("reply-composer").requestSubmit();
+    }
+  });
   $("composer").addEventListener("submit", (event) => {
     event.preventDefault();
     const body = input.value.trim();
@@ -738,6 +856,9 @@ function wireUp() {
 }
 
 wireUp();
+initMessageSearch({
+  api, el, state, threadOf, mergeIntoThread, openConversation, loadUsers, titleOf, userName,
+});
 try {
   state.session = JSON.parse(sessionStorage.getItem(SESSION_KEY));
 } catch {
