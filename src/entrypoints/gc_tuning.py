@@ -12,8 +12,8 @@ It also widens the collection thresholds (:data:`SERVER_THRESHOLDS`): a
 generation-0 collection every 20,000 net allocations instead of 700, the older
 generations after 50 younger ones instead of 10. In three side-by-side runs of
 the benchmark this cut CPU per message at 600 msg/s by 3-9 % with no worse
-p99 (bench/RESULTS.md, issue 16 follow-up); the memory cost is the garbage
-cycles that wait longer, a few MB at most.
+p99 (bench/RESULTS.md, issue 16 follow-up). Its memory cost, garbage cycles that
+wait longer before they are freed, was not measured.
 
 Only the serve paths call it (``chatcore serve``, the benchmark's server): a
 test process builds and drops many apps, and freezing there would keep them all.
