@@ -36,14 +36,9 @@ from pathlib import Path
 
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
-from pymongo.monitoring import (
-    CommandFailedEvent,
-    CommandListener,
-    CommandStartedEvent,
-    CommandSucceededEvent,
-)
 
 from adapters.mongo import MongoStore, ServerInfo
+from adapters.mongo.commands import CommandCounter
 from adapters.mongo.messages import MongoMessageRepository
 from chatcore.ports import MessageRepository
 from chatcore.services.conversations import ConversationViews
@@ -54,22 +49,6 @@ CONCURRENCY = 10
 SENDERS = 50
 # Messages of a realistic size.
 BODY = "x" * 100
-
-
-class CommandCounter(CommandListener):
-    """Counts commands sent by the client (each is one round trip)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def started(self, event: CommandStartedEvent) -> None:
-        self.count += 1
-
-    def succeeded(self, event: CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: CommandFailedEvent) -> None:
-        pass
 
 
 def _free_port() -> int:

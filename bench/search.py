@@ -30,14 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-from pymongo.monitoring import (
-    CommandFailedEvent,
-    CommandListener,
-    CommandStartedEvent,
-    CommandSucceededEvent,
-)
 
 from adapters.mongo import MongoStore, MongoTimeouts, ensure_indexes, mongo_storage
+from adapters.mongo.commands import CommandCounter
 from adapters.mongo.documents import (
     CONVERSATIONS,
     MESSAGES,
@@ -196,23 +191,6 @@ def queries(data: DataSet) -> list[Query]:
     ]
 
 
-class FindFilters(CommandListener):
-    """The last ``find`` filters sent to the messages collection (for ``explain``)."""
-
-    def __init__(self) -> None:
-        self.filters: list[Document] = []
-
-    def started(self, event: CommandStartedEvent) -> None:
-        if event.command_name == "find" and event.command.get("find") == MESSAGES:
-            self.filters.append(dict(event.command.get("filter", {})))
-
-    def succeeded(self, event: CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: CommandFailedEvent) -> None:
-        pass
-
-
 def _plan_summary(explained: Document) -> str:
     plan = explained.get("queryPlanner", explained)["winningPlan"]
     stages = []
@@ -321,7 +299,7 @@ async def search(args: argparse.Namespace, children: Children, work: Path) -> di
         ],
     )
     await wait_tcp(db, port, 30)
-    filters = FindFilters()
+    filters = CommandCounter()
     uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
     # Long timeouts: a batch of inserts writes ~150 index entries per message.
     timeouts = MongoTimeouts(socket_ms=300_000)
@@ -343,11 +321,11 @@ async def search(args: argparse.Namespace, children: Children, work: Path) -> di
         await wait_quiet(within=args.quiet)
         rows = await measure(service, kinds, args.search_queries, meter)
         for row, query in zip(rows, kinds, strict=True):
-            filters.filters.clear()
+            filters.clear()
             await service.messages(query.who(0), query.q, conversation_id=query.conversation(0))
-            row["windows"] = len(filters.filters)
+            row["windows"] = len(filters.filters(MESSAGES))
             explained = await database.command(
-                {"explain": {"find": MESSAGES, "filter": filters.filters[0]}}
+                {"explain": {"find": MESSAGES, "filter": filters.filters(MESSAGES)[0]}}
             )
             row["plan"] = _plan_summary(explained)
         result["backends"]["secantus"] = rows

@@ -8,12 +8,13 @@ from collections.abc import AsyncIterator
 import pytest
 
 from adapters.mongo import ServerInfo, ServerProfile, mongo_storage
+from adapters.mongo.commands import CommandCounter
 from adapters.mongo.unread_counters import OWN_SEQS_KEPT
 from chatcore.chat import Storage
 from chatcore.models import ConversationCursor
 from chatcore.services.conversations import ConversationViews
 from chatcore.testing import factories as make
-from support.mongo import CommandCounter, backend_uri, fresh_database
+from support.mongo import backend_uri, fresh_database
 
 pytestmark = pytest.mark.mongo
 

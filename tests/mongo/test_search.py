@@ -11,15 +11,10 @@ from typing import Any
 
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.monitoring import (
-    CommandFailedEvent,
-    CommandListener,
-    CommandStartedEvent,
-    CommandSucceededEvent,
-)
 
 from adapters.mongo import mongo_storage
 from adapters.mongo.backfill import META, STATE_ID, SearchBackfill
+from adapters.mongo.commands import CommandCounter
 from adapters.mongo.documents import (
     CONVERSATIONS,
     MESSAGES,
@@ -41,28 +36,11 @@ _ids = TimeOrderedIdGenerator()
 _now = SystemClock().now()
 
 
-class FindRecorder(CommandListener):
-    """Records the filter of every ``find`` the client sends."""
-
-    def __init__(self) -> None:
-        self.finds: list[tuple[str, Document]] = []
-
-    def started(self, event: CommandStartedEvent) -> None:
-        if event.command_name == "find":
-            self.finds.append((event.command["find"], dict(event.command.get("filter", {}))))
-
-    def succeeded(self, event: CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: CommandFailedEvent) -> None:
-        pass
-
-
 @pytest.fixture
 async def recorded(
     backend: str,
-) -> AsyncIterator[tuple[AsyncDatabase[Document], FindRecorder]]:
-    recorder = FindRecorder()
+) -> AsyncIterator[tuple[AsyncDatabase[Document], CommandCounter]]:
+    recorder = CommandCounter()
     async with fresh_database(backend, command_listeners=[recorder]) as db:
         yield db, recorder
 
@@ -120,7 +98,7 @@ def _stages(plan: Any) -> list[str]:
 
 
 async def test_every_search_query_uses_an_index(
-    recorded: tuple[AsyncDatabase[Document], FindRecorder],
+    recorded: tuple[AsyncDatabase[Document], CommandCounter],
 ) -> None:
     db, recorder = recorded
     ours, theirs = _conversation(ALICE, BOB), _conversation(BOB, "u-carol")
@@ -134,7 +112,7 @@ async def test_every_search_query_uses_an_index(
     await _seed(db, [ours, theirs], messages)
     search = mongo_storage(db).search
 
-    recorder.finds.clear()
+    recorder.clear()
     everywhere = await search.search(
         ALICE, query_words("zeb"), conversation_id=None, limit=21, after=None
     )
@@ -168,7 +146,7 @@ async def test_every_search_query_uses_an_index(
 async def test_a_user_in_10000_conversations(backend: str) -> None:
     """The query's cost follows the candidates in its windows, not the user's
     conversation count: membership is looked up for the candidates only."""
-    recorder = FindRecorder()
+    recorder = CommandCounter()
     async with fresh_database(backend, command_listeners=[recorder]) as db:
         mine = [_conversation(ALICE, BOB) for _ in range(10_000)]
         foreign = [_conversation(BOB, "u-carol") for _ in range(20)]
@@ -180,7 +158,7 @@ async def test_a_user_in_10000_conversations(backend: str) -> None:
         await _seed(db, mine + foreign, messages)
         search = mongo_storage(db).search
 
-        recorder.finds.clear()
+        recorder.clear()
         found = await search.search(
             ALICE, query_words("budg"), conversation_id=None, limit=21, after=None
         )

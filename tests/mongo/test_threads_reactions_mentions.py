@@ -12,6 +12,7 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from adapters.mongo import mongo_storage
+from adapters.mongo.commands import CommandCounter
 from adapters.mongo.documents import MESSAGES, Document
 from chatcore.chat import Storage
 from chatcore.errors import Conflict
@@ -20,7 +21,7 @@ from chatcore.models import NewMessage
 from chatcore.services.conversations import ConversationViews
 from chatcore.testing import factories as make
 from chatcore.testing import in_memory_chat
-from support.mongo import CommandCounter, backend_uri, fresh_database
+from support.mongo import backend_uri, fresh_database
 
 pytestmark = pytest.mark.mongo
 

@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
-from pymongo.monitoring import (
-    CommandFailedEvent,
-    CommandListener,
-    CommandStartedEvent,
-    CommandSucceededEvent,
-)
+from pymongo.monitoring import CommandListener
 
 from adapters.mongo import create_client, ensure_indexes
 from adapters.mongo.documents import Document
@@ -57,32 +51,6 @@ async def drop_database(uri: str, name: str) -> None:
         pass  # the server is gone (an outage test): nothing left to clean
     finally:
         await client.close()
-
-
-class CommandCounter(CommandListener):
-    """Counts the commands a client sends (round trips), by name."""
-
-    def __init__(self) -> None:
-        self.commands: list[str] = []
-
-    def started(self, event: CommandStartedEvent) -> None:
-        self.commands.append(event.command_name)
-
-    def succeeded(self, event: CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: CommandFailedEvent) -> None:
-        pass
-
-    def clear(self) -> None:
-        self.commands.clear()
-
-    @property
-    def count(self) -> int:
-        return len(self.commands)
-
-    def by_name(self) -> Counter[str]:
-        return Counter(self.commands)
 
 
 @asynccontextmanager
