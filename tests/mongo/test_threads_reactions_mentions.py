@@ -146,17 +146,17 @@ async def _winning_plan(db: AsyncDatabase[Document], command: Document) -> str:
 async def test_thread_pages_and_unread_mentions_come_from_indexes(
     db: AsyncDatabase[Document],
 ) -> None:
-    match = {"mentions": "u-b", "conversationId": "c", "seq": {"$gt": 3}}
+    match = {"mentions": "u-b", "mentionedAt.c": "c", "mentionedAt.s": {"$gt": 3}}
     mentions = await _winning_plan(
         db, {"aggregate": MESSAGES, "pipeline": [{"$match": match}], "cursor": {}}
     )
     thread = await _winning_plan(
-        db, {"find": MESSAGES, "filter": {"threadId": "root", "seq": {"$lt": 9}}}
+        db, {"find": MESSAGES, "filter": {"threadId": "root", "threadSeq": {"$lt": 9}}}
     )
 
-    assert "mentions_conversationId_seq" in mentions
+    assert "mentions_mentionedAt" in mentions
     assert "COLLSCAN" not in mentions
-    assert "threadId_seq" in thread
+    assert "threadId_threadSeq" in thread
     assert "COLLSCAN" not in thread
 
 

@@ -12,6 +12,7 @@ from pymongo.errors import DuplicateKeyError
 
 from adapters.mongo import values
 from adapters.mongo.documents import (
+    BY_ID,
     CONVERSATIONS,
     Document,
     as_utc,
@@ -95,7 +96,8 @@ class MongoConversationRepository(ConversationRepository):
             {
                 "_id": values.text(conversation_id, "conversationId"),
                 "memberIds": values.text(user_id, "userId"),
-            }
+            },
+            hint=BY_ID,
         )
         return None if doc is None else document_to_conversation(doc)
 

@@ -16,11 +16,15 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
 from adapters.mongo.documents import (
+    BY_ID,
+    IDEMPOTENCY_KEY,
     Document,
     document_to_conversation,
     document_to_message,
+    idempotency_key,
     message_to_document,
     new_message,
+    stored_message_document,
     without_search_keys,
 )
 from adapters.mongo.mention_counters import mention_updates, plain_mention_updates
@@ -53,6 +57,13 @@ class _Round:
     stored: dict[int, Outcome]
     lost: list[int]  # their conversation moved under them (another process): next round
     replays: set[int]  # their clientMsgId is already stored (without a transaction)
+
+
+def _is_idempotency_key(key_pattern: Document | None) -> bool:
+    """Whether a duplicate key error is on the idempotency index (or, while a database
+    from before it is being migrated, on the old clientMsgId index)."""
+    fields = key_pattern or {}
+    return IDEMPOTENCY_KEY in fields or "clientMsgId" in fields
 
 
 def _replay_key(new: NewMessage) -> _ReplayKey | None:
@@ -317,6 +328,7 @@ class MessageBatches:
         before = await self._conversations.find_one_and_update(
             {"_id": first.conversation_id, "memberIds": first.sender_id},
             _allocate_pipeline([batch[i] for i in sends]),
+            hint=BY_ID,
             return_document=ReturnDocument.BEFORE,
             session=session,
         )
@@ -387,14 +399,14 @@ class MessageBatches:
         (without a transaction: their seqs stay unused; with one: raises _Replays)."""
         try:
             await self._messages.insert_many(
-                [message_to_document(m) for _, m in sends], ordered=False, session=session
+                [stored_message_document(m) for _, m in sends], ordered=False, session=session
             )
         except BulkWriteError as exc:
             errors = exc.details.get("writeErrors", [])
             replays = {
                 sends[e["index"]][0]
                 for e in errors
-                if e.get("code") == _DUPLICATE_KEY and "clientMsgId" in (e.get("keyPattern") or {})
+                if e.get("code") == _DUPLICATE_KEY and _is_idempotency_key(e.get("keyPattern"))
             }
             if len(replays) < len(errors) or not replays:
                 raise
@@ -422,17 +434,14 @@ class MessageBatches:
     async def _find_replay(self, new: NewMessage) -> AppendResult | None:
         """The message stored earlier under ``new``'s clientMsgId, with the conversation
         (NotFound if the sender is no longer a member); None if there is none."""
-        message_doc = await self._messages.find_one(
-            {
-                "conversationId": new.conversation_id,
-                "senderId": new.sender_id,
-                "clientMsgId": new.client_msg_id,
-            }
-        )
+        if new.client_msg_id is None:  # pragma: no cover - _lookup checked it
+            return None
+        key = idempotency_key(new.conversation_id, new.sender_id, new.client_msg_id)
+        message_doc = await self._messages.find_one({IDEMPOTENCY_KEY: key})
         if message_doc is None:
             return None
         conversation_doc = await self._conversations.find_one(
-            {"_id": new.conversation_id, "memberIds": new.sender_id}
+            {"_id": new.conversation_id, "memberIds": new.sender_id}, hint=BY_ID
         )
         if conversation_doc is None:
             raise NotFound("conversation not found")

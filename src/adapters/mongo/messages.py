@@ -95,10 +95,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 from adapters.mongo import values
 from adapters.mongo.documents import (
     CONVERSATIONS,
+    HISTORY_PROJECTION,
+    MENTIONED_AT,
     MESSAGES,
     SEARCH_KEYS,
     Document,
     document_to_message,
+    mentioned_at,
     message_to_document,
     search_keys,
     without_search_keys,
@@ -230,7 +233,10 @@ class MongoMessageRepository(MessageRepository):
         # A range on the (conversationId, seq) index: gapless seqs make every
         # history window one, never a sort + limit over the whole conversation.
         cursor = self._messages.find(
-            {"conversationId": conversation_id, "seq": {"$gte": first, "$lte": last}}
+            {"conversationId": conversation_id, "seq": {"$gte": first, "$lte": last}},
+            # Not the search keys (dozens per message) nor the index fields: nothing
+            # reads them back, and the database would encode and send them.
+            projection=HISTORY_PROJECTION,
         ).sort("seq", ASCENDING)
         return [document_to_message(doc) async for doc in cursor]
 
@@ -243,6 +249,8 @@ class MongoMessageRepository(MessageRepository):
             "body": values.text(body, "body"),
             "editedAt": values.moment(at, "editedAt"),
             "mentions": mentioned,
+            # Where the (mentions, mentionedAt) index finds it (documents.index_fields).
+            MENTIONED_AT: mentioned_at(message.conversation_id, message.seq),
             SEARCH_KEYS: search_keys(body, deleted=False),
         }
         return await self._change(message, changes, set(message.mentions) ^ set(mentioned))
@@ -390,11 +398,15 @@ class MongoMessageRepository(MessageRepository):
         )
         if not uncounted:
             return unread, counted
-        # Ranges of the (mentions, conversationId, seq) index: only the messages that
-        # mention the viewer are read, never the conversation's other messages.
+        # Ranges of the (mentions, mentionedAt.c, mentionedAt.s) index: only the messages
+        # that mention the viewer are read, never the conversation's other messages.
         return unread, counted | await self._count_windows(
             uncounted,
-            lambda cid, seq: {"mentions": user_id, "conversationId": cid, "seq": {"$gt": seq}},
+            lambda cid, seq: {
+                "mentions": user_id,
+                f"{MENTIONED_AT}.c": cid,
+                f"{MENTIONED_AT}.s": {"$gt": seq},
+            },
             common={},
             counted=1,
         )

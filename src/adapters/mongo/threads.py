@@ -26,7 +26,7 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
-from adapters.mongo.documents import Document, document_to_message
+from adapters.mongo.documents import THREAD_SEQ, Document, document_to_message
 from chatcore.models import Message
 
 
@@ -82,10 +82,11 @@ async def find_replies(
     after: int | None,
     limit: int,
 ) -> list[Message]:
-    """Up to ``limit`` replies ascending by seq, from the (threadId, seq) index."""
+    """Up to ``limit`` replies ascending by seq, from the (threadId, threadSeq) index
+    (``threadSeq``: a reply's seq, see :func:`adapters.mongo.documents.index_fields`)."""
     if limit <= 0:
         return []
-    # threadId and seq only: every field of the filter in the index, so SecantusDB's
+    # threadId and threadSeq only: every field of the filter in the index, so SecantusDB's
     # planner uses it too; the conversation is checked on the (few) results.
     seq: dict[str, int] = {}
     if after is not None:
@@ -94,9 +95,9 @@ async def find_replies(
         seq["$lt"] = before
     query: Document = {"threadId": root_id}
     if seq:
-        query["seq"] = seq
+        query[THREAD_SEQ] = seq
     direction = ASCENDING if after is not None else DESCENDING
-    cursor = messages.find(query).sort("seq", direction).limit(limit)
+    cursor = messages.find(query).sort(THREAD_SEQ, direction).limit(limit)
     found = [document_to_message(doc) async for doc in cursor]
     if direction == DESCENDING:
         found.reverse()

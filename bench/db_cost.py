@@ -1,0 +1,149 @@
+"""What one stored message, one history page and one lone send cost SecantusDB's CPU.
+
+Run: ``python bench/db_cost.py [--seconds 8] [--rounds 2]`` with the tree to measure on
+``PYTHONPATH`` (``PYTHONPATH=<tree>/src``: run it once per tree, alternated, to compare
+trees on one machine). It starts SecantusDB with durable commits (``--sync-on-commit``)
+as a child process and measures, from ``/proc/<pid>/stat``, the database process's CPU
+time divided by the work done in each phase:
+
+- 50 concurrent senders, each into its own direct conversation, closed loop (the
+  harness's delivery scenario without the sockets): database CPU per stored message;
+- one sender at a time (lone sends: what an HTTP send costs at low concurrency);
+- history pages of 50 through the repository (membership check + range).
+
+Figures are per unit of work, so they hold on a loaded machine better than rates do;
+the rates are printed too, with the load average, and are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
+
+from adapters.mongo import MongoStore
+from chatcore.testing import factories as make
+
+SENDERS = 50
+PAGE = 50
+BODY = "hello world"  # the harness's bodies are two words
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def _database(storage: Path) -> Iterator[tuple[str, int]]:
+    """SecantusDB with durable commits; yields (URI, pid)."""
+    executable = Path(sys.executable).with_name("secantusd-py")
+    port = _free_port()
+    command = [str(executable) if executable.exists() else "secantusd-py"]
+    command += ["--port", str(port), "--storage-path", str(storage), "--log-level", "WARNING"]
+    command += ["--sync-on-commit"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    try:
+        deadline = time.monotonic() + 30
+        with MongoClient(uri, serverSelectionTimeoutMS=250) as probe:
+            while True:
+                try:
+                    probe.admin.command("hello")
+                    break
+                except PyMongoError:
+                    if time.monotonic() > deadline or process.poll() is not None:
+                        raise
+        yield uri, process.pid
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` (and its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+async def _measure(
+    pid: int, seconds: float, tasks: int, operation: Callable[[int], Awaitable[object]]
+) -> tuple[float, float]:
+    """(operations/s, database CPU microseconds per operation), ``tasks`` in a loop."""
+    done, start, cpu = 0, time.perf_counter(), _cpu_seconds(pid)
+
+    async def worker(task: int) -> None:
+        nonlocal done
+        while time.perf_counter() - start < seconds:
+            await operation(task)
+            done += 1
+
+    await asyncio.gather(*(worker(t) for t in range(tasks)))
+    elapsed, used = time.perf_counter() - start, _cpu_seconds(pid) - cpu
+    return done / elapsed, used / done * 1e6
+
+
+async def run(uri: str, pid: int, seconds: float, rounds: int) -> None:
+    async with MongoStore(uri, database="bench") as store:
+        storage = store.storage
+        pairs = []
+        for i in range(SENDERS):
+            conversation = make.direct(f"s{i}", f"r{i}")
+            await storage.conversations.create(conversation)
+            pairs.append(conversation)
+        keys = iter(range(10**9))
+
+        async def send(t: int) -> None:
+            new = make.message(pairs[t].id, f"s{t}", BODY, f"k{next(keys)}")
+            await storage.messages.append(new)
+
+        async def page(_: int) -> None:
+            # What the service's history request does: membership, then the range.
+            conversation = await storage.conversations.get_for_member(pairs[0].id, "s0")
+            last = conversation.last_seq if conversation else 1
+            first = random.randint(1, max(1, last - PAGE + 1))
+            await storage.messages.range(pairs[0].id, first, first + PAGE - 1)
+
+        await _measure(pid, 1.0, SENDERS, send)  # warm up
+        for n in range(1, rounds + 1):
+            load = os.getloadavg()[0]
+            rate, cpu = await _measure(pid, seconds, SENDERS, send)
+            print(f"round {n} (load average {load:.1f})")
+            print(f"  {SENDERS} senders, closed loop  {rate:8.0f} msg/s   db {cpu:7.0f} us/msg")
+            rate, cpu = await _measure(pid, seconds / 2, 1, send)
+            print(f"  lone sends                 {rate:8.0f} msg/s   db {cpu:7.0f} us/msg")
+            rate, cpu = await _measure(pid, seconds / 2, 1, page)
+            print(f"  history pages of {PAGE}        {rate:8.0f} pages/s db {cpu:7.0f} us/page")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--seconds", type=float, default=8.0, help="length of each timed phase")
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as root, _database(Path(root) / "db") as (uri, pid):
+        asyncio.run(run(uri, pid, args.seconds, args.rounds))
+
+
+if __name__ == "__main__":
+    main()
