@@ -29,7 +29,9 @@ INDEX_FIELDS = (IDEMPOTENCY_KEY, THREAD_SEQ, MENTIONED_AT)
 
 # What the database held before: the indexes the migration drops.
 OLD_INDEXES = {
-    CONVERSATIONS: [IndexModel([("_id", ASCENDING), ("memberIds", ASCENDING)], name="id_memberIds")],
+    CONVERSATIONS: [
+        IndexModel([("_id", ASCENDING), ("memberIds", ASCENDING)], name="id_memberIds")
+    ],
     MESSAGES: [
         IndexModel(
             [("conversationId", ASCENDING), ("senderId", ASCENDING), ("clientMsgId", ASCENDING)],
@@ -105,9 +107,7 @@ async def test_a_database_from_before_the_index_fields_is_migrated_once(
     for collection, models in OLD_INDEXES.items():
         left = set(await db[collection].index_information())
         assert not left & {m.document["name"] for m in models}
-    replay = await storage.messages.append(
-        make.message(conversation_id, "u-a", "keyed", "key-1")
-    )
+    replay = await storage.messages.append(make.message(conversation_id, "u-a", "keyed", "key-1"))
     assert not replay.created
     assert replay.message.body == "keyed"
     replies = await storage.messages.thread_replies(
