@@ -20,6 +20,7 @@ from adapters.mongo.documents import (
 )
 from adapters.mongo.index_migration import META, STATE_ID, migrate_index_fields
 from chatcore.chat import Storage
+from chatcore.errors import NotFound
 from chatcore.models import NewMessage
 from chatcore.testing import factories as make
 
@@ -132,3 +133,18 @@ async def test_a_message_without_client_msg_id_reads_back_null(
     assert stored.client_msg_id is None
     assert raw is not None
     assert IDEMPOTENCY_KEY not in raw
+
+
+async def test_a_lone_send_from_a_non_member_changes_nothing(
+    db: AsyncDatabase[Document],
+) -> None:
+    storage = mongo_storage(db)
+    conversation = await make.stored_group(storage, "u-a", "u-b")
+    await storage.messages.append(make.message(conversation.id, "u-a"))
+    before = await db[CONVERSATIONS].find_one({"_id": conversation.id})
+
+    with pytest.raises(NotFound):
+        await storage.messages.append(make.message(conversation.id, "u-x", "intruder"))
+
+    assert await db[CONVERSATIONS].find_one({"_id": conversation.id}) == before
+    assert await db[MESSAGES].count_documents({"conversationId": conversation.id}) == 1

@@ -12,13 +12,13 @@ from pymongo.errors import DuplicateKeyError
 
 from adapters.mongo import values
 from adapters.mongo.documents import (
-    BY_ID,
     CONVERSATIONS,
     Document,
     as_utc,
     conversation_to_document,
     direct_key,
     document_to_conversation,
+    is_member,
 )
 from adapters.mongo.errors import duplicate_key_fields, storage_call
 from chatcore.errors import Conflict, ValidationFailed
@@ -92,14 +92,13 @@ class MongoConversationRepository(ConversationRepository):
 
     @storage_call
     async def get_for_member(self, conversation_id: str, user_id: str) -> Conversation | None:
+        user_id = values.text(user_id, "userId")
         doc = await self._conversations.find_one(
-            {
-                "_id": values.text(conversation_id, "conversationId"),
-                "memberIds": values.text(user_id, "userId"),
-            },
-            hint=BY_ID,
+            {"_id": values.text(conversation_id, "conversationId")}
         )
-        return None if doc is None else document_to_conversation(doc)
+        if doc is None or not is_member(doc, user_id):
+            return None
+        return document_to_conversation(doc)
 
     @storage_call
     async def list_for_member(

@@ -43,12 +43,6 @@ IDEMPOTENCY_KEY: Final = "idem"
 THREAD_SEQ: Final = "threadSeq"
 MENTIONED_AT: Final = "mentionedAt"
 
-# The hint for "this conversation, if the user is a member" ({_id, memberIds}): by
-# _id, membership checked on the one document. SecantusDB's planner scans the
-# collection for a filter field outside every index, and there is no index on
-# (_id, memberIds) (adapters.mongo.indexes says why).
-BY_ID: Final = "_id_"
-
 # Reads of users never fetch the password hash unless asked for credentials.
 USER_PROJECTION: Final = {"passwordHash": 0}
 
@@ -214,16 +208,20 @@ def index_fields(doc: Document) -> Document:
     return fields
 
 
-# Reads of messages leave out what only indexes need.
-HISTORY_PROJECTION: Final = dict.fromkeys(
-    (SEARCH_KEYS, IDEMPOTENCY_KEY, THREAD_SEQ, MENTIONED_AT), 0
-)
-
-
 def stored_message_document(message: Message) -> Document:
     """The document a new message is inserted as: its fields and its index fields."""
     doc = message_to_document(message)
     return doc | index_fields(doc)
+
+
+def is_member(conversation: Document, user_id: str) -> bool:
+    """Whether ``conversation`` (a document read by ``_id``) has ``user_id``.
+
+    Membership is checked on the document rather than in the filter: there is no
+    (_id, memberIds) index (adapters.mongo.indexes says why), SecantusDB's planner
+    scans the collection for a filter field outside every index, and its ``hint``
+    walks the whole _id index (measured: ~3 ms against ~0.25 ms by _id alone)."""
+    return user_id in conversation.get("memberIds", ())
 
 
 def without_search_keys(doc: Document) -> Document:

@@ -16,12 +16,12 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
 from adapters.mongo.documents import (
-    BY_ID,
     IDEMPOTENCY_KEY,
     Document,
     document_to_conversation,
     document_to_message,
     idempotency_key,
+    is_member,
     message_to_document,
     new_message,
     stored_message_document,
@@ -70,10 +70,6 @@ def _replay_key(new: NewMessage) -> _ReplayKey | None:
     if new.client_msg_id is None:
         return None
     return (new.conversation_id, new.sender_id, new.client_msg_id)
-
-
-def _is_member(doc: Document | None, user_id: str) -> bool:
-    return doc is not None and user_id in doc.get("memberIds", ())
 
 
 def _stored_message(new: NewMessage, seq: int, conversation: Document) -> Message:
@@ -178,7 +174,8 @@ def _update_for(before: Document, messages: list[Message], in_transaction: bool)
 
 def _allocate_pipeline(sends: list[NewMessage]) -> list[dict[str, Any]]:
     """For sends of one sender to one conversation: take the next ``len(sends)`` seqs and
-    make the last send the conversation's lastMessage (the seqs computed on the server)."""
+    make the last send the conversation's lastMessage (the seqs computed on the server),
+    if the sender is a member (else the document stays as it was)."""
     read_seq = {"$ifNull": ["$lastSeq", 0]}
     last_seq = {"$add": [read_seq, len(sends)]}
     preview = without_search_keys(message_to_document(new_message(sends[-1], 0)))
@@ -197,14 +194,19 @@ def _allocate_pipeline(sends: list[NewMessage]) -> list[dict[str, Any]]:
             mentioned.setdefault(user_id, []).append(seq)
     # Membership is known only on the server here: members' seqs only.
     recorded = mention_updates(mentioned, members_only=True) if mentioned else {}
+    changes = {
+        "lastSeq": last_seq,
+        "lastActivityAt": {"$literal": sends[-1].created_at},
+        "lastMessage": {"$mergeObjects": [{"$literal": preview}, computed]},
+        **counter_updates(read_seq, {sends[-1].sender_id: seqs}),
+        **recorded,
+    }
+    # Filtered on _id alone: a sender who is not a member changes nothing.
+    member = {"$in": [{"$literal": sends[-1].sender_id}, {"$ifNull": ["$memberIds", []]}]}
     return [
         {
             "$set": {
-                "lastSeq": last_seq,
-                "lastActivityAt": {"$literal": sends[-1].created_at},
-                "lastMessage": {"$mergeObjects": [{"$literal": preview}, computed]},
-                **counter_updates(read_seq, {sends[-1].sender_id: seqs}),
-                **recorded,
+                field: {"$cond": [member, value, f"${field}"]} for field, value in changes.items()
             }
         }
     ]
@@ -325,14 +327,15 @@ class MessageBatches:
         self, batch: Sequence[NewMessage], sends: list[int], session: AsyncClientSession | None
     ) -> tuple[dict[str, Document], _Taken]:
         first = batch[sends[0]]
+        # By _id alone (adapters.mongo.documents.is_member says why); the pipeline
+        # changes nothing unless the sender is a member, checked again here.
         before = await self._conversations.find_one_and_update(
-            {"_id": first.conversation_id, "memberIds": first.sender_id},
+            {"_id": first.conversation_id},
             _allocate_pipeline([batch[i] for i in sends]),
-            hint=BY_ID,
             return_document=ReturnDocument.BEFORE,
             session=session,
         )
-        if before is None:  # no such conversation, or not a member
+        if before is None or not is_member(before, first.sender_id):
             return {}, {}
         seq = before.get("lastSeq", 0)
         taken = {
@@ -352,7 +355,7 @@ class MessageBatches:
         for i in sends:
             new = batch[i]
             before = found.get(new.conversation_id)
-            if before is None or not _is_member(before, new.sender_id):
+            if before is None or not is_member(before, new.sender_id):
                 continue
             mine = taken.setdefault(new.conversation_id, [])
             seq = (mine[-1][1].seq if mine else before.get("lastSeq", 0)) + 1
@@ -440,10 +443,8 @@ class MessageBatches:
         message_doc = await self._messages.find_one({IDEMPOTENCY_KEY: key})
         if message_doc is None:
             return None
-        conversation_doc = await self._conversations.find_one(
-            {"_id": new.conversation_id, "memberIds": new.sender_id}, hint=BY_ID
-        )
-        if conversation_doc is None:
+        conversation_doc = await self._conversations.find_one({"_id": new.conversation_id})
+        if conversation_doc is None or not is_member(conversation_doc, new.sender_id):
             raise NotFound("conversation not found")
         return AppendResult(
             message=document_to_message(message_doc),

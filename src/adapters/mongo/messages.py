@@ -95,7 +95,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 from adapters.mongo import values
 from adapters.mongo.documents import (
     CONVERSATIONS,
-    HISTORY_PROJECTION,
     MENTIONED_AT,
     MESSAGES,
     SEARCH_KEYS,
@@ -233,10 +232,7 @@ class MongoMessageRepository(MessageRepository):
         # A range on the (conversationId, seq) index: gapless seqs make every
         # history window one, never a sort + limit over the whole conversation.
         cursor = self._messages.find(
-            {"conversationId": conversation_id, "seq": {"$gte": first, "$lte": last}},
-            # Not the search keys (dozens per message) nor the index fields: nothing
-            # reads them back, and the database would encode and send them.
-            projection=HISTORY_PROJECTION,
+            {"conversationId": conversation_id, "seq": {"$gte": first, "$lte": last}}
         ).sort("seq", ASCENDING)
         return [document_to_message(doc) async for doc in cursor]
 
