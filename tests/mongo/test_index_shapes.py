@@ -9,19 +9,22 @@ import pytest
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
-from adapters.mongo import ensure_indexes, mongo_storage
+from adapters.mongo import ServerInfo, ensure_indexes, mongo_storage
 from adapters.mongo.documents import (
     CONVERSATIONS,
     IDEMPOTENCY_KEY,
     MENTIONED_AT,
     MESSAGES,
+    SEARCH_KEYS,
     THREAD_SEQ,
     Document,
 )
 from adapters.mongo.index_migration import META, STATE_ID, migrate_index_fields
+from adapters.mongo.message_batches import MessageBatches
+from adapters.mongo.transactions import Transactions
 from chatcore.chat import Storage
 from chatcore.errors import NotFound
-from chatcore.models import NewMessage
+from chatcore.models import AppendResult, NewMessage
 from chatcore.testing import factories as make
 
 pytestmark = pytest.mark.mongo
@@ -148,3 +151,23 @@ async def test_a_lone_send_from_a_non_member_changes_nothing(
 
     assert await db[CONVERSATIONS].find_one({"_id": conversation.id}) == before
     assert await db[MESSAGES].count_documents({"conversationId": conversation.id}) == 1
+
+
+async def test_a_batch_keeps_search_keys_and_index_fields_out_of_last_message(
+    db: AsyncDatabase[Document],
+) -> None:
+    # Two senders in one batch: the batch path (find, bulk update, insert), not a lone send.
+    batches = MessageBatches(db[MESSAGES], db[CONVERSATIONS], Transactions(ServerInfo(db.client)))
+    conversation = await make.stored_group(mongo_storage(db), "u-a", "u-b")
+    sends = [
+        make.message(conversation.id, "u-a", "hello", "key-a"),
+        make.message(conversation.id, "u-b", "world", "key-b"),
+    ]
+
+    outcomes = await batches.write(sends)
+
+    assert [o.message.seq for o in outcomes if isinstance(o, AppendResult)] == [1, 2]
+    stored = await db[CONVERSATIONS].find_one({"_id": conversation.id})
+    assert stored is not None
+    assert stored["lastMessage"]["body"] == "world"
+    assert not set(stored["lastMessage"]) & {SEARCH_KEYS, *INDEX_FIELDS}

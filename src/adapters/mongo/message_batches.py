@@ -158,7 +158,7 @@ def _plain_conversation_update(before: Document, messages: list[Message]) -> Upd
             "$set": {
                 "lastSeq": last.seq,
                 "lastActivityAt": last.created_at,
-                "lastMessage": message_to_document(last),
+                "lastMessage": without_search_keys(message_to_document(last)),
             },
             **recorded,
         },
