@@ -19,8 +19,8 @@ timeout.
 One batch, in one transaction (:mod:`adapters.mongo.message_batches`):
 
 1. ``find`` the batch's conversations by ``_id``. Each send is checked on its
-   own: a missing conversation, or a sender who is not a member, is NotFound
-   for that send only; the others go on. Each conversation's sends get the
+   own against the document read: a missing conversation, or a sender who is
+   not a member, is NotFound for that send only; the others go on. Each conversation's sends get the
    seqs after its ``lastSeq``, in arrival order.
 2. ``update`` (one ``bulk_write``) of every conversation: ``lastSeq``,
    ``lastMessage`` and ``lastActivityAt`` move to the batch's last message,
@@ -46,13 +46,17 @@ message (:mod:`adapters.mongo.reactions`).
 
 Four commands per batch, whatever its size, with or without clientMsgIds. A
 batch whose sends all come from one sender to one conversation (a lone send
-above all) takes steps 1 and 2 in one ``findAndModify`` filtered on
-``{_id, memberIds: sender}``, which increments ``lastSeq`` by the number of
-sends: three commands, what a send always cost.
+above all) takes steps 1 and 2 in one ``findAndModify`` filtered on ``_id``
+whose pipeline increments ``lastSeq`` by the number of sends if the sender is
+in ``memberIds`` and changes nothing otherwise (membership is then checked on
+the document it returns): three commands, what a send always cost. No read
+filters on ``{_id, memberIds}``: SecantusDB would need an index on both, and
+every index of the conversation document is rewritten on every send.
 Replays: two sends with the same clientMsgId in one batch are stored once, the
 second answered with the first's message (``created`` False). A clientMsgId
-already stored is caught by the unique (conversationId, senderId, clientMsgId)
-index in step 3: the transaction is aborted (so no seq is taken), the batch runs
+already stored is caught by the unique index on its ``idem`` key (conversation,
+sender and clientMsgId in one string: :func:`adapters.mongo.documents.index_fields`,
+which also says why replies and mentions carry fields of their own) in step 3: the transaction is aborted (so no seq is taken), the batch runs
 again without those sends, and each of them is answered with the stored message
 (``created`` False). Checking before step 1 would cost every batch one more
 command to save a little on rare replays, and only the index is safe against
