@@ -1,6 +1,6 @@
 """What one stored message, one history page and one lone send cost SecantusDB's CPU.
 
-Run: ``python bench/db_cost.py [--seconds 8] [--rounds 2]`` with the tree to measure on
+Run: ``python -m bench.db_cost [--seconds 8] [--rounds 2]`` with the tree to measure on
 ``PYTHONPATH`` (``PYTHONPATH=<tree>/src``: run it once per tree, alternated, to compare
 trees on one machine). It starts SecantusDB with durable commits (``--sync-on-commit``)
 as a child process and measures, from ``/proc/<pid>/stat``, the database process's CPU
@@ -21,20 +21,13 @@ import argparse
 import asyncio
 import os
 import random
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from pymongo import MongoClient
-from pymongo.errors import PyMongoError
-
 from adapters.mongo import MongoStore
+from bench.mongo_store import secantus_server
 from chatcore.testing import factories as make
 
 SENDERS = 50
@@ -42,41 +35,16 @@ PAGE = 50
 BODY = "hello world"  # the harness's bodies are two words
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def _database(storage: Path) -> Iterator[tuple[str, int]]:
-    """SecantusDB with durable commits; yields (URI, pid)."""
-    executable = Path(sys.executable).with_name("secantusd-py")
-    port = _free_port()
-    command = [str(executable) if executable.exists() else "secantusd-py"]
-    command += ["--port", str(port), "--storage-path", str(storage), "--log-level", "WARNING"]
-    command += ["--sync-on-commit"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
-    try:
-        deadline = time.monotonic() + 30
-        with MongoClient(uri, serverSelectionTimeoutMS=250) as probe:
-            while True:
-                try:
-                    probe.admin.command("hello")
-                    break
-                except PyMongoError:
-                    if time.monotonic() > deadline or process.poll() is not None:
-                        raise
-        yield uri, process.pid
-    finally:
-        process.send_signal(signal.SIGTERM)
+def _child_pid(name: str) -> int:
+    """The pid of this process's child running ``name`` (the database)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            command, rest = stat.read_text().rsplit(")", 1)
+        except OSError:
+            continue
+        if int(rest.split()[1]) == os.getpid() and name in command:
+            return int(stat.parent.name)
+    raise RuntimeError(f"no child process {name}")
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -141,8 +109,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0, help="length of each timed phase")
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as root, _database(Path(root) / "db") as (uri, pid):
-        asyncio.run(run(uri, pid, args.seconds, args.rounds))
+    with (
+        tempfile.TemporaryDirectory() as root,
+        secantus_server(Path(root) / "db", "--sync-on-commit") as uri,
+    ):
+        asyncio.run(run(uri, _child_pid("secantusd"), args.seconds, args.rounds))
 
 
 if __name__ == "__main__":
