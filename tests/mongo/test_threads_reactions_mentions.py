@@ -169,7 +169,7 @@ async def counted(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Storage
         yield mongo_storage(db), counter
 
 
-async def test_a_send_without_at_costs_what_v1_did_and_a_mention_one_query_more(
+async def test_a_send_without_at_costs_four_commands_and_a_mention_one_query_more(
     counted: tuple[Storage, CommandCounter],
 ) -> None:
     storage, counter = counted
@@ -188,8 +188,8 @@ async def test_a_send_without_at_costs_what_v1_did_and_a_mention_one_query_more(
     mentioning = counter.commands[:]
 
     assert plain in (
-        ["findAndModify", "insert", "commitTransaction"],
-        ["findAndModify", "insert"],
+        ["find", "update", "insert", "commitTransaction"],
+        ["find", "update", "insert"],
     )
     assert mentioning == ["find", *plain]
     assert sent.message.mentions == (bob.id,)

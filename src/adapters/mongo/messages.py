@@ -44,20 +44,19 @@ summaries (:mod:`adapters.mongo.threads`: a ``findAndModify`` for one reply, a
 by the insert) never counts. A reaction is one conditional pipeline update of the
 message (:mod:`adapters.mongo.reactions`).
 
-Four commands per batch, whatever its size, with or without clientMsgIds. A
-batch whose sends all come from one sender to one conversation (a lone send
-above all) takes steps 1 and 2 in one ``findAndModify`` filtered on ``_id``
-whose pipeline increments ``lastSeq`` by the number of sends if the sender is
-in ``memberIds`` and changes nothing otherwise (membership is then checked on
-the document it returns): three commands, what a send always cost. No read
+Four commands per batch, whatever its size, with or without clientMsgIds, a
+lone send included (it used to be three: one ``findAndModify`` instead of steps
+1 and 2, but SecantusDB runs every ``findAndModify`` as a scan of the whole
+collection, 44 ms with 5,000 conversations; see bench/RESULTS.md). No read
 filters on ``{_id, memberIds}``: SecantusDB would need an index on both, and
 every index of the conversation document is rewritten on every send.
 Replays: two sends with the same clientMsgId in one batch are stored once, the
 second answered with the first's message (``created`` False). A clientMsgId
 already stored is caught by the unique index on its ``idem`` key (conversation,
 sender and clientMsgId in one string: :func:`adapters.mongo.documents.index_fields`,
-which also says why replies and mentions carry fields of their own) in step 3: the transaction is aborted (so no seq is taken), the batch runs
-again without those sends, and each of them is answered with the stored message
+which also says why replies and mentions carry fields of their own) in step 3:
+the transaction is aborted (so no seq is taken), the batch runs again without
+those sends, and each of them is answered with the stored message
 (``created`` False). Checking before step 1 would cost every batch one more
 command to save a little on rare replays, and only the index is safe against
 two identical sends racing from two processes. A failure anywhere (outage,
