@@ -11,6 +11,9 @@ time divided by the work done in each phase:
 - one sender at a time (lone sends: what an HTTP send costs at low concurrency);
 - history pages of 50 through the repository (membership check + range).
 
+``--idle-conversations N`` adds N other conversations first (what a collection scan
+of ``conversations`` would have to read).
+
 Figures are per unit of work, so they hold on a loaded machine better than rates do;
 the rates are printed too, with the load average, and are noisy.
 """
@@ -71,9 +74,11 @@ async def _measure(
     return done / elapsed, used / done * 1e6
 
 
-async def run(uri: str, pid: int, seconds: float, rounds: int) -> None:
+async def run(uri: str, pid: int, seconds: float, rounds: int, idle: int) -> None:
     async with MongoStore(uri, database="bench") as store:
         storage = store.storage
+        for i in range(idle):  # other users' conversations: what a scan would read
+            await storage.conversations.create(make.direct(f"idle{i}", f"other{i}"))
         pairs = []
         for i in range(SENDERS):
             conversation = make.direct(f"s{i}", f"r{i}")
@@ -108,12 +113,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--seconds", type=float, default=8.0, help="length of each timed phase")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--idle-conversations", type=int, default=0, help="more conversations in the database"
+    )
     args = parser.parse_args()
     with (
         tempfile.TemporaryDirectory() as root,
         secantus_server(Path(root) / "db", "--sync-on-commit") as uri,
     ):
-        asyncio.run(run(uri, _child_pid("secantusd"), args.seconds, args.rounds))
+        pid = _child_pid("secantusd")
+        asyncio.run(run(uri, pid, args.seconds, args.rounds, args.idle_conversations))
 
 
 if __name__ == "__main__":

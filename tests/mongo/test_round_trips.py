@@ -61,6 +61,26 @@ async def test_a_lone_send_costs_four_commands_in_a_transaction_or_three_without
         assert with_id == ["find", *plain]  # the replay look-up first
 
 
+async def test_a_lone_reply_counts_on_its_root_without_a_find_and_modify(
+    counted: tuple[Storage, CommandCounter],
+) -> None:
+    storage, counter = counted
+    conversation = await make.stored_group(storage, "u-a", "u-b")
+    root = (await storage.messages.append(make.message(conversation.id, "u-a"))).message
+    transactional = await _transactional(storage)
+
+    counter.clear()
+    reply = make.message(conversation.id, "u-b", "reply", thread_id=root.id)
+    sent = await storage.messages.append(reply)
+
+    assert sent.thread_root is not None
+    assert sent.thread_root.thread is not None
+    assert sent.thread_root.thread.reply_count == 1
+    # The root's summary: update + find (a findAndModify scans on SecantusDB).
+    expected = ["find", "update", "insert", "update", "find"]
+    assert counter.commands == ([*expected, "commitTransaction"] if transactional else expected)
+
+
 async def test_concurrent_sends_share_batches_of_constant_commands(
     counted: tuple[Storage, CommandCounter],
 ) -> None:

@@ -37,11 +37,9 @@ One batch, in one transaction (:mod:`adapters.mongo.message_batches`):
 
 Thread replies and mentions (v1.1) add nothing to a batch without them. A
 mention is kept only if it names a member of the conversation document read in
-step 1 (and, for the lastMessage copy, filtered against ``memberIds`` inside the
-update itself). Replies add one command before the commit: their roots' ``thread``
-summaries (:mod:`adapters.mongo.threads`: a ``findAndModify`` for one reply, a
-``bulk_write`` and a ``find`` for several), after the insert, so a replay (caught
-by the insert) never counts. A reaction is one conditional pipeline update of the
+step 1. Replies add two commands before the commit: their roots' ``thread``
+summaries (:mod:`adapters.mongo.threads`: a ``bulk_write`` and a ``find``), after
+the insert, so a replay (caught by the insert) never counts. A reaction is one conditional pipeline update of the
 message (:mod:`adapters.mongo.reactions`).
 
 Four commands per batch, whatever its size, with or without clientMsgIds, a
