@@ -39,8 +39,8 @@ Thread replies and mentions (v1.1) add nothing to a batch without them. A
 mention is kept only if it names a member of the conversation document read in
 step 1. Replies add two commands before the commit: their roots' ``thread``
 summaries (:mod:`adapters.mongo.threads`: a ``bulk_write`` and a ``find``), after
-the insert, so a replay (caught by the insert) never counts. A reaction is one conditional pipeline update of the
-message (:mod:`adapters.mongo.reactions`).
+the insert, so a replay (caught by the insert) never counts. A reaction is one
+conditional pipeline update of the message (:mod:`adapters.mongo.reactions`).
 
 Four commands per batch, whatever its size, with or without clientMsgIds, a
 lone send included (it used to be three: one ``findAndModify`` instead of steps
