@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from adapters.mongo import MongoStore
-from bench.mongo_store import secantus_server
+from bench.mongo_store import _concurrent_rate, secantus_server
 from chatcore.testing import factories as make
 
 SENDERS = 50
@@ -61,17 +61,10 @@ async def _measure(
     pid: int, seconds: float, tasks: int, operation: Callable[[int], Awaitable[object]]
 ) -> tuple[float, float]:
     """(operations/s, database CPU microseconds per operation), ``tasks`` in a loop."""
-    done, start, cpu = 0, time.perf_counter(), _cpu_seconds(pid)
-
-    async def worker(task: int) -> None:
-        nonlocal done
-        while time.perf_counter() - start < seconds:
-            await operation(task)
-            done += 1
-
-    await asyncio.gather(*(worker(t) for t in range(tasks)))
-    elapsed, used = time.perf_counter() - start, _cpu_seconds(pid) - cpu
-    return done / elapsed, used / done * 1e6
+    cpu, start = _cpu_seconds(pid), time.perf_counter()
+    rate = await _concurrent_rate(seconds, tasks, operation)
+    done = rate * (time.perf_counter() - start)
+    return rate, (_cpu_seconds(pid) - cpu) / done * 1e6
 
 
 async def run(uri: str, pid: int, seconds: float, rounds: int, idle: int) -> None:
