@@ -26,6 +26,15 @@ from support.serve import ServeProcess, clean_env
 # CHATCORE_MONGODB_TIMEOUT_MS of the fault tests: short, so that they run in seconds.
 TIMEOUT_MS = 1000
 TIMEOUT = TIMEOUT_MS / 1000
+# How much longer than TIMEOUT a request may take, from the client's send to its
+# answer, while the database stalls. The storage side is bounded hard at TIMEOUT
+# (adapters.mongo.errors.TimeBound, Transactions.run, group commit's max_wait),
+# each counted from when the request reached it; the margin is for what lies
+# outside: the request's way in (HTTP parsing, authentication, the queue of the
+# event loop that SIGCONT floods with late replies) and the answer's way out, on
+# a 2-core machine shared with other suites. Idle it is ~0.02 s; the overrun this
+# guards against (pymongo's 0.5 s server-selection steps) was 0.3-0.5 s.
+MARGIN = 0.25
 
 
 def fault_server(tmp_path: Path, name: str = "serve", **settings: str) -> ServeProcess:
@@ -85,6 +94,14 @@ class Scene:
     def load(self) -> SendLoad:
         """Alice's sends to the conversation (start them with ``running()``)."""
         return SendLoad(self.http, self.alice, self.conversation_id)
+
+    def reads(self) -> ReadLoad:
+        """Bob reading the conversation's latest messages and his profile."""
+        return ReadLoad(
+            self.http,
+            self.bob,
+            [f"/api/conversations/{self.conversation_id}/messages?limit=5", "/api/users/me"],
+        )
 
     async def stored(self) -> dict[str, int]:
         """clientMsgId -> seq of every stored message of the conversation."""
@@ -163,3 +180,37 @@ class SendLoad:
         while len(self.acked) < wanted:
             assert time.monotonic() < deadline, f"sends stopped working: {self.outcomes}"
             await asyncio.sleep(0.01)
+
+
+@define
+class ReadLoad:
+    """One reader per path, each reading it in a loop until stopped; statuses counted."""
+
+    http: httpx.AsyncClient
+    reader: Account
+    paths: list[str]
+    outcomes: Counter[int | str] = field(factory=Counter)
+    slowest: float = 0.0
+    _stop: asyncio.Event = field(factory=asyncio.Event)
+
+    async def _run(self, path: str) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                outcome: int | str = (
+                    await self.http.get(path, headers=self.reader.headers)
+                ).status_code
+            except httpx.TransportError:
+                outcome = "transport"
+                await asyncio.sleep(0.05)
+            self.outcomes[outcome] += 1
+            self.slowest = max(self.slowest, time.monotonic() - started)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[ReadLoad]:
+        tasks = [asyncio.create_task(self._run(path)) for path in self.paths]
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            await asyncio.gather(*tasks)
