@@ -7,8 +7,8 @@ and so is a repository call (adapters.mongo.errors.TimeBound)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
