@@ -110,9 +110,10 @@ class Scene:
 
 
 @contextlib.asynccontextmanager
-async def scene(tmp_path: Path) -> AsyncIterator[Scene]:
-    """A :class:`Scene` on a fresh `chatcore serve`, killed afterwards."""
-    server = fault_server(tmp_path)
+async def scene(tmp_path: Path, **settings: str) -> AsyncIterator[Scene]:
+    """A :class:`Scene` on a fresh `chatcore serve` (with ``settings`` in its
+    environment), killed afterwards."""
+    server = fault_server(tmp_path, **settings)
     try:
         server.wait_healthy()
         async with httpx.AsyncClient(base_url=server.url, timeout=30.0) as http:
@@ -135,6 +136,8 @@ class SendLoad:
     outcomes: Counter[int | str] = field(factory=Counter)  # status code or "transport"
     # (monotonic time, status) of every answer, to find when sends worked again.
     answers: list[tuple[float, int | str]] = field(factory=list)
+    # (sent, answered, status) of every send, to find those in flight at an instant.
+    spans: list[tuple[float, float, int | str]] = field(factory=list)
     slowest: float = 0.0  # seconds, the longest any send waited for its answer
     _stop: asyncio.Event = field(factory=asyncio.Event)
 
@@ -156,6 +159,7 @@ class SendLoad:
         self.outcomes[outcome] += 1
         answered = time.monotonic()
         self.answers.append((answered, outcome))
+        self.spans.append((started, answered, outcome))
         self.slowest = max(self.slowest, answered - started)
 
     async def _run(self, name: str) -> None:
@@ -180,6 +184,10 @@ class SendLoad:
         while len(self.acked) < wanted:
             assert time.monotonic() < deadline, f"sends stopped working: {self.outcomes}"
             await asyncio.sleep(0.01)
+
+    def in_flight_at(self, instant: float) -> list[int | str]:
+        """What the sends that were waiting for their answer at ``instant`` got."""
+        return [outcome for sent, answered, outcome in self.spans if sent < instant < answered]
 
 
 @define
