@@ -45,9 +45,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final
 
-from pymongo import MongoClient
-from pymongo.errors import PyMongoError
-
 log = logging.getLogger("chatcore")
 
 EXECUTABLE: Final = "secantusd-py"
@@ -245,6 +242,12 @@ class EmbeddedDatabase:
             process = self._process
         if process is None:
             raise EmbeddedDatabaseError("the embedded database was stopped")
+        # Imported here, not at the top: `chatcore serve` imports this module before
+        # it locks the data directory, and pymongo takes ~0.25 s to import; a second
+        # server on the same directory now fails without waiting for it.
+        from pymongo import MongoClient
+        from pymongo.errors import PyMongoError
+
         client: MongoClient[dict[str, object]] = MongoClient(
             self.uri, serverSelectionTimeoutMS=250, connectTimeoutMS=250
         )
