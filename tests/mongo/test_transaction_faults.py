@@ -18,7 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from adapters.mongo import MongoTimeouts
 from adapters.mongo.documents import Document
-from adapters.mongo.errors import TimeBound, storage_call, translate_errors
+from adapters.mongo.errors import TimeBound, request_deadline, storage_call, translate_errors
 from adapters.mongo.server import ServerInfo
 from adapters.mongo.transactions import Transactions
 from chatcore.errors import Unavailable
@@ -133,4 +133,11 @@ async def test_a_repository_call_still_waiting_at_the_client_timeout_is_unavaila
     stuck = _Stuck(db)
     assert stuck.call_limit == LIMIT_MS / 1000
     with pytest.raises(Unavailable):
+        await stuck.call()
+
+
+async def test_calls_within_a_request_deadline_share_it(db: AsyncDatabase[Document]) -> None:
+    stuck = _Stuck(db)
+    stuck.call_limit = 3600.0  # alone, the call would wait that long
+    with request_deadline(0.05), pytest.raises(Unavailable):
         await stuck.call()

@@ -25,8 +25,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Final, ParamSpec, TypeVar
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -108,6 +110,26 @@ def translate_errors() -> Iterator[None]:
         raise to_domain_error(exc) from exc
 
 
+# When the current request's storage calls must all be answered (time.monotonic()).
+_REQUEST_DEADLINE: ContextVar[float | None] = ContextVar("storage_deadline", default=None)
+
+
+@contextmanager
+def request_deadline(seconds: float | None) -> Iterator[None]:
+    """Within the block (an HTTP request), the calls of :class:`TimeBound`
+    repositories share one deadline, ``seconds`` from now: a request that makes
+    several storage calls answers within it as a whole, not within one limit each.
+    None: no shared deadline."""
+    if seconds is None:
+        yield
+        return
+    token = _REQUEST_DEADLINE.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _REQUEST_DEADLINE.reset(token)
+
+
 class TimeBound:
     """Base of the repositories whose ``@storage_call`` methods each answer within
     ``call_limit`` seconds as a whole, or raise ``Unavailable``.
@@ -141,12 +163,16 @@ async def hard_limit(seconds: float | None) -> AsyncIterator[None]:
 
 def storage_call(fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
     """Decorate a repository coroutine so that it raises only domain errors, and, on a
-    :class:`TimeBound` repository, answers within its ``call_limit``."""
+    :class:`TimeBound` repository, answers within its ``call_limit`` and within the
+    current :func:`request_deadline`."""
 
     @functools.wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         owner = args[0] if args else None
         limit = owner.call_limit if isinstance(owner, TimeBound) else None
+        deadline = _REQUEST_DEADLINE.get()
+        if limit is not None and deadline is not None:
+            limit = min(limit, deadline - time.monotonic())
         with translate_errors():
             async with hard_limit(limit):
                 return await fn(*args, **kwargs)
