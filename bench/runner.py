@@ -9,6 +9,9 @@ deflate) apply to the Python ones, e.g. ``chatcore-memory+plain``; ``+limits``
 puts CPython's collector thresholds back (chatcore serve's are wider);
 ``+stockfanout`` (chatcore only) puts python-socketio's own fan-out back (one Task
 per recipient socket) for a before/after comparison in one run;
+``+wsproto`` serves WebSockets with uvicorn's wsproto protocol instead of its
+sans-I/O ``websockets`` one, ``+granian`` serves with granian (Rust, ASGI) instead
+of uvicorn (both: the Python servers);
 ``+standalone`` starts SecantusDB as a standalone server (no replica set, so
 chatcore's MongoDB adapter runs without transactions); ``+durable`` starts it
 with ``--sync-on-commit`` (an acknowledged write survives a crash of the database).
@@ -47,6 +50,8 @@ FLAGS = {
     "stockfanout": "--stock-fanout",
     "nofreeze": "--no-gc-freeze",
     "gcdefault": "--gc-threshold=700,10,10",
+    "wsproto": "--ws=wsproto",
+    "granian": "--granian",
 }
 CHATCORE_ONLY = ("limits", "stockfanout", "nofreeze", "gcdefault")
 DB_FLAGS = {"standalone": "--standalone", "durable": "--sync-on-commit"}

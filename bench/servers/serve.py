@@ -1,16 +1,20 @@
-"""Uvicorn settings shared by every Python server of the benchmark, so they run on one stack.
+"""Server settings shared by every Python server of the benchmark, so they run on one stack.
 
-The defaults are those of ``chatcore serve`` (uvloop, httptools, websockets without
-per-message deflate, no access log, uvicorn's loggers left to the
-application's logging set-up: chatcore logs each WebSocket accept at INFO, as
-``chatcore serve`` does; the bare server configures no logging). ``--plain`` swaps uvloop +
-httptools for asyncio + h11, ``--ws-deflate`` turns per-message deflate on (uvicorn's default),
-to measure what each buys.
+The defaults are those of ``chatcore serve`` (uvicorn with uvloop, httptools, the
+sans-I/O ``websockets`` protocol without per-message deflate, no access log,
+uvicorn's loggers left to the application's logging set-up: chatcore logs each
+WebSocket accept at INFO, as ``chatcore serve`` does; the bare server configures
+no logging). ``--plain`` swaps uvloop + httptools for asyncio + h11, ``--ws-deflate``
+turns per-message deflate on (uvicorn's default), ``--ws wsproto`` serves WebSockets
+with uvicorn's wsproto protocol instead, and ``--granian`` serves the app with
+granian (a Rust HTTP and WebSocket server, ASGI interface, uvloop, one Rust runtime
+thread) instead of uvicorn, to measure what each buys.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 from typing import Any
 
 import uvicorn
@@ -27,17 +31,29 @@ def add_server_args(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="WebSocket per-message deflate (uvicorn's default)",
     )
+    parser.add_argument(
+        "--ws",
+        choices=["websockets-sansio", "wsproto"],
+        default="websockets-sansio",
+        help="uvicorn's WebSocket protocol implementation",
+    )
+    parser.add_argument(
+        "--granian", action="store_true", help="serve with granian instead of uvicorn"
+    )
 
 
 def run(app: Any, args: argparse.Namespace) -> None:
-    """Serve ``app`` with the same uvicorn configuration for every Python server."""
+    """Serve ``app`` with the same configuration for every Python server."""
+    if args.granian:
+        _run_granian(app, args)
+        return
     uvicorn.run(
         app,
         host=args.host,
         port=args.port,
         loop="asyncio" if args.plain else "uvloop",
         http="h11" if args.plain else "httptools",
-        ws="auto",  # websockets (sans-I/O), as chatcore serve
+        ws=args.ws,
         ws_per_message_deflate=args.ws_deflate,
         lifespan="on",
         access_log=False,
@@ -45,3 +61,29 @@ def run(app: Any, args: argparse.Namespace) -> None:
         server_header=False,
         timeout_graceful_shutdown=2,
     )
+
+
+def _run_granian(app: Any, args: argparse.Namespace) -> None:
+    # Imported here: granian is a benchmark candidate, not a dependency of chatcore.
+    from granian.constants import Interfaces
+    from granian.server.embed import Server
+
+    if args.ws_deflate:
+        raise SystemExit("--granian: granian has no per-message deflate")
+    # The embedded server runs the app on this process's event loop (as uvicorn does);
+    # the sockets are served by one Rust runtime thread. Stopped by SIGTERM, as uvicorn.
+    server = Server(
+        app,
+        address=args.host,
+        port=args.port,
+        interface=Interfaces.ASGI,  # with the lifespan protocol
+        websockets=True,
+        log_access=False,
+        log_enabled=False,
+    )
+    if args.plain:
+        asyncio.run(server.serve())
+    else:
+        import uvloop
+
+        uvloop.run(server.serve())
