@@ -1,14 +1,15 @@
 """Server settings shared by every Python server of the benchmark, so they run on one stack.
 
-The defaults are those of ``chatcore serve`` (uvicorn with uvloop, httptools, the
-sans-I/O ``websockets`` protocol without per-message deflate, no access log,
-uvicorn's loggers left to the application's logging set-up: chatcore logs each
-WebSocket accept at INFO, as ``chatcore serve`` does; the bare server configures
-no logging). ``--plain`` swaps uvloop + httptools for asyncio + h11, ``--ws-deflate``
-turns per-message deflate on (uvicorn's default), ``--ws wsproto`` serves WebSockets
-with uvicorn's wsproto protocol instead, and ``--granian`` serves the app with
-granian (a Rust HTTP and WebSocket server, ASGI interface, uvloop, one Rust runtime
-thread) instead of uvicorn, to measure what each buys.
+The defaults are those of ``chatcore serve`` (uvicorn with uvloop, httptools, its
+sans-I/O ``websockets`` protocol (chatcore: the lean subclass of it,
+entrypoints/socketio/lean.py; the bare server: uvicorn's own) without per-message
+deflate, no access log, uvicorn's loggers left to the application's logging set-up:
+chatcore logs each WebSocket accept at INFO, as ``chatcore serve`` does; the bare server
+configures no logging). ``--plain`` swaps uvloop + httptools for asyncio + h11,
+``--ws-deflate`` turns per-message deflate on (uvicorn's default), ``--ws`` picks the
+WebSocket protocol (``lean``, ``websockets-sansio``, ``wsproto``), and ``--granian``
+serves the app with granian (a Rust HTTP and WebSocket server, ASGI interface, uvloop,
+one Rust runtime thread) instead of uvicorn, to measure what each buys.
 """
 
 from __future__ import annotations
@@ -19,8 +20,12 @@ from typing import Any
 
 import uvicorn
 
+from entrypoints.socketio.lean import WS_PROTOCOLS, uvicorn_ws
 
-def add_server_args(parser: argparse.ArgumentParser) -> None:
+
+def add_server_args(parser: argparse.ArgumentParser, *, ws: str = "lean") -> None:
+    """The shared options; ``ws`` is the server's default WebSocket implementation
+    (chatcore: ``lean``, as ``chatcore serve``; the bare server: uvicorn's own)."""
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument(
@@ -33,9 +38,9 @@ def add_server_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--ws",
-        choices=["websockets-sansio", "wsproto"],
-        default="websockets-sansio",
-        help="uvicorn's WebSocket protocol implementation",
+        choices=WS_PROTOCOLS,
+        default=ws,
+        help=f"uvicorn's WebSocket protocol (CHATCORE_WS_PROTOCOL; default {ws})",
     )
     parser.add_argument(
         "--granian", action="store_true", help="serve with granian instead of uvicorn"
@@ -53,7 +58,7 @@ def run(app: Any, args: argparse.Namespace) -> None:
         port=args.port,
         loop="asyncio" if args.plain else "uvloop",
         http="h11" if args.plain else "httptools",
-        ws=args.ws,
+        ws=uvicorn_ws(args.ws),
         ws_per_message_deflate=args.ws_deflate,
         lifespan="on",
         access_log=False,

@@ -32,6 +32,7 @@ from socketio import packet
 
 from entrypoints.socketio.deadlines import Deadlines
 from entrypoints.socketio.handlers import Ack, error_ack
+from entrypoints.socketio.lean import SocketQueue, forget_handshake_headers
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,8 @@ class ChatcoreSocketServer(socketio.AsyncServer):  # type: ignore[misc]  # socke
         self.max_packet_bytes = max_packet_bytes
         # Engine.IO sessions not (yet) connected to Socket.IO, with their deadlines.
         self._handshaking = Deadlines(self._close_session)
+        # Each Engine.IO session's outgoing queue, without asyncio.Queue's four deques.
+        self.eio.create_queue = SocketQueue
 
     @property
     def handshaking(self) -> int:
@@ -79,6 +82,9 @@ class ChatcoreSocketServer(socketio.AsyncServer):  # type: ignore[misc]  # socke
         sid = self.manager.sid_from_eio_sid(eio_sid, namespace or "/")
         if sid is not None and self.manager.is_connected(sid, namespace or "/"):
             self._handshaking.cancel(eio_sid)
+            environ = self.environ.get(eio_sid)
+            if environ is not None:
+                forget_handshake_headers(environ)
 
     async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
         self._handshaking.cancel(eio_sid)

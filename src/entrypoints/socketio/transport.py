@@ -26,10 +26,11 @@ Task, its first step a loop iteration later, a waiter future and a timer per
 ``sendMessage``. The server reads instead under ``asyncio.timeout`` in the
 session's own task (same timeout, same outcome: the session closes).
 
-All four are process-wide class attributes of python-engineio (python-socketio's own
-admin instrumentation patches the same class the same way); :func:`install` is
-idempotent. On the WebSocket transport the other effect is that the writer takes
-queued packets 16 at a time (each is still written as its own frame).
+All four (and :func:`entrypoints.socketio.lean.schedule_ping`) are process-wide class
+attributes of python-engineio (python-socketio's own admin instrumentation patches the
+same class the same way); :func:`install` is idempotent. On the WebSocket transport the
+other effect is that the writer takes queued packets 16 at a time (each is still written
+as its own frame).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from engineio.async_socket import AsyncSocket
 from engineio.payload import Payload
 
 from adapters import socketio_direct
+from entrypoints.socketio import lean
 
 # The default of python-engineio clients: a GET response must not carry more.
 MAX_PACKETS_PER_POLL_RESPONSE: Final = 16
@@ -190,6 +192,8 @@ def install() -> None:
     Payload.max_decode_packets = max(Payload.max_decode_packets, MAX_PACKETS_PER_POST)
     AsyncSocket.poll = _bounded_poll
     AsyncSocket.close = _close_releasing_long_poll
+    # A timer handle per socket for the next ping, not a sleeping Task (socketio/lean.py).
+    AsyncSocket.schedule_ping = lean.schedule_ping
     # Through socketio_direct: its recording of direct lines (if any) runs around it.
     socketio_direct.use_inner_handler(_websocket_handler)
     _installed = True

@@ -1,0 +1,263 @@
+"""Lighter idle sockets: what each open WebSocket keeps in memory while nothing happens.
+
+An idle authenticated socket used to hold ~38 KiB of Python objects (tracemalloc,
+``python -m bench.idle_memory``); much of it was never used again after the
+handshake, or allocated up front for traffic that rarely comes:
+
+* **two asyncio queues** (uvicorn's incoming queue and Engine.IO's outgoing one),
+  each four ``collections.deque`` of ~760 bytes even when empty, and uvicorn's
+  ``writable`` :class:`asyncio.Event` (one more). :class:`SocketQueue` and
+  :class:`SocketEvent` have the same behaviour for what uses them and allocate
+  their buffers only while something is queued or waiting;
+* **the handshake request three times**: websockets' parser keeps the parsed
+  request (headers as a multi-dict) in its suspended generator for the life of
+  the connection, uvicorn keeps its response and the scope's header list, and
+  Engine.IO's environ a ``HTTP_*`` string per header. :class:`LeanWebSocketProtocol`
+  restarts the parser past the handshake and drops the response;
+  :func:`forget_handshake_headers` drops the header copies once the Socket.IO
+  connect handler (the only reader) has run;
+* **a Task per socket for the next Engine.IO ping** (a coroutine sleeping 25 s,
+  plus its entry in asyncio's task registry): :func:`schedule_ping` uses a timer
+  handle instead.
+
+Nothing observable changes: the same packets in the same order, the same ping
+and close behaviour, the same back-pressure. The Socket.IO connect handler still
+sees the full environ; ``sio.get_environ(sid)`` afterwards has no ``HTTP_*`` keys
+but ``HTTP_AUTHORIZATION`` (chatcore reads nothing else, and only at connect).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from typing import Any, Generic, TypeVar
+
+from engineio import packet as engineio_packet
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import Protocol
+from websockets.streams import StreamReader
+
+T = TypeVar("T")
+
+# Kept after the connect: a second Socket.IO connect on the same Engine.IO session runs
+# the connect handler again, and it reads this one (entrypoints/socketio/handlers.py).
+_KEPT_HEADERS = frozenset({"HTTP_AUTHORIZATION"})
+
+
+class SocketQueue(Generic[T]):
+    """An unbounded FIFO with the interface of :class:`asyncio.Queue` that Engine.IO and
+    uvicorn use (``put``/``put_nowait``, ``get``/``get_nowait``, ``task_done``, ``join``,
+    ``qsize``, ``empty``), with the same semantics: getters are served in order, a
+    cancelled ``get`` loses no item, ``join`` waits for a ``task_done`` per item.
+
+    It holds no deque while empty and no waiter list while nobody waits, where
+    ``asyncio.Queue`` holds four deques (~3 KiB) for its whole life."""
+
+    __slots__ = ("_getters", "_items", "_joiners", "_unfinished")
+
+    def __init__(self) -> None:
+        self._items: deque[T] | None = None
+        self._getters: list[asyncio.Future[None]] | None = None
+        self._joiners: list[asyncio.Future[None]] | None = None
+        self._unfinished = 0
+
+    def qsize(self) -> int:
+        items = self._items
+        return len(items) if items is not None else 0
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def put_nowait(self, item: T) -> None:
+        items = self._items
+        if items is None:
+            items = self._items = deque()
+        items.append(item)
+        self._unfinished += 1
+        self._wake_getter()
+
+    async def put(self, item: T) -> None:
+        self.put_nowait(item)
+
+    def get_nowait(self) -> T:
+        items = self._items
+        if not items:
+            raise asyncio.QueueEmpty
+        item = items.popleft()
+        if not items:
+            # An emptied deque keeps a 64-slot block: give it back while idle.
+            self._items = None
+        return item
+
+    async def get(self) -> T:
+        while not self._items:
+            getter = asyncio.get_running_loop().create_future()
+            if self._getters is None:
+                self._getters = []
+            self._getters.append(getter)
+            try:
+                await getter
+            except BaseException:
+                getter.cancel()
+                getters = self._getters
+                if getters is not None and getter in getters:
+                    getters.remove(getter)
+                elif self._items:
+                    # Woken, then cancelled: the item it was woken for goes to the next.
+                    self._wake_getter()
+                raise
+        return self.get_nowait()
+
+    def task_done(self) -> None:
+        if self._unfinished <= 0:
+            raise ValueError("task_done() called too many times")
+        self._unfinished -= 1
+        if self._unfinished == 0 and self._joiners is not None:
+            joiners, self._joiners = self._joiners, None
+            for joiner in joiners:
+                if not joiner.done():
+                    joiner.set_result(None)
+
+    async def join(self) -> None:
+        if self._unfinished > 0:
+            joiner = asyncio.get_running_loop().create_future()
+            if self._joiners is None:
+                self._joiners = []
+            self._joiners.append(joiner)
+            await joiner
+
+    def _wake_getter(self) -> None:
+        getters = self._getters
+        while getters:
+            getter = getters.pop(0)
+            if not getter.done():
+                getter.set_result(None)
+                break
+        if not getters:
+            self._getters = None
+
+
+class SocketEvent:
+    """:class:`asyncio.Event` (``is_set``, ``set``, ``clear``, ``wait``) without a waiter
+    deque while nobody waits."""
+
+    __slots__ = ("_value", "_waiters")
+
+    def __init__(self, value: bool = False) -> None:
+        self._value = value
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    def is_set(self) -> bool:
+        return self._value
+
+    def set(self) -> None:
+        if not self._value:
+            self._value = True
+            waiters, self._waiters = self._waiters, None
+            for waiter in waiters or ():
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._value = False
+
+    async def wait(self) -> bool:
+        if self._value:
+            return True
+        waiter = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        try:
+            await waiter
+            return True
+        finally:
+            waiters = self._waiters
+            if waiters is not None and waiter in waiters:
+                waiters.remove(waiter)
+
+
+class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's sans-I/O ``websockets`` protocol (``ws="websockets-sansio"``, what
+    ``ws="auto"`` picks), keeping less per connection: see the module docstring. Pass the
+    class itself as uvicorn's ``ws``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Used as uvicorn uses its asyncio.Queue and Event (put_nowait/get/empty, wait/set).
+        self.queue = SocketQueue()  # type: ignore[assignment]
+        self.writable = SocketEvent(value=True)  # type: ignore[assignment]
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        # uvicorn never reads the parsed request after this (its scope has the headers).
+        self.request = None  # type: ignore[assignment]
+        _restart_parser(self.conn)
+
+    def start_keepalive(self) -> None:
+        # Called once, right after the accepted handshake's response went out: the
+        # response (headers included) is not used again.
+        self.response = None  # type: ignore[assignment]
+        super().start_keepalive()
+
+
+def _restart_parser(conn: Any) -> None:
+    """Replace websockets' server-side parser generator, which keeps the handshake
+    request in a local for the life of the connection, by the frame parser it runs
+    next, if that one has consumed nothing yet (it waits at the top of its loop for
+    data or end of stream: a client sends no frame before the 101 response)."""
+    parser = conn.parser
+    frames = getattr(parser, "gi_yieldfrom", None)  # the frame parser (Protocol.parse)
+    waiting = getattr(frames, "gi_yieldfrom", None)  # what it waits on
+    if (
+        getattr(frames, "gi_code", None) is not Protocol.parse.__code__
+        or getattr(waiting, "gi_code", None) is not StreamReader.at_eof.__code__
+        or conn.reader.buffer
+    ):
+        return
+    fresh = Protocol.parse(conn)
+    next(fresh)  # runs to the same place: at_eof, waiting for data
+    conn.parser = fresh
+    parser.close()
+
+
+def forget_handshake_headers(environ: dict[str, Any]) -> None:
+    """Drop the header copies of a connected socket's environ (its ``HTTP_*`` strings
+    and the ASGI scope's header list, shared with uvicorn) but ``HTTP_AUTHORIZATION``;
+    call after the Socket.IO connect handler has run."""
+    for key in [k for k in environ if k.startswith("HTTP_") and k not in _KEPT_HEADERS]:
+        del environ[key]
+    scope = environ.get("asgi.scope")
+    if isinstance(scope, dict) and scope.get("type") == "websocket":
+        # HTTP long-polling scopes end with their request; a WebSocket's lives on.
+        scope["headers"] = []
+
+
+def schedule_ping(self: Any) -> None:
+    """``engineio.async_socket.AsyncSocket.schedule_ping`` (engineio 4.x) on a timer
+    handle instead of a Task that sleeps ``ping_interval``: same ping, same timing."""
+    # only schedule a new ping if the previous ping wait cycle completed
+    if self.last_ping:
+        self.last_ping = None
+        asyncio.get_running_loop().call_later(self.server.ping_interval, _send_ping, self)
+
+
+def _send_ping(socket: Any) -> None:
+    # AsyncSocket._send_ping after its sleep: socket.send(PING) is a ping-timeout check
+    # (passes: last_ping was just set), a closed check (done here) and a queue put.
+    if not socket.closing and not socket.closed:
+        socket.last_ping = time.time()
+        socket.queue.put_nowait(engineio_packet.Packet(engineio_packet.PING))
+
+
+# CHATCORE_WS_PROTOCOL: uvicorn's WebSocket implementation in `chatcore serve`.
+WS_PROTOCOLS = ("lean", "websockets-sansio", "wsproto")
+
+
+def uvicorn_ws(name: str) -> type[Any] | str:
+    """uvicorn's ``ws`` argument for a ``CHATCORE_WS_PROTOCOL`` value: ``lean`` is
+    :class:`LeanWebSocketProtocol`, the others are uvicorn's own (by their uvicorn names)."""
+    if name not in WS_PROTOCOLS:
+        raise ValueError(f"unknown WebSocket protocol {name!r}: one of {WS_PROTOCOLS}")
+    return LeanWebSocketProtocol if name == "lean" else name
