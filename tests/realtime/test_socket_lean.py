@@ -1,0 +1,165 @@
+"""Lighter idle sockets (entrypoints/socketio/lean.py): the pieces, and a live server on them.
+
+The queue and event stand in for asyncio's inside uvicorn and Engine.IO, so they are
+pinned to asyncio's semantics where those are used; the live tests check what the
+lighter socket must still do: pings on a timer, the handshake's headers gone after
+the connect but the bearer header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import weakref
+from typing import Any
+
+import pytest
+from engineio.async_socket import AsyncSocket
+from livechat import TIMEOUT, LiveChat
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request
+from websockets.server import ServerProtocol
+
+from entrypoints.socketio.lean import SocketEvent, SocketQueue, _restart_parser
+from support.waiting import wait_until
+
+HANDSHAKE = (
+    b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: a\r\n"
+    b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+    b"User-Agent: test\r\n\r\n"
+)
+
+
+async def test_queue_is_fifo_and_wakes_a_waiting_getter() -> None:
+    queue: SocketQueue[int] = SocketQueue()
+    getter = asyncio.ensure_future(queue.get())
+    await asyncio.sleep(0)
+    assert not getter.done()
+
+    queue.put_nowait(1)
+    await queue.put(2)
+
+    assert await getter == 1
+    assert queue.get_nowait() == 2
+    assert queue.empty()
+    assert queue.qsize() == 0
+    with pytest.raises(asyncio.QueueEmpty):
+        queue.get_nowait()
+
+
+async def test_a_getter_cancelled_after_its_wake_up_loses_no_item() -> None:
+    queue: SocketQueue[str] = SocketQueue()
+    first = asyncio.ensure_future(queue.get())
+    second = asyncio.ensure_future(queue.get())
+    await asyncio.sleep(0)
+
+    queue.put_nowait("item")  # wakes the first getter...
+    first.cancel()  # ...which is cancelled before it runs
+
+    assert await asyncio.wait_for(second, TIMEOUT) == "item"
+    assert first.cancelled()
+
+
+async def test_join_waits_for_a_task_done_per_item() -> None:
+    queue: SocketQueue[str] = SocketQueue()
+    await queue.join()  # nothing queued: returns at once
+    queue.put_nowait("a")
+    queue.put_nowait("b")
+    joined = asyncio.ensure_future(queue.join())
+    queue.get_nowait()
+    queue.task_done()
+    await asyncio.sleep(0)
+    assert not joined.done()
+
+    queue.get_nowait()
+    queue.task_done()
+
+    await asyncio.wait_for(joined, TIMEOUT)
+    with pytest.raises(ValueError, match="too many"):
+        queue.task_done()
+
+
+async def test_event_wait_returns_once_set_and_not_after_a_clear() -> None:
+    event = SocketEvent(value=True)
+    assert await event.wait()
+    event.clear()
+    waiter = asyncio.ensure_future(event.wait())
+    await asyncio.sleep(0)
+    assert not waiter.done()
+
+    event.set()
+
+    assert await asyncio.wait_for(waiter, TIMEOUT)
+    assert event.is_set()
+
+
+def test_the_restarted_parser_keeps_no_handshake_request_and_parses_frames() -> None:
+    conn = ServerProtocol()
+    conn.receive_data(HANDSHAKE)
+    [request] = conn.events_received()
+    assert isinstance(request, Request)
+    conn.send_response(conn.accept(request))
+    conn.data_to_send()
+    kept = weakref.ref(request)
+    del request
+
+    _restart_parser(conn)
+    gc.collect()
+
+    assert kept() is None, "the handshake request is still referenced"
+    conn.receive_data(Frame(Opcode.TEXT, b"40").serialize(mask=True))
+    [frame] = conn.events_received()
+    assert (frame.opcode, frame.data) == (Opcode.TEXT, b"40")
+
+
+def test_a_parser_in_the_middle_of_a_frame_is_left_alone() -> None:
+    conn = ServerProtocol()
+    conn.receive_data(HANDSHAKE)
+    [request] = conn.events_received()
+    conn.send_response(conn.accept(request))
+    frame = Frame(Opcode.TEXT, b"hello").serialize(mask=True)
+    conn.receive_data(frame[:3])  # a client that did not wait for the response
+    parser = conn.parser
+
+    _restart_parser(conn)
+
+    assert conn.parser is parser
+    conn.receive_data(frame[3:])
+    [received] = conn.events_received()
+    assert received.data == b"hello"
+
+
+async def test_pings_keep_coming_on_the_timer(
+    live: LiveChat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each PONG schedules the next ping: count them on a short interval.
+    live.sio.eio.ping_interval = 0.05
+    pongs = 0
+    schedule = AsyncSocket.schedule_ping
+
+    def counted(self: Any) -> None:
+        nonlocal pongs
+        pongs += 1
+        schedule(self)
+
+    monkeypatch.setattr(AsyncSocket, "schedule_ping", counted)
+    (alice,) = await live.users("alice")
+    client = await live.connect(alice)
+
+    await wait_until(lambda: pongs >= 3, within=TIMEOUT)
+
+    assert client.sio.connected
+    await client.settle()
+
+
+async def test_a_connected_socket_keeps_the_bearer_header_only(live: LiveChat) -> None:
+    (alice,) = await live.users("alice")
+    client = await live.connect(alice)
+
+    environ = live.sio.get_environ(client.sid)
+
+    assert "HTTP_USER_AGENT" not in environ
+    assert "HTTP_HOST" not in environ
+    assert environ["asgi.scope"]["headers"] == []
+    await client.settle()
