@@ -17,8 +17,14 @@ python-socketio hands an Engine.IO session or packet to Socket.IO:
   not a list with a name) is answered with a ``validation_error`` ack when it
   asks for one, and logged as one line, not a traceback.
 
+Two more keep sockets cheap (entrypoints/socketio/lean.py, adapters/socketio_fanout.py):
+each Engine.IO session's queue is a :class:`~entrypoints.socketio.lean.SocketQueue`,
+a connected socket's handshake headers are dropped after the connect handler ran,
+and acks take the fan-out's direct path.
+
 These override private methods of python-socketio 5.x (``_handle_eio_*``,
-``_handle_connect``); tests/realtime/test_socket_abuse.py pins their behaviour.
+``_handle_connect``, ``_send_packet``); tests/realtime/test_socket_abuse.py pins
+their behaviour.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from typing import Any, Final
 import socketio
 from socketio import packet
 
+from adapters.socketio_fanout import engineio_packets
 from entrypoints.socketio.deadlines import Deadlines
 from entrypoints.socketio.handlers import Ack, error_ack
 from entrypoints.socketio.lean import SocketQueue, forget_handshake_headers
@@ -105,6 +112,17 @@ class ChatcoreSocketServer(socketio.AsyncServer):  # type: ignore[misc]  # socke
         except Exception as exc:
             logger.warning("malformed Socket.IO packet from %s: %r", eio_sid, exc)
             await self._answer(eio_sid, data, error_ack("validation_error", "malformed packet"))
+
+    async def _send_packet(self, eio_sid: str, pkt: Any) -> None:
+        # Acks and connect answers take the fan-out's path (adapters/socketio_fanout.py):
+        # on an idle WebSocket written at once, else queued, without python-engineio's
+        # awaited queue put and its writer task's wake-up per packet. Same order per socket.
+        fanout = getattr(self.manager, "fanout", None)
+        if fanout is None:
+            await super()._send_packet(eio_sid, pkt)
+            return
+        encoded = pkt.encode()
+        fanout.send(eio_sid, engineio_packets(encoded if isinstance(encoded, list) else [encoded]))
 
     async def _answer(self, eio_sid: str, data: str | bytes, ack: Ack) -> None:
         """Send ``ack`` to the packet ``data`` if it is an event asking for one."""
