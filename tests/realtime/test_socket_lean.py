@@ -9,11 +9,15 @@ the connect but the bearer header.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import weakref
 from typing import Any
 
 import pytest
+import websockets
+import websockets.asyncio.client
+from engineio import packet as eio_packet
 from engineio.async_socket import AsyncSocket
 from livechat import TIMEOUT, LiveChat
 from websockets.frames import Frame, Opcode
@@ -163,3 +167,39 @@ async def test_a_connected_socket_keeps_the_bearer_header_only(live: LiveChat) -
     assert "HTTP_HOST" not in environ
     assert environ["asgi.scope"]["headers"] == []
     await client.settle()
+
+
+async def test_a_websocket_that_sends_nothing_is_closed_after_the_read_timeout(
+    live: LiveChat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The reader's deadline: ping_interval + ping_timeout without a packet from the
+    # client, which here sends nothing at all (the Socket.IO connect deadline is 10 s).
+    # The other two guards are kept from firing: the writer's (no packet to send within
+    # the same time) by the NOOPs fed below, Engine.IO's ping check by no pings.
+    live.sio.eio.ping_interval = 0.1
+    live.sio.eio.ping_timeout = 0.1
+    monkeypatch.setattr(AsyncSocket, "schedule_ping", lambda self: None)
+    url = live.url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+
+    async def keep_the_writer_busy() -> None:
+        while True:
+            for socket in list(live.sio.eio.sockets.values()):
+                socket.last_ping = None  # no ping outstanding: nothing to time out
+                socket.queue.put_nowait(eio_packet.Packet(eio_packet.NOOP))
+            await asyncio.sleep(0.02)
+
+    feeder = asyncio.create_task(keep_the_writer_busy())
+    received: list[str | bytes] = []
+    try:
+        async with websockets.asyncio.client.connect(url) as ws:
+            with contextlib.suppress(websockets.ConnectionClosed):
+                async with asyncio.timeout(TIMEOUT):
+                    while True:
+                        received.append(await ws.recv())
+    finally:
+        feeder.cancel()
+
+    assert str(received[0]).startswith("0{")  # the Engine.IO open packet
+    assert "6" in received  # NOOPs: the writer was alive throughout
+    assert "2" not in received  # no ping
+    await wait_until(lambda: not live.sio.eio.sockets, within=TIMEOUT)
