@@ -24,6 +24,7 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
+from adapters import socketio_direct
 from entrypoints.socketio.lean import SocketEvent, SocketQueue, _restart_parser
 from support.waiting import wait_until
 
@@ -203,3 +204,12 @@ async def test_a_websocket_that_sends_nothing_is_closed_after_the_read_timeout(
     assert "6" in received  # NOOPs: the writer was alive throughout
     assert "2" not in received  # no ping
     await wait_until(lambda: not live.sio.eio.sockets, within=TIMEOUT)
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 70000])
+def test_text_frames_are_the_bytes_websockets_would_send(size: int) -> None:
+    text = ("é" * size)[:size] if size % 2 else "x" * size
+
+    expected = Frame(Opcode.TEXT, text.encode()).serialize(mask=False)
+
+    assert socketio_direct.text_frame(text) == expected

@@ -128,14 +128,13 @@ class SocketQueue(Generic[T]):
             await joiner
 
     def _wake_getter(self) -> None:
+        # The (empty) list is kept once made: a socket that waits once waits again.
         getters = self._getters
         while getters:
             getter = getters.pop(0)
             if not getter.done():
                 getter.set_result(None)
                 break
-        if not getters:
-            self._getters = None
 
 
 class SocketEvent:
