@@ -20,9 +20,11 @@ import websockets.asyncio.client
 from engineio import packet as eio_packet
 from engineio.async_socket import AsyncSocket
 from livechat import TIMEOUT, LiveChat
+from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
+from websockets.uri import parse_uri
 
 from adapters import socketio_direct
 from entrypoints.socketio.lean import SocketEvent, SocketQueue, _restart_parser
@@ -213,3 +215,92 @@ def test_text_frames_are_the_bytes_websockets_would_send(size: int) -> None:
     expected = Frame(Opcode.TEXT, text.encode()).serialize(mask=False)
 
     assert socketio_direct.text_frame(text) == expected
+
+
+class RawWebSocket:
+    """A WebSocket client whose writes go out exactly as given (websockets' sans-I/O
+    client frames them), to send several frames in one write or one frame in pieces."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.protocol = ClientProtocol(parse_uri("ws://127.0.0.1/socket.io/"))
+        self.texts: list[str] = []
+
+    @classmethod
+    async def open(cls, live: LiveChat) -> RawWebSocket:
+        host, port = live.url.removeprefix("http://").split(":")
+        raw = cls(*await asyncio.open_connection(host, int(port)))
+        request = raw.protocol.connect()
+        request.path = "/socket.io/?EIO=4&transport=websocket"
+        raw.protocol.send_request(request)
+        raw.writer.write(b"".join(raw.protocol.data_to_send()))
+        assert (await raw.next_text()).startswith("0{")  # the Engine.IO open packet
+        return raw
+
+    def frames(self, *texts: str) -> bytes:
+        """The masked frames of ``texts``, as one byte string."""
+        for text in texts:
+            self.protocol.send_text(text.encode())
+        return b"".join(self.protocol.data_to_send())
+
+    async def next_text(self) -> str:
+        while not self.texts:
+            self.protocol.receive_data(await asyncio.wait_for(self.reader.read(65536), TIMEOUT))
+            for event in self.protocol.events_received():
+                if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
+                    self.texts.append(event.data.decode())
+        return self.texts.pop(0)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def test_text_frames_are_read_whole_batched_split_or_large(live: LiveChat) -> None:
+    (alice,) = await live.users("alice")
+    raw = await RawWebSocket.open(live)
+    try:
+        raw.writer.write(raw.frames(f'40{{"token":"{alice.token}"}}'))
+        assert (await raw.next_text()).startswith("40{")  # connected
+
+        # Three events asking for acks in one write: three frames in one read.
+        sync = '["sync",{"since":{}}]'
+        raw.writer.write(raw.frames(f"421{sync}", f"422{sync}", f"423{sync}"))
+        # One frame in three writes (header, then the payload in two).
+        frame = raw.frames(f"424{sync}")
+        for piece in (frame[:3], frame[3:10], frame[10:]):
+            raw.writer.write(piece)
+            await raw.writer.drain()
+        # A frame with a 16-bit length (over 125 bytes), not ASCII.
+        raw.writer.write(raw.frames(f'425["sync",{{"since":{{"{"é" * 60}":0}}}}]'))
+        # A text frame, a PING control frame and a text frame in one write.
+        raw.protocol.send_text(f"426{sync}".encode())
+        raw.protocol.send_ping(b"p")
+        raw.protocol.send_text(f"427{sync}".encode())
+        raw.writer.write(b"".join(raw.protocol.data_to_send()))
+
+        acks = [await raw.next_text() for _ in range(7)]
+
+        assert [a[:3] for a in acks] == ["431", "432", "433", "434", "435", "436", "437"]
+        assert all('"ok":true' in a for a in acks), acks
+    finally:
+        raw.close()
+
+
+async def test_invalid_utf8_in_a_text_frame_closes_the_connection(live: LiveChat) -> None:
+    raw = await RawWebSocket.open(live)
+    try:
+        raw.protocol.send_frame(Frame(Opcode.TEXT, b"42\xff\xfe"))
+        raw.writer.write(b"".join(raw.protocol.data_to_send()))
+
+        with contextlib.suppress(TimeoutError, ConnectionError):
+            while True:
+                raw.protocol.receive_data(
+                    await asyncio.wait_for(raw.reader.read(65536), TIMEOUT) or b""
+                )
+                if raw.protocol.close_rcvd is not None or raw.reader.at_eof():
+                    break
+
+        assert raw.protocol.close_rcvd is not None
+        assert raw.protocol.close_rcvd.code == 1007  # invalid frame payload data
+    finally:
+        raw.close()
