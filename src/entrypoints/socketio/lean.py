@@ -104,10 +104,7 @@ class SocketQueue(Generic[T]):
 
     async def get(self) -> T:
         while not self._items:
-            getter = asyncio.get_running_loop().create_future()
-            if self._getters is None:
-                self._getters = []
-            self._getters.append(getter)
+            self._getters, getter = _new_waiter(self._getters)
             try:
                 await getter
             except BaseException:
@@ -133,10 +130,7 @@ class SocketQueue(Generic[T]):
 
     async def join(self) -> None:
         if self._unfinished > 0:
-            joiner = asyncio.get_running_loop().create_future()
-            if self._joiners is None:
-                self._joiners = []
-            self._joiners.append(joiner)
+            self._joiners, joiner = _new_waiter(self._joiners)
             await joiner
 
     def _wake_getter(self) -> None:
@@ -147,6 +141,17 @@ class SocketQueue(Generic[T]):
             if not getter.done():
                 getter.set_result(None)
                 break
+
+
+def _new_waiter(
+    waiters: list[asyncio.Future[None]] | None,
+) -> tuple[list[asyncio.Future[None]], asyncio.Future[None]]:
+    """A new future appended to ``waiters`` (created on first use); both returned."""
+    waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    if waiters is None:
+        waiters = []
+    waiters.append(waiter)
+    return waiters, waiter
 
 
 class SocketEvent:
@@ -176,10 +181,7 @@ class SocketEvent:
     async def wait(self) -> bool:
         if self._value:
             return True
-        waiter = asyncio.get_running_loop().create_future()
-        if self._waiters is None:
-            self._waiters = []
-        self._waiters.append(waiter)
+        self._waiters, waiter = _new_waiter(self._waiters)
         try:
             await waiter
             return True
