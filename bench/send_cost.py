@@ -13,14 +13,15 @@ After a warm-up, the server's cost of ``--sends`` sends is counted as:
 * instructions (``--callgrind``): the server runs under valgrind's callgrind with
   instrumentation off until the warm-up is over; instructions per send are the same
   from run to run to well under 1 %, whatever else the machine does. Slow (the
-  server runs ~50x slower while counted): use fewer sends (``--sends 1000``).
+  server runs ~50x slower while counted): 500 sends by default.
 
 Servers are ``chatcore-memory`` names as in ``python -m bench`` (``@<rev>`` runs that
 revision's tree). Each body kind is measured per server and round, the servers
 alternating within a round; the figures are medians over the rounds.
 
     python -m bench.send_cost --servers chatcore-memory@3d56393,chatcore-memory
-    python -m bench.send_cost --servers chatcore-memory@3d56393,chatcore-memory --callgrind --sends 1000 --rounds 1
+    python -m bench.send_cost --servers chatcore-memory@3d56393,chatcore-memory \
+        --callgrind --sends 500 --rounds 1
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ import statistics
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -46,10 +46,12 @@ BODIES = {"plain": "hello there, see you at noon", "mention": "hi @{receiver}, s
 
 
 def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench.send_cost", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m bench.send_cost", description=__doc__.splitlines()[0]
+    )
     p.add_argument("--servers", default="chatcore-memory@main,chatcore-memory")
     p.add_argument("--bodies", default="plain,mention", help=f"of {sorted(BODIES)}")
-    p.add_argument("--sends", type=int, help="measured sends (default 5000; 1000 with --callgrind)")
+    p.add_argument("--sends", type=int, help="measured sends (default 5000; 500 with --callgrind)")
     p.add_argument("--warmup", type=int, default=300)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--callgrind", action="store_true", help="count instructions (valgrind)")
@@ -129,7 +131,8 @@ async def measure(
             pipes=True,
         )
         pid = server.child.pid
-        assert gen.proc.stdout is not None and gen.proc.stdin is not None
+        assert gen.proc.stdout is not None
+        assert gen.proc.stdin is not None
         start = 0
         try:
             async for line in gen.proc.stdout:
@@ -194,7 +197,7 @@ async def main_async(args: argparse.Namespace) -> None:
 def main() -> None:
     args = parse_args()
     if args.sends is None:
-        args.sends = 1000 if args.callgrind else 5000
+        args.sends = 500 if args.callgrind else 5000
     if args.callgrind and shutil.which("callgrind_control") is None:
         sys.exit("--callgrind needs valgrind (callgrind_control not found)")
     asyncio.run(main_async(args))

@@ -18,8 +18,8 @@ import json
 import os
 import shutil
 from pathlib import Path
-from urllib.parse import quote
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
