@@ -55,6 +55,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=300)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--callgrind", action="store_true", help="count instructions (valgrind)")
+    p.add_argument(
+        "--keep", type=Path, help="with --callgrind: keep each dump here (for callgrind_annotate)"
+    )
     return p.parse_args()
 
 
@@ -69,9 +72,13 @@ def thread_cpu_ns(pid: int) -> int:
     return total
 
 
-def callgrind_total(out: Path) -> int:
-    """Instructions counted in callgrind's newest dump of ``out`` (``out.N`` files)."""
+def callgrind_total(out: Path, keep: Path | None, name: str) -> int:
+    """Instructions counted in callgrind's newest dump of ``out`` (``out.N`` files),
+    copied to ``keep`` as ``<name>.callgrind`` if given."""
     dumps = sorted(out.parent.glob(out.name + "*"), key=lambda p: p.stat().st_mtime)
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        shutil.copy(dumps[-1], keep / f"{name}.callgrind")
     for line in dumps[-1].read_text().splitlines():
         if line.startswith("totals:"):
             return int(line.split()[1])
@@ -147,7 +154,7 @@ async def measure(
                     if args.callgrind:
                         await callgrind_control("-i", "off", str(pid))
                         await callgrind_control("-d", str(pid))
-                        return callgrind_total(out) / args.sends
+                        return callgrind_total(out, args.keep, f"{spec.name}-{kind}") / args.sends
                     return (thread_cpu_ns(pid) - start) / args.sends / 1000
                 elif event == "error":
                     raise RuntimeError(f"send_cost.mjs: {line!r}")
