@@ -292,8 +292,7 @@ class MessageService:
         other than the sender; only members if ``member_ids`` is given. One indexed query."""
         found = await self.users.find_by_usernames(names)
         ids_by_username = {u.username.lower(): u.id for u in found}
-        members = member_ids if member_ids is not None else [u.id for u in found]
-        return mentioned_ids(names, ids_by_username, members, sender_id)
+        return mentioned_ids(names, ids_by_username, member_ids, sender_id)
 
     async def _thread_root(
         self, user_id: str, conversation_id: str, thread_id: str, *, live: bool
