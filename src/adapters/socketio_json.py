@@ -15,7 +15,6 @@ from typing import Any
 import orjson
 import socketio
 
-
 # The payload :meth:`Packet.data_is_binary` last encoded, and its JSON: python-socketio
 # checks a packet's payload for binary when it builds the packet and encodes the same
 # object right after (``Packet(...).encode()``), so that encoding is reused, once.
