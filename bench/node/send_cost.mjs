@@ -8,7 +8,7 @@
 // sends; each is answered with one line on stdin (the driver starts and stops counting).
 import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
-import { io } from "socket.io-client";
+import { connect } from "./connect.mjs";
 
 const config = JSON.parse(readFileSync(process.argv[2], "utf8"));
 const stdinLines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
@@ -30,21 +30,11 @@ async function handshake(name) {
   if (done) fail("stdin closed");
 }
 
-function connect(token) {
-  return new Promise((resolve, reject) => {
-    const socket = io(config.url, {
-      transports: ["websocket"],
-      auth: { token },
-      forceNew: true,
-      reconnection: false,
-      timeout: config.maxSeconds * 1000,
-    });
-    socket.once("connect", () => resolve(socket));
-    socket.once("connect_error", (err) => reject(new Error(err.message)));
-  });
-}
-
-const [sender, receiver] = await Promise.all([connect(config.senderToken), connect(config.receiverToken)]);
+const timeoutMs = config.maxSeconds * 1000;
+const [sender, receiver] = await Promise.all([
+  connect(config.url, config.senderToken, timeoutMs),
+  connect(config.url, config.receiverToken, timeoutMs),
+]);
 let waiting = null; // {body, left, resolve}: the send in flight and the deliveries it still needs
 const arrived = (m) => {
   if (waiting && m?.body === waiting.body && --waiting.left === 0) waiting.resolve();
