@@ -1,17 +1,20 @@
 """The servers under test and the Node load generator, each started as a separate process.
 
-A server name is a base name plus optional ``+flags``: ``chatcore-memory``,
-``chatcore-secantus``, ``bare-python``, ``bare-node``; ``+plain`` (asyncio + h11
-instead of uvloop + httptools) and ``+deflate`` (WebSocket per-message
-deflate) apply to the Python ones, e.g. ``chatcore-memory+plain``; ``+limits``
-(chatcore only) checks every rate limit on every action (otherwise they are off);
-``+nofreeze`` (chatcore only) skips ``gc.freeze()`` after start-up and ``+gcdefault``
-puts CPython's collector thresholds back (chatcore serve's are wider);
-``+stockfanout`` (chatcore only) puts python-socketio's own fan-out back (one Task
-per recipient socket) for a before/after comparison in one run;
-``+standalone`` starts SecantusDB as a standalone server (no replica set, so
-chatcore's MongoDB adapter runs without transactions); ``+durable`` starts it
-with ``--sync-on-commit`` (an acknowledged write survives a crash of the database).
+A server name is a base name plus optional ``+flags``: ``chatcore-memory``, ``chatcore-
+secantus``, ``bare-python``, ``bare-node``; ``+plain`` (asyncio + h11 instead of uvloop
++ httptools) and ``+deflate`` (WebSocket per-message deflate) apply to the Python ones,
+e.g. ``chatcore-memory+plain``; ``+limits`` (chatcore only) checks every rate limit on
+every action (otherwise they are off); ``+nofreeze`` (chatcore only) skips
+``gc.freeze()`` after start-up and ``+gcdefault`` puts CPython's collector thresholds
+back (chatcore serve's are wider); ``+stockfanout`` (chatcore only) puts python-
+socketio's own fan-out back (one Task per recipient socket) for a before/after
+comparison in one run; ``+wsproto`` serves WebSockets with uvicorn's wsproto protocol,
+``+sansio`` with uvicorn's sans-I/O ``websockets`` one (the bare server's default),
+``+lean`` with chatcore's subclass of it (chatcore's default), ``+granian`` serves with
+granian (Rust, ASGI) instead of uvicorn (both: the Python servers); ``+standalone``
+starts SecantusDB as a standalone server (no replica set, so chatcore's MongoDB adapter
+runs without transactions); ``+durable`` starts it with ``--sync-on-commit`` (an
+acknowledged write survives a crash of the database).
 
 A chatcore server name may end in ``@<git revision>`` (``chatcore-secantus@main``):
 that revision's ``src`` and ``bench`` are extracted (``git archive``) and the server
@@ -47,6 +50,10 @@ FLAGS = {
     "stockfanout": "--stock-fanout",
     "nofreeze": "--no-gc-freeze",
     "gcdefault": "--gc-threshold=700,10,10",
+    "wsproto": "--ws=wsproto",
+    "sansio": "--ws=websockets-sansio",
+    "lean": "--ws=lean",
+    "granian": "--granian",
 }
 CHATCORE_ONLY = ("limits", "stockfanout", "nofreeze", "gcdefault")
 DB_FLAGS = {"standalone": "--standalone", "durable": "--sync-on-commit"}
