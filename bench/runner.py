@@ -30,7 +30,7 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,8 +134,12 @@ class Server:
 
 
 @contextlib.asynccontextmanager
-async def running(spec: ServerSpec, children: Children, work: Path) -> AsyncIterator[Server]:
-    """Start ``spec`` (and its database) on free loopback ports; stop both afterwards."""
+async def running(
+    spec: ServerSpec, children: Children, work: Path, *, wrap: Sequence[str] = ()
+) -> AsyncIterator[Server]:
+    """Start ``spec`` (and its database) on free loopback ports; stop both afterwards.
+
+    ``wrap`` goes before the server's command line (e.g. valgrind and its options)."""
     port = free_port()
     home = work / f"{spec.name}-{secrets.token_hex(3)}"
     home.mkdir(parents=True)
@@ -167,7 +171,7 @@ async def running(spec: ServerSpec, children: Children, work: Path) -> AsyncIter
             else:
                 argv += ["--storage", "memory"]
         # cwd is the server's own directory: no stray .env from the work tree is read.
-        server = await children.start(spec.name, [*argv, *spec.flags], env=env, cwd=home)
+        server = await children.start(spec.name, [*wrap, *argv, *spec.flags], env=env, cwd=home)
         url = f"http://127.0.0.1:{port}"
         await wait_http(server, f"{url}/healthz", START_TIMEOUT)
         running_server = Server(spec, url, server, db, uri)
