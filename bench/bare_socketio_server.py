@@ -100,7 +100,7 @@ def build_app() -> socketio.ASGIApp:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_server_args(parser)
+    add_server_args(parser, ws="websockets-sansio")
     run(build_app(), parser.parse_args())
 
 

@@ -1,18 +1,18 @@
 """Where an idle socket's memory goes: tracemalloc over the server side of N idle sockets.
 
-The real app (in-memory storage) runs in uvicorn in this process, as chatcore
-serve configures it (websockets sans-I/O, no deflate); N python-socketio clients
-connect over WebSocket, also in this process. tracemalloc compares the heap
-before and after (after the connections settled), keeps the allocation sites of
-the server side (uvicorn, websockets, engine.io / socket.io server code,
-asyncio, chatcore) and prints the top sites in bytes per socket. Client-side
-sites (python-socketio/engine.io clients, aiohttp) are left out; shared modules
-(asyncio, websockets) count for both and are listed with their caller line.
+The real app (in-memory storage) runs in uvicorn in this process, as chatcore serve
+configures it (``--ws``: its lean sans-I/O websockets protocol, no deflate); N python-socketio
+ clients connect over WebSocket, also in this process. tracemalloc compares the
+heap before and after (after the connections settled), keeps the allocation sites of the
+server side (uvicorn, websockets, engine.io / socket.io server code, asyncio, chatcore)
+and prints the top sites in bytes per socket. Client-side sites (python-socketio
+/engine.io clients, aiohttp) are left out; shared modules (asyncio, websockets)
+count for both and are listed with their caller line.
 
 This is a probe for finding what to cut, not a benchmark: tracemalloc counts
 Python allocations (not RSS, which adds allocator overhead and fragmentation).
 
-    python -m bench.idle_memory --sockets 2000
+    python -m bench.idle_memory --sockets 2000 [--ws websockets-sansio]
 """
 
 from __future__ import annotations
@@ -40,16 +40,17 @@ from chatcore.testing import in_memory_storage
 from entrypoints.app import create_app
 from entrypoints.container import Container
 from entrypoints.settings import Settings
+from entrypoints.socketio.lean import WS_PROTOCOLS, uvicorn_ws
 
 CLIENT_SIDE = ("/aiohttp/", "/engineio/async_client", "/socketio/async_client", "bench/idle_memory")
 CLIENT_SIDE += ("/engineio/base_client", "/socketio/base_client", "/yarl/", "/multidict/")
 
 
 @contextlib.asynccontextmanager
-async def serve(app: Any) -> AsyncIterator[str]:
+async def serve(app: Any, ws: str) -> AsyncIterator[str]:
     config = uvicorn.Config(
         app, host="127.0.0.1", port=0, lifespan="on", log_level="warning",
-        ws="websockets-sansio", ws_per_message_deflate=False,
+        ws=uvicorn_ws(ws), ws_per_message_deflate=False,
     )  # fmt: skip
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
@@ -81,7 +82,7 @@ async def main(args: argparse.Namespace) -> None:
     container.passwords.override(providers.Object(Argon2PasswordHasher(argon2.profiles.CHEAPEST)))
     app = create_app(settings, container=container)
     clients: list[socketio.AsyncClient] = []
-    async with serve(app) as url, httpx.AsyncClient(base_url=url) as http:
+    async with serve(app, args.ws) as url, httpx.AsyncClient(base_url=url) as http:
         answer = await http.post(
             "/api/auth/register", json={"username": "idle", "password": "correct horse"}
         )
@@ -162,6 +163,9 @@ def cli() -> None:
     parser.add_argument("--settle", type=float, default=2.0)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--data-dir", default="/tmp/chatcore-idle-memory")
+    parser.add_argument(
+        "--ws", choices=WS_PROTOCOLS, default="lean", help="uvicorn's WebSocket protocol"
+    )
     args = parser.parse_args()
     tracemalloc.start(6)
     asyncio.run(main(args))

@@ -1,17 +1,20 @@
 """The servers under test and the Node load generator, each started as a separate process.
 
-A server name is a base name plus optional ``+flags``: ``chatcore-memory``,
-``chatcore-secantus``, ``bare-python``, ``bare-node``; ``+plain`` (asyncio + h11
-instead of uvloop + httptools) and ``+deflate`` (WebSocket per-message
-deflate) apply to the Python ones, e.g. ``chatcore-memory+plain``; ``+limits``
-(chatcore only) checks every rate limit on every action (otherwise they are off);
-``+nofreeze`` (chatcore only) skips ``gc.freeze()`` after start-up and ``+gcdefault``
-puts CPython's collector thresholds back (chatcore serve's are wider);
-``+stockfanout`` (chatcore only) puts python-socketio's own fan-out back (one Task
-per recipient socket) for a before/after comparison in one run;
-``+standalone`` starts SecantusDB as a standalone server (no replica set, so
-chatcore's MongoDB adapter runs without transactions); ``+durable`` starts it
-with ``--sync-on-commit`` (an acknowledged write survives a crash of the database).
+A server name is a base name plus optional ``+flags``: ``chatcore-memory``, ``chatcore-
+secantus``, ``bare-python``, ``bare-node``; ``+plain`` (asyncio + h11 instead of uvloop
++ httptools) and ``+deflate`` (WebSocket per-message deflate) apply to the Python ones,
+e.g. ``chatcore-memory+plain``; ``+limits`` (chatcore only) checks every rate limit on
+every action (otherwise they are off); ``+nofreeze`` (chatcore only) skips
+``gc.freeze()`` after start-up and ``+gcdefault`` puts CPython's collector thresholds
+back (chatcore serve's are wider); ``+stockfanout`` (chatcore only) puts python-
+socketio's own fan-out back (one Task per recipient socket) for a before/after
+comparison in one run; ``+wsproto`` serves WebSockets with uvicorn's wsproto protocol,
+``+sansio`` with uvicorn's sans-I/O ``websockets`` one (the bare server's default),
+``+lean`` with chatcore's subclass of it (chatcore's default), ``+granian`` serves with
+granian (Rust, ASGI) instead of uvicorn (both: the Python servers); ``+standalone``
+starts SecantusDB as a standalone server (no replica set, so chatcore's MongoDB adapter
+runs without transactions); ``+durable`` starts it with ``--sync-on-commit`` (an
+acknowledged write survives a crash of the database).
 
 A chatcore server name may end in ``@<git revision>`` (``chatcore-secantus@main``):
 that revision's ``src`` and ``bench`` are extracted (``git archive``) and the server
@@ -27,7 +30,7 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +50,10 @@ FLAGS = {
     "stockfanout": "--stock-fanout",
     "nofreeze": "--no-gc-freeze",
     "gcdefault": "--gc-threshold=700,10,10",
+    "wsproto": "--ws=wsproto",
+    "sansio": "--ws=websockets-sansio",
+    "lean": "--ws=lean",
+    "granian": "--granian",
 }
 CHATCORE_ONLY = ("limits", "stockfanout", "nofreeze", "gcdefault")
 DB_FLAGS = {"standalone": "--standalone", "durable": "--sync-on-commit"}
@@ -127,8 +134,12 @@ class Server:
 
 
 @contextlib.asynccontextmanager
-async def running(spec: ServerSpec, children: Children, work: Path) -> AsyncIterator[Server]:
-    """Start ``spec`` (and its database) on free loopback ports; stop both afterwards."""
+async def running(
+    spec: ServerSpec, children: Children, work: Path, *, wrap: Sequence[str] = ()
+) -> AsyncIterator[Server]:
+    """Start ``spec`` (and its database) on free loopback ports; stop both afterwards.
+
+    ``wrap`` goes before the server's command line (e.g. valgrind and its options)."""
     port = free_port()
     home = work / f"{spec.name}-{secrets.token_hex(3)}"
     home.mkdir(parents=True)
@@ -160,7 +171,7 @@ async def running(spec: ServerSpec, children: Children, work: Path) -> AsyncIter
             else:
                 argv += ["--storage", "memory"]
         # cwd is the server's own directory: no stray .env from the work tree is read.
-        server = await children.start(spec.name, [*argv, *spec.flags], env=env, cwd=home)
+        server = await children.start(spec.name, [*wrap, *argv, *spec.flags], env=env, cwd=home)
         url = f"http://127.0.0.1:{port}"
         await wait_http(server, f"{url}/healthz", START_TIMEOUT)
         running_server = Server(spec, url, server, db, uri)

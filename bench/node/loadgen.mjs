@@ -12,7 +12,7 @@ import { readFileSync } from "node:fs";
 import http from "node:http";
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { createInterface } from "node:readline";
-import { io } from "socket.io-client";
+import { connect as connectTo } from "./connect.mjs";
 
 const config = JSON.parse(readFileSync(process.argv[2], "utf8"));
 const loopDelay = monitorEventLoopDelay({ resolution: 10 });
@@ -63,22 +63,7 @@ function selfMeter() {
   return () => ({ genLoopDelayP99Ms: Math.round(loopDelay.percentile(99) / 1e4) / 100 });
 }
 
-function connect(token, timeoutMs = 15000) {
-  return new Promise((resolve, reject) => {
-    const socket = io(config.url, {
-      transports: ["websocket"],
-      auth: { token },
-      forceNew: true,
-      reconnection: false,
-      timeout: timeoutMs,
-    });
-    socket.once("connect", () => resolve(socket));
-    socket.once("connect_error", (err) => {
-      socket.close();
-      reject(new Error(`${err.message} ${JSON.stringify(err.data ?? null)}`));
-    });
-  });
-}
+const connect = (token, timeoutMs) => connectTo(config.url, token, timeoutMs);
 
 async function connectMany(tokens, count, concurrency) {
   const sockets = [];

@@ -29,7 +29,6 @@ from __future__ import annotations
 from typing import Any
 
 from engineio.async_socket import AsyncSocket
-from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
 # The protocols direct writes know: uvicorn's sans-I/O websockets one (others: queue only).
@@ -101,8 +100,16 @@ def use_inner_handler(handler: Any) -> None:
 
 
 def text_frame(text: str) -> bytes:
-    """An unmasked, unfragmented text frame (what a server sends without extensions)."""
-    return bytes(Frame(Opcode.TEXT, text.encode()).serialize(mask=False))
+    """An unmasked, unfragmented text frame (what a server sends without extensions):
+    the bytes of websockets' ``Frame(Opcode.TEXT, data).serialize(mask=False)``, built
+    without its frame object and checks (once per emit and per ack: on the hot path)."""
+    data = text.encode()
+    size = len(data)
+    if size < 126:
+        return bytes((0x81, size)) + data
+    if size < 0x10000:
+        return b"\x81\x7e" + size.to_bytes(2, "big") + data
+    return b"\x81\x7f" + size.to_bytes(8, "big") + data
 
 
 def write_frame(socket: Any, frame: bytes) -> bool:

@@ -93,6 +93,11 @@ class LocalFanout:
             targets = {sid: eio for sid, eio in targets.items() if sid not in skipped}
         return self._queue(targets.values(), packets)
 
+    def send(self, eio_sid: str, packets: list[Any]) -> bool:
+        """Give ``packets`` (Engine.IO packets) to one socket, as :meth:`deliver` gives
+        them to each of a room's; False when the socket is gone or closed."""
+        return self._queue((eio_sid,), packets) == 1
+
     def _queue(self, eio_sids: Iterable[str], packets: list[Any]) -> int:
         eio = self._manager.server.eio
         sockets = eio.sockets

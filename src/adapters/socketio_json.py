@@ -15,9 +15,19 @@ from typing import Any
 import orjson
 import socketio
 
+# The payload :meth:`Packet.data_is_binary` last encoded, and its JSON: python-socketio
+# checks a packet's payload for binary when it builds the packet and encodes the same
+# object right after (``Packet(...).encode()``), so that encoding is reused, once.
+_checked: tuple[Any, bytes] | None = None
+
 
 def dumps(obj: Any, *args: Any, **kwargs: Any) -> str:
     """Compact JSON text; extra arguments (``separators``, ...) are ignored."""
+    global _checked
+    checked = _checked
+    if checked is not None and checked[0] is obj:
+        _checked = None
+        return checked[1].decode()
     return orjson.dumps(obj).decode()
 
 
@@ -40,15 +50,21 @@ class Packet(socketio.packet.Packet):  # type: ignore[misc]  # socketio ships no
     Python looking for ``bytes`` (about 8 µs for one message, milliseconds for a
     ``sync`` ack of hundreds). orjson refuses exactly the payloads that contain
     bytes and does it in C, so a successful ``orjson.dumps`` answers "no binary"
-    in about 1 µs; only a refused payload takes the original walk.
+    in about 1 µs; only a refused payload takes the original walk. The JSON made by
+    that check is the packet's encoding too (see :func:`dumps`).
     """
 
     json = _Codec
 
     @classmethod
     def data_is_binary(cls, data: Any) -> bool:
+        global _checked
         try:
-            orjson.dumps(data)
+            encoded = orjson.dumps(data)
         except TypeError:
             return bool(_base_is_binary(data))
+        # Kept for :func:`dumps`: a packet's payload does not change between building and
+        # encoding it. Any other object (another packet's, another thread's) does not
+        # match, and is encoded afresh.
+        _checked = (data, encoded)
         return False

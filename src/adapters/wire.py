@@ -43,7 +43,24 @@ def user_json(user: User) -> JsonDict:
     }
 
 
+# The last message turned into JSON, and its JSON: a send needs the same stored Message
+# twice (the ``newMessage`` emit and the sender's ack, or the HTTP response).
+_last_message: tuple[Message, JsonDict] | None = None
+
+
 def message_json(message: Message) -> JsonDict:
+    """The contract's Message. Messages are immutable, so asked twice in a row for the
+    same one (by identity) it returns the same dict again: callers must not change it."""
+    global _last_message
+    last = _last_message
+    if last is not None and last[0] is message:
+        return last[1]
+    data = _message_json(message)
+    _last_message = (message, data)
+    return data
+
+
+def _message_json(message: Message) -> JsonDict:
     return {
         "id": message.id,
         "conversationId": message.conversation_id,
@@ -60,7 +77,7 @@ def message_json(message: Message) -> JsonDict:
         "reactions": [{"emoji": r.emoji, "userIds": list(r.user_ids)} for r in message.reactions]
         if message.reactions
         else [],
-        "mentions": list(message.mentions),
+        "mentions": list(message.mentions) if message.mentions else [],
     }
 
 

@@ -24,17 +24,19 @@ def named_usernames(body: str) -> list[str]:
     """
     if "@" not in body:
         return []
-    return list(dict.fromkeys(m.lower() for m in _MENTION_RE.findall(body)))
+    return list(dict.fromkeys(map(str.lower, _MENTION_RE.findall(body))))
 
 
 def mentioned_ids(
     names: Iterable[str],
     ids_by_username: Mapping[str, str],
-    member_ids: Iterable[str],
+    member_ids: Iterable[str] | None,
     sender_id: str,
 ) -> tuple[str, ...]:
-    """The ids of ``names`` (lower-cased, in order) that are members other than the sender."""
-    members = set(member_ids)
-    members.discard(sender_id)
-    found = (ids_by_username.get(name) for name in names)
-    return tuple(dict.fromkeys(i for i in found if i is not None and i in members))
+    """The ids of ``names`` (lower-cased, in order) other than the sender's; with
+    ``member_ids``, only those of members."""
+    found = [i for i in map(ids_by_username.get, names) if i is not None and i != sender_id]
+    if member_ids is not None:
+        members = set(member_ids)
+        found = [i for i in found if i in members]
+    return tuple(dict.fromkeys(found))

@@ -189,6 +189,7 @@ def serve(*, host: str | None = None, port: int | None = None, data_dir: Path | 
         # while the embedded database boots instead of before it.
         from entrypoints import gc_tuning
         from entrypoints.app import create_app
+        from entrypoints.socketio.lean import uvicorn_ws
 
         if embedded is not None:
             uri = embedded.wait_ready(cancelled=lambda: stop.requested)
@@ -215,6 +216,7 @@ def serve(*, host: str | None = None, port: int | None = None, data_dir: Path | 
                 # Off by default: chat frames are a few hundred bytes, and a zlib context
                 # per socket costs ~36 KiB of RAM and ~10 % of CPU (bench/RESULTS.md).
                 ws_per_message_deflate=settings.ws_per_message_deflate,
+                ws=uvicorn_ws(settings.ws_protocol),
                 # What is left of the grace period after the drain.
                 timeout_graceful_shutdown=max(1, round(grace * (1 - _DRAIN_SHARE))),
             ),

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     # WebSocket per-message deflate (RFC 7692) in `chatcore serve`; see bench/RESULTS.md.
     ws_per_message_deflate: bool = False
+    # uvicorn's WebSocket implementation in `chatcore serve` (entrypoints/socketio/lean.py);
+    # bench/RESULTS.md compares them.
+    ws_protocol: Literal["lean", "websockets-sansio", "wsproto"] = "lean"
     # `chatcore serve` on SIGTERM/SIGINT: drain, then stop, within this many seconds.
     shutdown_grace_seconds: float = Field(default=10.0, ge=1, le=300)
     # The embedded database: fsync on every commit (acknowledged = survives a crash),

@@ -400,6 +400,31 @@ async function run() {
   await screenshot(alice, "alice-thread");
   await screenshot(bob, "bob-thread");
 
+  step = "bob's network drops again: messages he already sees are read again";
+  await bob.context().setOffline(true);
+  await bob.locator('#connection[data-state="offline"]').waitFor();
+  await ask("change shown messages while bob is away", {
+    group: "Team <3", root: "Look @bob what do you think?", to: "Look @bob what do you think now?",
+    emoji: "👍", reply: "Me too",
+  });
+  await bob.context().setOffline(false);
+  await bob.locator('#connection[data-state="online"]').waitFor();
+  const changed = bob.locator("#message-list .message.theirs", { hasText: "think now?" });
+  await changed.locator(".chip", { hasText: "👍 1" }).waitFor();
+  await changed.locator(".replies", { hasText: "2 replies" }).waitFor();
+  await bob.locator("#thread-count", { hasText: "2 replies" }).waitFor();
+  await bob.locator("#reply-list .message .body", { hasText: "Me too" }).waitFor();
+  observe("refreshed after reconnecting", {
+    body: await changed.locator(".body").textContent(),
+    edited: (await changed.locator(".meta").textContent()).endsWith(" · edited"),
+    chips: await changed.locator(".chip").allTextContents(),
+    replies: await changed.locator(".replies").textContent(),
+    panelRoot: await bob.locator("#thread-root .message .body").textContent(),
+    panelCount: await bob.locator("#thread-count").textContent(),
+    panelReplies: await bob.locator("#reply-list .message .body").allTextContents(),
+  });
+  await screenshot(bob, "bob-refreshed");
+
   step = "log out";
   const loggedOut = bob.waitForResponse((r) => r.url().endsWith("/api/auth/logout"));
   await bob.getByRole("button", { name: "Log out" }).click();

@@ -60,7 +60,8 @@ async def live_server(
             )
             container = make_container(settings, clock=clock)
         app = create_app(settings, container=container)
-        url = await stack.enter_async_context(served(app))
+        # CHATCORE_WS_PROTOCOL runs the live tests on another WebSocket implementation.
+        url = await stack.enter_async_context(served(app, settings.ws_protocol))
         http = await stack.enter_async_context(httpx.AsyncClient(base_url=url))
         chat = LiveChat(url=url, http=http, sio=app.sio, jwt_secret=JWT_SECRET)
         stack.push_async_callback(chat.close_clients)

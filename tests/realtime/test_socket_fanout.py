@@ -93,12 +93,13 @@ async def test_an_emit_to_many_sockets_creates_no_task(live: LiveChat) -> None:
     assert [await s.next("probe") for s in sockets] == [{"n": 1}] * 10
 
 
-async def test_emits_to_idle_websockets_are_written_to_their_transports_at_once(
-    live: LiveChat, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    alice, bob = await live.users("alice", "bob")
-    websockets = [await live.connect(alice), await live.connect(bob)]
-    polling = await live.connect(alice, transports=["polling"])
+@pytest.fixture
+def direct_writes(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """What each direct write attempt returned (True: written at once), in order."""
+    if os.environ.get("CHATCORE_WS_PROTOCOL") == "wsproto" or os.environ.get(
+        "CHATCORE_TEST_SERVER"
+    ):
+        pytest.skip("direct writes apply to uvicorn's sans-I/O websockets protocol only")
     written: list[bool] = []
 
     def recording(socket: Any, frame: bytes) -> bool:
@@ -106,13 +107,41 @@ async def test_emits_to_idle_websockets_are_written_to_their_transports_at_once(
         return written[-1]
 
     monkeypatch.setattr(socketio_fanout, "write_frame", recording)
+    return written
+
+
+async def test_emits_to_idle_websockets_are_written_to_their_transports_at_once(
+    live: LiveChat, direct_writes: list[bool]
+) -> None:
+    alice, bob = await live.users("alice", "bob")
+    websockets = [await live.connect(alice), await live.connect(bob)]
+    polling = await live.connect(alice, transports=["polling"])
+    direct_writes.clear()  # the connect answers
 
     await live.sio.emit("probe", {"n": 1}, to=[f"user:{alice.id}", f"user:{bob.id}"])
 
     # The two WebSockets directly; the polling socket has no direct line (queued).
-    assert written == [True, True]
+    assert direct_writes == [True, True]
     for socket in [*websockets, polling]:
         assert await socket.next("probe") == {"n": 1}
+
+
+async def test_acks_to_an_idle_websocket_are_written_at_once_in_order(
+    live: LiveChat, direct_writes: list[bool]
+) -> None:
+    alice, bob = await live.users("alice", "bob")
+    cid = (await live.direct(alice, bob))["id"]
+    sender = await live.connect(alice)
+    direct_writes.clear()  # the connect answer
+
+    acks = [
+        await sender.call("sendMessage", {"conversationId": cid, "body": f"{n}"}) for n in range(3)
+    ]
+
+    # Per send: the newMessage echo to alice's socket, then the ack, both direct.
+    assert direct_writes == [True, True] * 3
+    assert [a["message"]["seq"] for a in acks] == [1, 2, 3]
+    assert [(await sender.next("newMessage"))["seq"] for _ in range(3)] == [1, 2, 3]
 
 
 async def test_every_socket_gets_every_emit_in_order_on_either_transport(

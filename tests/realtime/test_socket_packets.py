@@ -30,3 +30,13 @@ def test_the_app_uses_it_and_leaves_the_shared_packet_class_alone(live: LiveChat
     assert live.sio.packet_class is socketio_json.Packet
     # python-socketio clients in the same process keep the stdlib json codec.
     assert socketio.packet.Packet.json is not socketio_json.Packet.json
+
+
+def test_a_packet_encodes_its_own_payload_when_another_was_checked_in_between() -> None:
+    first = socketio_json.Packet(socketio.packet.EVENT, data=["newMessage", {"seq": 1}])
+    second = socketio_json.Packet(socketio.packet.EVENT, data=["newMessage", {"seq": 2}])
+
+    assert first.encode() == '2["newMessage",{"seq":1}]'
+    assert second.encode() == '2["newMessage",{"seq":2}]'
+    # Encoded again (the check's JSON is used once): still its own payload.
+    assert second.encode() == '2["newMessage",{"seq":2}]'

@@ -10,6 +10,8 @@ app here, so a test server differs from ``chatcore serve`` only where said below
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from pathlib import Path
@@ -27,6 +29,7 @@ from chatcore.ports import Clock
 from entrypoints.app import ChatcoreApp
 from entrypoints.container import Container
 from entrypoints.settings import RATE_LIMIT_SETTINGS, Settings
+from entrypoints.socketio.lean import uvicorn_ws
 from support.mongo import drop_database, unique_database_name
 
 JWT_SECRET = "test-secret-" + "x" * 52
@@ -94,10 +97,19 @@ async def running(app: ChatcoreApp) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @asynccontextmanager
-async def served(app: ChatcoreApp) -> AsyncIterator[str]:
-    """Run ``app`` in uvicorn on a free port of 127.0.0.1 (lifespan on); yield its URL."""
+async def served(app: ChatcoreApp, ws: str = "lean") -> AsyncIterator[str]:
+    """Run ``app`` in uvicorn on a free port of 127.0.0.1 (lifespan on) with the
+    WebSocket protocol ``ws`` (a ``CHATCORE_WS_PROTOCOL`` value); yield its URL.
+
+    ``CHATCORE_TEST_SERVER=granian`` serves it with granian instead (a candidate
+    measured in bench/RESULTS.md, not a dependency: ``pip install granian`` first)."""
+    if os.environ.get("CHATCORE_TEST_SERVER") == "granian":
+        async with _served_by_granian(app) as url:
+            yield url
+        return
     config = uvicorn.Config(
         app,
+        ws=uvicorn_ws(ws),
         host="127.0.0.1",
         port=0,  # the OS picks a free port: no race between finding and binding it
         lifespan="on",
@@ -119,5 +131,36 @@ async def served(app: ChatcoreApp) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
+        with suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, _SERVE_DEADLINE)
+
+
+@asynccontextmanager
+async def _served_by_granian(app: ChatcoreApp) -> AsyncIterator[str]:
+    from granian.constants import Interfaces
+    from granian.server.embed import Server
+
+    # granian binds the port itself and does not tell which one 0 gave: pick a free one.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = Server(
+        app, address="127.0.0.1", port=port, interface=Interfaces.ASGI, log_enabled=False
+    )
+    task = asyncio.create_task(server.serve())
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with asyncio.timeout(_SERVE_DEADLINE), httpx.AsyncClient() as http:
+            while True:
+                if task.done():
+                    task.result()
+                    raise RuntimeError("granian exited during startup")
+                with suppress(httpx.TransportError):
+                    if (await http.get(f"{url}/healthz")).status_code == 200:
+                        break
+                await asyncio.sleep(0.02)
+        yield url
+    finally:
+        server.stop()
         with suppress(asyncio.CancelledError):
             await asyncio.wait_for(task, _SERVE_DEADLINE)

@@ -19,6 +19,7 @@ import os
 import shutil
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -47,6 +48,7 @@ HELLO = "Hello Bob! <b>not bold</b> & <img src=x onerror=alert(1)>"
 REFUSED_STEP = "log in before registering"
 TOKEN_STEP = "alice's access token is refused: the refresh token renews it"
 OFFLINE_STEP = "bob's network drops: sync catches up"
+REFRESH_STEP = "bob's network drops again: messages he already sees are read again"
 
 
 async def _login(live: LiveChat, username: str) -> User:
@@ -113,6 +115,34 @@ async def _expire_sockets(live: LiveChat, username: str) -> None:
         await live.sio.disconnect(sid)
 
 
+async def _change_while_away(
+    live: LiveChat, group: str, root: str, to: str, emoji: str, reply: str
+) -> None:
+    """While bob's page is gone, alice edits her message ``root`` in ``group``, reacts to
+    it and replies in its thread: ``sync`` brings bob the reply, and nothing else brings
+    him the edit, the reaction or the root's new reply count."""
+    alice, bob = await _login(live, "alice"), await _login(live, "bob")
+    await live.wait_socket_count(bob, 0)
+    listed = await live.http.get("/api/conversations", headers=live.auth(alice))
+    [conversation] = [c for c in listed.json()["conversations"] if c["name"] == group]
+    messages = f"/api/conversations/{conversation['id']}/messages"
+    history = (await live.http.get(messages, headers=live.auth(alice))).json()["messages"]
+    [root_id] = [m["id"] for m in history if m["body"] == root]
+    edited = await live.http.patch(
+        f"{messages}/{root_id}", json={"body": to}, headers=live.auth(alice)
+    )
+    assert edited.status_code == 200, edited.text
+    reacted = await live.http.put(
+        f"{messages}/{root_id}/reactions/{quote(emoji)}", headers=live.auth(alice)
+    )
+    assert reacted.status_code == 200, reacted.text
+    replied = await live.http.post(
+        messages, json={"body": reply, "threadId": root_id}, headers=live.auth(alice)
+    )
+    assert replied.status_code == 201, replied.text
+    assert live.socket_count(bob) == 0
+
+
 async def _bob_sends(live: LiveChat, body: str) -> None:
     alice, bob = await _login(live, "alice"), await _login(live, "bob")
     response = await live.http.post(
@@ -131,6 +161,15 @@ async def _answer(live: LiveChat, request: dict[str, Any]) -> None:
         await _send_while_away(live, request["body"])
     elif what == "edit and delete":
         await _edit_and_delete(live, request["edit"], request["to"], request["remove"])
+    elif what == "change shown messages while bob is away":
+        await _change_while_away(
+            live,
+            request["group"],
+            request["root"],
+            request["to"],
+            request["emoji"],
+            request["reply"],
+        )
     elif what == "fill the group":
         await _fill_group(live, request["name"], request["count"])
     else:
@@ -286,6 +325,17 @@ async def test_two_people_chat_through_the_page(live: LiveChat, tmp_path: Path) 
         "bobCount": "1 reply",
         "inTimeline": 0,
     }
+    # Reconnected after alice edited, reacted and replied: bob's page read again what it
+    # showed (sync alone brings only the reply).
+    assert seen["refreshed after reconnecting"] == {
+        "body": "Look @bob what do you think now?",
+        "edited": True,
+        "chips": ["🎉 1", "👍 1"],
+        "replies": "2 replies",
+        "panelRoot": "Look @bob what do you think now?",
+        "panelCount": "2 replies",
+        "panelReplies": ["I like it", "Me too"],
+    }
     # Logging out revokes the refresh token and forgets the session and what it showed.
     assert seen["logged out"] == {"status": 204, "session": None, "listEmptied": 0}
 
@@ -295,6 +345,7 @@ async def test_two_people_chat_through_the_page(live: LiveChat, tmp_path: Path) 
         REFUSED_STEP: "status of 401",
         TOKEN_STEP: "status of 401",
         OFFLINE_STEP: "net::ERR_INTERNET_DISCONNECTED",
+        REFRESH_STEP: "net::ERR_INTERNET_DISCONNECTED",
     }
     console = [line for line in lines if line["type"] == "console"]
     unexpected = [c for c in console if expected.get(c["step"], "\0") not in c["text"]]
@@ -315,6 +366,7 @@ async def test_two_people_chat_through_the_page(live: LiveChat, tmp_path: Path) 
         "bob-mention-badge",
         "alice-thread",
         "bob-thread",
+        "bob-refreshed",
     }
     for path in screenshots.values():
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path

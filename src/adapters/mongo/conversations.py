@@ -20,7 +20,7 @@ from adapters.mongo.documents import (
     document_to_conversation,
     is_member,
 )
-from adapters.mongo.errors import duplicate_key_fields, storage_call
+from adapters.mongo.errors import TimeBound, duplicate_key_fields, storage_call
 from chatcore.errors import Conflict, ValidationFailed
 from chatcore.models import Conversation, ConversationCursor, ConversationType
 from chatcore.ports import ConversationRepository
@@ -37,7 +37,7 @@ def _checked(conversation: Conversation) -> Conversation:
     return conversation
 
 
-class MongoConversationRepository(ConversationRepository):
+class MongoConversationRepository(ConversationRepository, TimeBound):
     """Conversations in the ``conversations`` collection.
 
     ``lastActivityAt`` is always stored (the creation time until the first
@@ -45,6 +45,7 @@ class MongoConversationRepository(ConversationRepository):
     """
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.bound_by(db)
         self._conversations = db[CONVERSATIONS]
 
     @storage_call

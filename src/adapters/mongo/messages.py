@@ -106,7 +106,7 @@ from adapters.mongo.documents import (
     search_keys,
     without_search_keys,
 )
-from adapters.mongo.errors import storage_call
+from adapters.mongo.errors import TimeBound, storage_call
 from adapters.mongo.group_commit import GroupCommit
 from adapters.mongo.locks import KeyedLocks
 from adapters.mongo.mention_counters import (
@@ -181,7 +181,7 @@ def _from_records(
     return counted, uncounted
 
 
-class MongoMessageRepository(MessageRepository):
+class MongoMessageRepository(MessageRepository, TimeBound):
     """Messages in the ``messages`` collection; seqs are counted on the conversation."""
 
     def __init__(
@@ -192,6 +192,7 @@ class MongoMessageRepository(MessageRepository):
         max_batch: int = MAX_BATCH,
         max_in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
+        self.bound_by(db)
         self._messages = db[MESSAGES]
         self._conversations = db[CONVERSATIONS]
         self._server = server

@@ -11,7 +11,7 @@ from pymongo.errors import DuplicateKeyError
 
 from adapters.mongo import values
 from adapters.mongo.documents import RECEIPTS, Document, document_to_receipt
-from adapters.mongo.errors import storage_call
+from adapters.mongo.errors import TimeBound, storage_call
 from chatcore.errors import Conflict
 from chatcore.models import ReadReceipt
 from chatcore.ports import ReceiptRepository
@@ -20,10 +20,11 @@ _ATTEMPTS = 5
 _NO_ID = {"_id": 0}
 
 
-class MongoReceiptRepository(ReceiptRepository):
+class MongoReceiptRepository(ReceiptRepository, TimeBound):
     """Receipts in the ``receipts`` collection, unique on (conversationId, userId)."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.bound_by(db)
         self._receipts = db[RECEIPTS]
 
     @storage_call

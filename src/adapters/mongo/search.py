@@ -49,7 +49,7 @@ from adapters.mongo.documents import (
     Document,
     document_to_message,
 )
-from adapters.mongo.errors import storage_call
+from adapters.mongo.errors import TimeBound, storage_call
 from chatcore.models import Message
 from chatcore.ports import Clock, MessageSearch
 from chatcore.search import SearchPosition, lookup_key, message_matches, newest_first
@@ -78,10 +78,11 @@ def _reach_back(start: datetime, window: timedelta) -> datetime | None:
     return start - window if start - _EPOCH > window else None
 
 
-class MongoMessageSearch(MessageSearch):
+class MongoMessageSearch(MessageSearch, TimeBound):
     """Searches the ``messages`` collection through the ``search`` indexes."""
 
     def __init__(self, db: AsyncDatabase[Document], clock: Clock) -> None:
+        self.bound_by(db)
         self._messages = db[MESSAGES]
         self._conversations = db[CONVERSATIONS]
         self._clock = clock

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 
-import attrs
 from attrs import define
 
 from chatcore import limits
@@ -65,35 +64,53 @@ class MessageService:
         ``messageUpdated`` for the root. A ``thread_id`` that is not a live message
         of the conversation is a ValidationFailed on ``threadId``.
         """
-        new = self._new_message(sender_id, conversation_id, body, client_msg_id)
-        # A body without '@' and no thread (the common case): no query, no await.
-        if thread_id is not None or "@" in new.body:
-            new = await self._threaded_and_mentioned(new, thread_id)
+        body = limits.message_body(body)
+        client_msg_id = limits.client_msg_id(client_msg_id)
+        root_id: str | None = None
+        mentions: tuple[str, ...] = ()
+        # A body without '@' and no thread (the common case): no query, no await, and
+        # the NewMessage is built once.
+        if thread_id is not None or "@" in body:
+            root_id, mentions = await self._thread_and_mentions(
+                sender_id, conversation_id, body, thread_id
+            )
         await self.throttle.send(sender_id)
-        return await self._store(new)
+        return await self._store(
+            self._new_message(sender_id, conversation_id, body, client_msg_id, root_id, mentions)
+        )
 
-    async def _threaded_and_mentioned(self, new: NewMessage, thread_id: str | None) -> NewMessage:
-        """``new`` with its thread root (checked) and the users it names (one indexed
-        query; the store keeps only those who are members when it stores it)."""
+    async def _thread_and_mentions(
+        self, sender_id: str, conversation_id: str, body: str, thread_id: str | None
+    ) -> tuple[str | None, tuple[str, ...]]:
+        """The root of the thread ``thread_id`` names (checked) and the users ``body``
+        names (one indexed query; the store keeps only those who are members when it
+        stores the message)."""
         root_id = None
         if thread_id is not None:
-            root_id = await self._thread_root(
-                new.sender_id, new.conversation_id, thread_id, live=True
-            )
-        names = named_usernames(new.body)
-        mentions = await self._named_users(names, new.sender_id, None) if names else ()
-        return attrs.evolve(new, thread_id=root_id, mentions=mentions)
+            root_id = await self._thread_root(sender_id, conversation_id, thread_id, live=True)
+        names = named_usernames(body)
+        mentions = await self._named_users(names, sender_id, None) if names else ()
+        return root_id, mentions
 
     def _new_message(
-        self, sender_id: str, conversation_id: str, body: str, client_msg_id: str | None
+        self,
+        sender_id: str,
+        conversation_id: str,
+        body: str,
+        client_msg_id: str | None,
+        thread_id: str | None,
+        mentions: tuple[str, ...],
     ) -> NewMessage:
+        """The message to store; ``body`` and ``client_msg_id`` are already checked."""
         return NewMessage(
             id=self.ids.new_id(),
             conversation_id=conversation_id,
             sender_id=sender_id,
-            body=limits.message_body(body),
-            client_msg_id=limits.client_msg_id(client_msg_id),
+            body=body,
+            client_msg_id=client_msg_id,
             created_at=self.clock.now(),
+            thread_id=thread_id,
+            mentions=mentions,
         )
 
     async def _store(self, new: NewMessage) -> AppendResult:
@@ -119,15 +136,20 @@ class MessageService:
         """Seed-compatible send: to the direct conversation with ``receiver_id``."""
         # Validate and count before a conversation may be created, so that bad input
         # or a send over the limit changes nothing.
-        limits.message_body(body)
-        limits.client_msg_id(client_msg_id)
+        body = limits.message_body(body)
+        client_msg_id = limits.client_msg_id(client_msg_id)
         limits.thread_id(thread_id)
         await self.throttle.send(sender_id)
         conversation = await self.conversation_service.ensure_direct(sender_id, receiver_id)
-        new = self._new_message(sender_id, conversation.id, body, client_msg_id)
-        if thread_id is not None or "@" in new.body:
-            new = await self._threaded_and_mentioned(new, thread_id)
-        return await self._store(new)
+        root_id: str | None = None
+        mentions: tuple[str, ...] = ()
+        if thread_id is not None or "@" in body:
+            root_id, mentions = await self._thread_and_mentions(
+                sender_id, conversation.id, body, thread_id
+            )
+        return await self._store(
+            self._new_message(sender_id, conversation.id, body, client_msg_id, root_id, mentions)
+        )
 
     async def history(
         self,
@@ -270,8 +292,7 @@ class MessageService:
         other than the sender; only members if ``member_ids`` is given. One indexed query."""
         found = await self.users.find_by_usernames(names)
         ids_by_username = {u.username.lower(): u.id for u in found}
-        members = member_ids if member_ids is not None else [u.id for u in found]
-        return mentioned_ids(names, ids_by_username, members, sender_id)
+        return mentioned_ids(names, ids_by_username, member_ids, sender_id)
 
     async def _thread_root(
         self, user_id: str, conversation_id: str, thread_id: str, *, live: bool

@@ -17,8 +17,14 @@ python-socketio hands an Engine.IO session or packet to Socket.IO:
   not a list with a name) is answered with a ``validation_error`` ack when it
   asks for one, and logged as one line, not a traceback.
 
+Two more keep sockets cheap (entrypoints/socketio/lean.py, adapters/socketio_fanout.py):
+each Engine.IO session's queue is a :class:`~entrypoints.socketio.lean.SocketQueue`,
+a connected socket's handshake headers are dropped after the connect handler ran,
+and acks take the fan-out's direct path.
+
 These override private methods of python-socketio 5.x (``_handle_eio_*``,
-``_handle_connect``); tests/realtime/test_socket_abuse.py pins their behaviour.
+``_handle_connect``, ``_send_packet``); tests/realtime/test_socket_abuse.py pins
+their behaviour.
 """
 
 from __future__ import annotations
@@ -30,8 +36,10 @@ from typing import Any, Final
 import socketio
 from socketio import packet
 
+from adapters.socketio_fanout import engineio_packets
 from entrypoints.socketio.deadlines import Deadlines
 from entrypoints.socketio.handlers import Ack, error_ack
+from entrypoints.socketio.lean import SocketQueue, forget_handshake_headers
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +65,8 @@ class ChatcoreSocketServer(socketio.AsyncServer):  # type: ignore[misc]  # socke
         self.max_packet_bytes = max_packet_bytes
         # Engine.IO sessions not (yet) connected to Socket.IO, with their deadlines.
         self._handshaking = Deadlines(self._close_session)
+        # Each Engine.IO session's outgoing queue, without asyncio.Queue's four deques.
+        self.eio.create_queue = SocketQueue
 
     @property
     def handshaking(self) -> int:
@@ -79,6 +89,9 @@ class ChatcoreSocketServer(socketio.AsyncServer):  # type: ignore[misc]  # socke
         sid = self.manager.sid_from_eio_sid(eio_sid, namespace or "/")
         if sid is not None and self.manager.is_connected(sid, namespace or "/"):
             self._handshaking.cancel(eio_sid)
+            environ = self.environ.get(eio_sid)
+            if environ is not None:
+                forget_handshake_headers(environ)
 
     async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
         self._handshaking.cancel(eio_sid)
@@ -99,6 +112,17 @@ class ChatcoreSocketServer(socketio.AsyncServer):  # type: ignore[misc]  # socke
         except Exception as exc:
             logger.warning("malformed Socket.IO packet from %s: %r", eio_sid, exc)
             await self._answer(eio_sid, data, error_ack("validation_error", "malformed packet"))
+
+    async def _send_packet(self, eio_sid: str, pkt: Any) -> None:
+        # Acks and connect answers take the fan-out's path (adapters/socketio_fanout.py):
+        # on an idle WebSocket written at once, else queued, without python-engineio's
+        # awaited queue put and its writer task's wake-up per packet. Same order per socket.
+        fanout = getattr(self.manager, "fanout", None)
+        if fanout is None:
+            await super()._send_packet(eio_sid, pkt)
+            return
+        encoded = pkt.encode()
+        fanout.send(eio_sid, engineio_packets(encoded if isinstance(encoded, list) else [encoded]))
 
     async def _answer(self, eio_sid: str, data: str | bytes, ack: Ack) -> None:
         """Send ``ack`` to the packet ``data`` if it is an event asking for one."""

@@ -23,13 +23,14 @@ longer payload as an error:
 On the WebSocket transport, python-engineio's reader loop wraps every incoming
 packet's read in a new Task and an ``asyncio.wait_for`` (the ping timeout): a
 Task, its first step a loop iteration later, a waiter future and a timer per
-``sendMessage``. The server reads instead under ``asyncio.timeout`` in the
-session's own task (same timeout, same outcome: the session closes).
+``sendMessage``. The server reads instead in the session's own task, under one
+re-arming timer per socket (same timeout, same outcome: the session closes).
 
-All four are process-wide class attributes of python-engineio (python-socketio's own
-admin instrumentation patches the same class the same way); :func:`install` is
-idempotent. On the WebSocket transport the other effect is that the writer takes
-queued packets 16 at a time (each is still written as its own frame).
+All four (and :func:`entrypoints.socketio.lean.schedule_ping`) are process-wide class
+attributes of python-engineio (python-socketio's own admin instrumentation patches the
+same class the same way); :func:`install` is idempotent. On the WebSocket transport the
+other effect is that the writer takes queued packets 16 at a time (each is still written
+as its own frame).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from engineio.async_socket import AsyncSocket
 from engineio.payload import Payload
 
 from adapters import socketio_direct
+from entrypoints.socketio import lean
 
 # The default of python-engineio clients: a GET response must not carry more.
 MAX_PACKETS_PER_POLL_RESPONSE: Final = 16
@@ -155,31 +157,78 @@ async def _websocket_handler(self: Any, ws: Any) -> None:
     writer_task = asyncio.ensure_future(writer())
     self.server.logger.info("%s: Upgrade to websocket successful", self.sid)
 
-    timeout = self.server.ping_interval + self.server.ping_timeout
-    while True:
-        # Upstream: ensure_future(websocket_wait()) + wait_for(task, timeout); it also
-        # ends the session on any error, a timeout or a cancellation of this task.
-        try:
-            async with asyncio.timeout(timeout):
+    deadline = _ReadDeadline(self.server.ping_interval + self.server.ping_timeout)
+    try:
+        while True:
+            # Upstream: ensure_future(websocket_wait()) + wait_for(task, timeout); it also
+            # ends the session on any error, a timeout or a cancellation of this task.
+            deadline.waiting()
+            try:
                 p = await websocket_wait()
-        except (Exception, asyncio.CancelledError):
-            break
-        if p is None:
-            break  # connection closed by client
-        try:
-            await self.receive(engineio_packet.Packet(encoded_packet=p))
-        except engineio_exceptions.UnknownPacketError:  # pragma: no cover
-            pass
-        except engineio_exceptions.SocketIsClosedError:  # pragma: no cover
-            self.server.logger.info("Receive error -- socket is closed")
-            break
-        except Exception:  # pragma: no cover
-            # log an unexpected error and keep the connection, as upstream
-            self.server.logger.exception("Unknown receive error")
+            except (Exception, asyncio.CancelledError):
+                break
+            deadline.received()
+            if p is None:
+                break  # connection closed by client
+            try:
+                await self.receive(engineio_packet.Packet(encoded_packet=p))
+            except engineio_exceptions.UnknownPacketError:  # pragma: no cover
+                pass
+            except engineio_exceptions.SocketIsClosedError:  # pragma: no cover
+                self.server.logger.info("Receive error -- socket is closed")
+                break
+            except Exception:  # pragma: no cover
+                # log an unexpected error and keep the connection, as upstream
+                self.server.logger.exception("Unknown receive error")
+    finally:
+        deadline.end()
 
     await self.queue.put(None)  # unlock the writer task so it can exit
     await writer_task
     await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
+
+
+class _ReadDeadline:
+    """The reader's timeout (no packet within ``seconds`` ends the session) as one timer
+    per socket that re-arms itself, instead of a timer created and cancelled per packet
+    (``asyncio.timeout``): a packet costs two assignments. On expiry the reading task is
+    cancelled, exactly where ``asyncio.timeout`` would cancel it."""
+
+    __slots__ = ("_expired", "_handle", "_loop", "_seconds", "_since", "_task")
+
+    def __init__(self, seconds: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        self._seconds = seconds
+        self._since: float | None = None  # when the pending read began; None: not reading
+        self._expired = False
+        self._handle = self._loop.call_later(seconds, self._check)
+
+    def waiting(self) -> None:
+        self._since = self._loop.time()
+
+    def received(self) -> None:
+        self._since = None
+
+    def end(self) -> None:
+        """Stop the timer (call once the reading is over, however it ended)."""
+        self._handle.cancel()
+        if self._expired and self._task is not None:
+            # Our own cancellation, handled (the session ends): not the caller's.
+            self._task.uncancel()
+
+    def _check(self) -> None:
+        since = self._since
+        now = self._loop.time()
+        if since is not None and now - since >= self._seconds:
+            self._expired = True
+            if self._task is not None:
+                self._task.cancel()
+            return
+        # Not reading (a packet is being handled) or read recently: check again when the
+        # pending read would time out, or a whole period from now.
+        due = (since if since is not None else now) + self._seconds
+        self._handle = self._loop.call_at(due, self._check)
 
 
 def install() -> None:
@@ -190,6 +239,8 @@ def install() -> None:
     Payload.max_decode_packets = max(Payload.max_decode_packets, MAX_PACKETS_PER_POST)
     AsyncSocket.poll = _bounded_poll
     AsyncSocket.close = _close_releasing_long_poll
+    # A timer handle per socket for the next ping, not a sleeping Task (socketio/lean.py).
+    AsyncSocket.schedule_ping = lean.schedule_ping
     # Through socketio_direct: its recording of direct lines (if any) runs around it.
     socketio_direct.use_inner_handler(_websocket_handler)
     _installed = True

@@ -10,6 +10,7 @@ import { attachMentionAutocomplete, bodyNodes, mentionBadge, messageExtras } fro
 
 const SESSION_KEY = "chatcore.session";
 const PAGE_SIZE = 50;
+const MAX_PAGE_SIZE = 100; // the most messages one history request returns
 const SEARCH_DELAY_MS = 250;
 const TYPING_IDLE_MS = 3000; // we announce "stopped typing" after this long without a key
 const TYPING_SHOW_MS = 6000; // someone's indicator expires if their "stopped" never arrives
@@ -24,7 +25,8 @@ const state = {
   conversations: new Map(), // id -> Conversation as the server shapes it, kept current
   users: new Map(), // id -> User
   presence: new Map(), // userId -> {online, lastSeenAt}
-  threads: new Map(), // conversationId -> {messages (ascending seq), pending, hasMore, loaded}
+  // conversationId -> {messages (ascending seq), pending, hasMore, loaded, stale}
+  threads: new Map(),
   receipts: new Map(), // conversationId -> Map(userId -> lastReadSeq)
   typing: new Map(), // conversationId -> Map(userId -> expiry timer)
   openId: null,
@@ -199,7 +201,9 @@ async function loadConversations() {
 
 function threadOf(id) {
   if (!state.threads.has(id)) {
-    state.threads.set(id, { messages: [], pending: [], hasMore: false, loaded: false });
+    state.threads.set(id, {
+      messages: [], pending: [], hasMore: false, loaded: false, stale: false,
+    });
   }
   return state.threads.get(id);
 }
@@ -336,6 +340,45 @@ async function loadHistory(id, before) {
   for (const message of page.messages) mergeIntoThread(thread, message);
   thread.hasMore = page.hasMore; // older messages exist
   thread.loaded = true;
+}
+
+/** Read again the messages a thread already holds, oldest to newest, each replacing our
+ * copy. After a reconnection: edits, deletions, reactions and thread summaries made while
+ * we were away come with no event (`sync` brings only new messages). */
+async function refreshHistory(id) {
+  const thread = threadOf(id);
+  thread.stale = false;
+  if (!thread.messages.length) return;
+  let after = thread.messages[0].seq - 1;
+  const newest = thread.messages.at(-1).seq;
+  while (after < newest) {
+    const query = new URLSearchParams({ after: String(after), limit: String(MAX_PAGE_SIZE) });
+    const page = await api("GET", `${path("/api/conversations/{}/messages", id)}?${query}`);
+    for (const message of page.messages) mergeIntoThread(thread, message);
+    if (!page.hasMore || !page.messages.length) break;
+    after = page.messages.at(-1).seq;
+  }
+}
+
+/** After a reconnection: what the page shows may have changed meanwhile. The open
+ * conversation and thread panel are read again now, other loaded conversations when
+ * they are next opened. */
+async function refreshShown() {
+  for (const [id, thread] of state.threads) thread.stale = thread.loaded && id !== state.openId;
+  const openId = state.openId;
+  if (openId && threadOf(openId).loaded) {
+    await refreshHistory(openId);
+    if (state.openId === openId) renderThread();
+  }
+  const panel = state.replies;
+  if (panel?.loaded) {
+    const query = new URLSearchParams({ threadId: panel.rootId, limit: String(MAX_PAGE_SIZE) });
+    const url = `${path("/api/conversations/{}/messages", panel.conversationId)}?${query}`;
+    const page = await api("GET", url);
+    if (state.replies !== panel) return; // closed, or another thread opened, meanwhile
+    panel.messages = page.messages;
+    renderReplies();
+  }
 }
 
 async function loadReceipts(id) {
@@ -509,6 +552,7 @@ async function catchUp() {
   }
   if (state.connectedBefore) {
     await loadConversations();
+    await refreshShown();
     markRead();
     if (state.openId) await loadReceipts(state.openId);
   }
@@ -667,6 +711,7 @@ async function openConversation(id) {
   renderHeader();
   renderTyping();
   if (!threadOf(id).loaded) await loadHistory(id);
+  else if (threadOf(id).stale) await refreshHistory(id);
   if (state.openId !== id) return; // another conversation was opened meanwhile
   renderThread({ toBottom: true });
   markRead();
