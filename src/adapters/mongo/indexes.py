@@ -58,12 +58,14 @@ INDEXES: dict[str, list[IndexModel]] = {
             [("conversationId", ASCENDING), ("clientMsgId", ASCENDING), ("senderId", ASCENDING)],
             name="clientMsgId_lookup",
         ),
-        # Message search (adapters.mongo.search): an equality on one word prefix and
-        # a time window, across conversations or in one. Multikey on the prefixes.
-        IndexModel([(SEARCH_KEYS, ASCENDING), ("createdAt", DESCENDING)], name="search"),
+        # Message search (adapters.mongo.search): a range of words (multikey, one
+        # entry per distinct word), and time windows across conversations or in one
+        # (one entry per message each).
+        IndexModel([(SEARCH_KEYS, ASCENDING)], name="searchWords"),
+        IndexModel([("createdAt", DESCENDING)], name="createdAt"),
         IndexModel(
-            [("conversationId", ASCENDING), (SEARCH_KEYS, ASCENDING), ("createdAt", DESCENDING)],
-            name="search_conversation",
+            [("conversationId", ASCENDING), ("createdAt", DESCENDING)],
+            name="conversationId_createdAt",
         ),
         # A thread's replies, paged by seq. Sparse: top-level messages have no threadId.
         IndexModel([("threadId", ASCENDING), ("seq", ASCENDING)], name="threadId_seq", sparse=True),
@@ -98,8 +100,20 @@ INDEXES: dict[str, list[IndexModel]] = {
 }
 
 
+# Indexes an earlier release created and this one no longer uses: dropped at start
+# (each costs index entries on every write). The first search release's two
+# indexes held ~65 word prefixes per message each.
+RETIRED: dict[str, list[str]] = {MESSAGES: ["search", "search_conversation"]}
+
+
 async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
-    """Create the adapter's indexes if they are missing (one command per collection)."""
+    """Drop the retired indexes that exist, then create the adapter's indexes if they
+    are missing (one command per collection)."""
     with translate_errors():
+        for collection, names in RETIRED.items():
+            existing = await db[collection].index_information()
+            for name in names:
+                if name in existing:
+                    await db[collection].drop_index(name)
         for collection, models in INDEXES.items():
             await db[collection].create_indexes(models)
