@@ -14,7 +14,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from adapters.mongo import ensure_indexes, mongo_storage
 from adapters.mongo.backfill import META, STATE_ID, SearchBackfill
-from adapters.mongo.search import MongoMessageSearch
 from adapters.mongo.commands import CommandCounter
 from adapters.mongo.documents import (
     CONVERSATIONS,
@@ -25,6 +24,7 @@ from adapters.mongo.documents import (
     conversation_to_document,
     message_to_document,
 )
+from adapters.mongo.search import MongoMessageSearch
 from chatcore.models import Conversation, ConversationType, Message
 from chatcore.search import SearchPosition, query_words, words
 from chatcore.system import SystemClock, TimeOrderedIdGenerator
