@@ -58,7 +58,7 @@ matches in every conversation on the server.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -118,27 +118,40 @@ def prefix_range(prefix: str) -> dict[str, str]:
     return {"$gte": prefix, "$lt": prefix[:-1] + chr(ord(prefix[-1]) + 1)}
 
 
+def _has_prefix(doc: Document, prefix: str) -> bool:
+    return any(word.startswith(prefix) for word in doc.get(SEARCH_KEYS) or ())
+
+
+def _rarest(wanted: Sequence[str], docs: Sequence[Document]) -> str:
+    """The query word (cut as looked up) that the fewest of ``docs`` have; ties: the
+    longest (the first in ``wanted``)."""
+    prefixes = [lookup_word([word]) for word in wanted]
+    return min(prefixes, key=lambda p: sum(_has_prefix(doc, p) for doc in docs))
+
+
 class _Page:
-    """What one search has found so far, and what it has learned on the way."""
+    """What one search has found so far."""
 
     def __init__(self, wanted: Sequence[str], after: SearchPosition | None) -> None:
         self.wanted = wanted
         self.after = after
-        self.read = 0  # documents the windows returned
-        self.candidates = 0  # of those, live messages that match every word
+        self.read = 0  # documents the reads returned
         self.found: list[Message] = []
 
-    def candidates_of(self, docs: Iterable[Document]) -> list[Message]:
-        out = []
+    def add(self, docs: Iterable[Document], member: Mapping[str, bool]) -> None:
+        """Keep the live matches after the cursor among ``docs`` whose conversation has
+        the user. Membership first: a document of someone else's conversation (most of
+        them, for a user in few of a word's conversations) is never decoded or
+        normalised."""
         for doc in docs:
             self.read += 1
+            if not member[doc["conversationId"]]:
+                continue
             message = document_to_message(doc)
             if (self.after is None or self.after.is_before(message)) and message_matches(
                 message, self.wanted
             ):
-                out.append(message)
-        self.candidates += len(out)
-        return out
+                self.found.append(message)
 
 
 class MongoMessageSearch(MessageSearch):
@@ -193,19 +206,32 @@ class MongoMessageSearch(MessageSearch):
         anchor = after.created_at if after is not None else self._clock.now()
         window = FIRST_WINDOW
         lower = _reach_back(anchor, window)
-        while lower is not None:
-            bounds = {**newest, "$gte": lower}
+        probed: list[Document] | None = None
+        if conversation_id is None and len(wanted) > 1 and lower is not None:
+            # Several words: the first window is read whole, and the word fewest of
+            # its messages have is the one looked up (the others are checked here).
+            probed = await self._find({"createdAt": {**newest, "$gte": lower}}, words=True)
+            look_up = _rarest(wanted, probed)
+            probed = [doc for doc in probed if _has_prefix(doc, look_up)]
+            words = prefix_range(look_up)
+        while True:
+            bounds = {**newest, "$gte": lower} if lower is not None else newest or {"$lte": anchor}
             if conversation_id is None:
                 # createdAt first: SecantusDB serves a filter of two ranges from an
                 # index on its first clause (here the time window); the words are
-                # checked on the server, so only the matches travel.
-                query: Document = {"createdAt": bounds, SEARCH_KEYS: words}
+                # checked on the server, so only the matches travel. $elemMatch: ONE
+                # word within both bounds (a bare range on an array is met by one word
+                # above the lower bound and another below the upper).
+                query: Document = {"createdAt": bounds, SEARCH_KEYS: {"$elemMatch": words}}
             else:
                 # Every message of the window; the words are checked here (a third
                 # clause would make SecantusDB read the whole conversation).
                 query = {"conversationId": conversation_id, "createdAt": bounds}
-            await self._add(page, membership, user_id, await self._find(query))
-            if len(page.found) >= limit:
+            docs = probed if probed is not None else await self._find(query)
+            probed = None
+            await self._add(page, membership, user_id, docs)
+            if len(page.found) >= limit or lower is None:
+                # Full, or the windows reached 1970 (the last one unbounded below).
                 return newest_first(page.found)[:limit]
             newest = {"$lt": lower}
             searched = anchor - lower
@@ -214,7 +240,10 @@ class MongoMessageSearch(MessageSearch):
             more = searched * ((limit - hits) / max(hits, 0.5))
             windows_read = page.read * (more / searched)
             if conversation_id is None:
-                all_read = page.candidates * (HORIZON / searched)
+                # What the word index would return: every older message with a word
+                # starting like the looked-up one (the other query words are checked
+                # after), at the rate the windows saw.
+                all_read = page.read * (HORIZON / searched)
                 if all_read <= max(windows_read, SMALL_READ):
                     break
             else:
@@ -228,14 +257,13 @@ class MongoMessageSearch(MessageSearch):
             window = next_window(window, searched, hits, limit - hits)
             lower = _reach_back(lower, window)
         # Every older match at once, through the word index (the first clause, as above).
-        query = {SEARCH_KEYS: words, **scope}
-        if newest:
-            query["createdAt"] = newest
+        query = {SEARCH_KEYS: words, **scope, "createdAt": newest}
         await self._add(page, membership, user_id, await self._find(query))
         return newest_first(page.found)[:limit]
 
-    async def _find(self, query: Document) -> list[Document]:
-        return await self._messages.find(query, projection=_WITHOUT_KEYS).to_list()
+    async def _find(self, query: Document, *, words: bool = False) -> list[Document]:
+        projection = {OLD_SEARCH_KEYS: 0} if words else _WITHOUT_KEYS
+        return await self._messages.find(query, projection=projection).to_list()
 
     async def _add(
         self,
@@ -244,16 +272,15 @@ class MongoMessageSearch(MessageSearch):
         user_id: str,
         docs: list[Document],
     ) -> None:
-        candidates = page.candidates_of(docs)
-        await self._learn_membership(user_id, candidates, membership)
-        page.found.extend(m for m in candidates if membership[m.conversation_id])
+        await self._learn_membership(user_id, {doc["conversationId"] for doc in docs}, membership)
+        page.add(docs, membership)
 
     async def _learn_membership(
-        self, user_id: str, candidates: Iterable[Message], membership: dict[str, bool]
+        self, user_id: str, conversation_ids: set[str], membership: dict[str, bool]
     ) -> None:
-        """Record, for the candidates' conversations not seen yet, whether ``user_id``
-        is a member now (one lookup by ``_id``: a point read per conversation)."""
-        unknown = list({m.conversation_id for m in candidates} - membership.keys())
+        """Record, for the conversations not seen yet, whether ``user_id`` is a member
+        now (one lookup by ``_id``: a point read per conversation)."""
+        unknown = list(conversation_ids - membership.keys())
         if not unknown:
             return
         cursor = self._conversations.find({"_id": {"$in": unknown}}, projection={"memberIds": 1})
