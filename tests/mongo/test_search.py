@@ -343,3 +343,27 @@ async def test_backfill_rewrites_the_first_release_form_and_drops_its_indexes(
             ALICE, ["memo"], conversation_id=None, limit=5, after=None
         )
         assert [m.seq for m in found] == [1, 2]
+
+
+async def test_of_several_words_the_rarest_in_the_first_window_is_looked_up(
+    recorded: tuple[AsyncDatabase[Document], CommandCounter],
+) -> None:
+    db, recorder = recorded
+    ours = _conversation(ALICE, BOB)
+    messages = [
+        _message(ours.id, seq, f"daily standup notes {seq}", hours_ago=seq / 100)
+        for seq in range(1, 51)
+    ]
+    messages.append(_message(ours.id, 51, "quarterly standup", hours_ago=24 * 20))
+    await _seed(db, [ours], messages)
+
+    recorder.clear()
+    found = await mongo_storage(db).search.search(
+        ALICE, query_words("standup quart"), conversation_id=None, limit=20, after=None
+    )
+    reads = [f for coll, f in recorder.finds if coll == MESSAGES]
+
+    assert [m.body for m in found] == ["quarterly standup"]
+    # The first window whole (no word clause), then the word index for "quart".
+    assert [list(f) for f in reads] == [["createdAt"], [SEARCH_KEYS, "createdAt"]]
+    assert reads[1][SEARCH_KEYS] == {"$gte": "quart", "$lt": "quaru"}
