@@ -191,17 +191,25 @@ async def test_a_user_in_10000_conversations(backend: str) -> None:
     assert len(recorder.finds) <= 2 * 12
 
 
+async def _standups_and_one_old(
+    db: AsyncDatabase[Document], count: int, apart_hours: float, old_body: str
+) -> None:
+    """``count`` recent "daily standup notes" ``apart_hours`` apart (seq 1 the newest)
+    and one ``old_body`` message 20 days ago, all in one conversation of Alice's."""
+    ours = _conversation(ALICE, BOB)
+    messages = [
+        _message(ours.id, seq, f"daily standup notes {seq}", hours_ago=seq * apart_hours)
+        for seq in range(1, count + 1)
+    ]
+    messages.append(_message(ours.id, count + 1, old_body, hours_ago=24 * 20))
+    await _seed(db, [ours], messages)
+
+
 async def test_a_word_common_lately_is_read_in_windows_a_rare_one_through_the_index(
     recorded: tuple[AsyncDatabase[Document], CommandCounter],
 ) -> None:
     db, recorder = recorded
-    ours = _conversation(ALICE, BOB)
-    messages = [
-        _message(ours.id, seq, f"daily standup notes {seq}", hours_ago=seq / 10)
-        for seq in range(1, 301)
-    ]
-    messages.append(_message(ours.id, 301, "quarterly zebra", hours_ago=24 * 20))
-    await _seed(db, [ours], messages)
+    await _standups_and_one_old(db, 300, 0.1, "quarterly zebra")
     search = mongo_storage(db).search
 
     recorder.clear()
@@ -349,13 +357,7 @@ async def test_of_several_words_the_rarest_in_the_first_window_is_looked_up(
     recorded: tuple[AsyncDatabase[Document], CommandCounter],
 ) -> None:
     db, recorder = recorded
-    ours = _conversation(ALICE, BOB)
-    messages = [
-        _message(ours.id, seq, f"daily standup notes {seq}", hours_ago=seq / 100)
-        for seq in range(1, 51)
-    ]
-    messages.append(_message(ours.id, 51, "quarterly standup", hours_ago=24 * 20))
-    await _seed(db, [ours], messages)
+    await _standups_and_one_old(db, 50, 0.01, "quarterly standup")
 
     recorder.clear()
     found = await mongo_storage(db).search.search(
