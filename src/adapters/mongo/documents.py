@@ -23,7 +23,7 @@ from chatcore.models import (
     ThreadSummary,
     User,
 )
-from chatcore.search import index_keys
+from chatcore.search import index_words
 
 Document = dict[str, Any]
 
@@ -33,9 +33,12 @@ MESSAGES: Final = "messages"
 RECEIPTS: Final = "receipts"
 REFRESH_TOKENS: Final = "refreshTokens"
 
-# The message field the search indexes hold: every word prefix of the body
-# (chatcore.search.index_keys), kept in step with the body on every write.
-SEARCH_KEYS: Final = "searchKeys"
+# The message field the search index holds: the body's distinct words
+# (chatcore.search.index_words), kept in step with the body on every write.
+SEARCH_KEYS: Final = "searchWords"
+# Where the first search release kept every 1..8-character word prefix (about 65
+# per message, in two indexes); the backfill rewrites such messages.
+OLD_SEARCH_KEYS: Final = "searchKeys"
 
 # Fields a stored message carries only for an index (never read back, never in the
 # conversation's lastMessage copy): see :func:`index_fields`.
@@ -163,7 +166,7 @@ def document_to_reactions(docs: list[Document] | None) -> tuple[Reaction, ...]:
 
 def search_keys(body: str, *, deleted: bool) -> list[str]:
     """What the search indexes hold for a message: nothing once it is deleted."""
-    return [] if deleted else index_keys(body)
+    return [] if deleted else index_words(body)
 
 
 def idempotency_key(conversation_id: str, sender_id: str, client_msg_id: str) -> str:

@@ -10,7 +10,8 @@ so documents without the fields are simply not in them yet):
    ``bulk_write`` of ``$set`` in batches; a field is only ever added, so a
    message written meanwhile by this version is left as it is);
 2. the obsolete indexes are dropped (those that exist);
-3. a flag in the ``meta`` collection makes every later start cost one read.
+3. a flag in the ``meta`` collection makes every later start skip step 1 (one
+   read), and step 2 costs one ``listIndexes`` per collection.
 
 The old unique ``clientMsgId`` index stays until step 2, so idempotency holds
 throughout; the new unique ``idem`` index cannot refuse a backfilled key, since
@@ -49,6 +50,9 @@ OBSOLETE_INDEXES: Final = {
         "clientMsgId_lookup",
         "threadId_seq",
         "mentions_conversationId_seq",
+        # The first search release's two indexes: ~65 word prefixes per message each.
+        "search",
+        "search_conversation",
     ),
 }
 
@@ -74,6 +78,7 @@ async def migrate_index_fields(db: AsyncDatabase[Document], *, batch: int = BATC
     with translate_errors():
         meta = db[META]
         if ((await meta.find_one({"_id": STATE_ID})) or {}).get("done"):
+            await drop_obsolete_indexes(db)
             return 0
         updated = 0
         updates: list[UpdateOne] = []
@@ -86,10 +91,18 @@ async def migrate_index_fields(db: AsyncDatabase[Document], *, batch: int = BATC
                 updates = []
         if updates:
             updated += (await db[MESSAGES].bulk_write(updates, ordered=False)).modified_count
+        await drop_obsolete_indexes(db)
+        await meta.update_one({"_id": STATE_ID}, {"$set": {"done": True}}, upsert=True)
+        return updated
+
+
+async def drop_obsolete_indexes(db: AsyncDatabase[Document]) -> None:
+    """Drop those of :data:`OBSOLETE_INDEXES` that exist (checked on every start, one
+    ``listIndexes`` per collection: a database can carry an index of a release this
+    migration's flag never saw, e.g. the first search release's)."""
+    with translate_errors():
         for collection, names in OBSOLETE_INDEXES.items():
             existing = await db[collection].index_information()
             for name in names:
                 if name in existing:
                     await db[collection].drop_index(name)
-        await meta.update_one({"_id": STATE_ID}, {"$set": {"done": True}}, upsert=True)
-        return updated

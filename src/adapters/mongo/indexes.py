@@ -54,12 +54,14 @@ INDEXES: dict[str, list[IndexModel]] = {
         # One index enforces it and serves the replay lookup (SecantusDB's planner
         # uses sparse indexes, not partial ones).
         IndexModel([(IDEMPOTENCY_KEY, ASCENDING)], name="idem_unique", unique=True, sparse=True),
-        # Message search (adapters.mongo.search): an equality on one word prefix and
-        # a time window, across conversations or in one. Multikey on the prefixes.
-        IndexModel([(SEARCH_KEYS, ASCENDING), ("createdAt", DESCENDING)], name="search"),
+        # Message search (adapters.mongo.search): a range of words (multikey, one
+        # entry per distinct word), and time windows across conversations or in one
+        # (one entry per message each).
+        IndexModel([(SEARCH_KEYS, ASCENDING)], name="searchWords"),
+        IndexModel([("createdAt", DESCENDING)], name="createdAt"),
         IndexModel(
-            [("conversationId", ASCENDING), (SEARCH_KEYS, ASCENDING), ("createdAt", DESCENDING)],
-            name="search_conversation",
+            [("conversationId", ASCENDING), ("createdAt", DESCENDING)],
+            name="conversationId_createdAt",
         ),
         # A thread's replies, paged by seq. Sparse on fields only replies have (a
         # sparse compound index holds every document with ANY of its fields).
@@ -105,8 +107,8 @@ INDEXES: dict[str, list[IndexModel]] = {
 
 async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
     """Create the adapter's indexes if they are missing (one command per collection),
-    then move a database from before them (:mod:`adapters.mongo.index_migration`:
-    one read once it has run)."""
+    then move a database from before them (:mod:`adapters.mongo.index_migration`,
+    which also drops the indexes nothing queries any more: one read once it has run)."""
     with translate_errors():
         for collection, models in INDEXES.items():
             await db[collection].create_indexes(models)
