@@ -61,6 +61,31 @@ async def test_a_lone_send_costs_four_commands_in_a_transaction_or_three_without
         assert with_id == ["find", *plain]  # the replay look-up first
 
 
+async def test_a_read_pointer_moves_in_one_update_and_a_stale_one_costs_a_read(
+    counted: tuple[Storage, CommandCounter],
+) -> None:
+    storage, counter = counted
+    conversation = await make.stored_group(storage, "u-a", "u-b")
+    at = conversation.created_at
+
+    counter.clear()
+    first, moved = await storage.receipts.advance(conversation.id, "u-b", 3, at)
+    created = counter.commands[:]
+    counter.clear()
+    _, forward = await storage.receipts.advance(conversation.id, "u-b", 5, at)
+    moved_on = counter.commands[:]
+    counter.clear()
+    stale, behind = await storage.receipts.advance(conversation.id, "u-b", 4, at)
+    refused = counter.commands[:]
+
+    # No findAndModify: SecantusDB scans the whole collection for one.
+    assert (first.last_read_seq, moved, created) == (3, True, ["update"])
+    assert (forward, moved_on) == (True, ["update"])
+    # A pointer not behind: the upsert clashes with the unique index, then one read.
+    assert (stale.last_read_seq, behind, refused) == (5, False, ["update", "find"])
+    assert await storage.receipts.list_for_conversation(conversation.id) == [stale]
+
+
 async def test_a_lone_reply_counts_on_its_root_without_a_find_and_modify(
     counted: tuple[Storage, CommandCounter],
 ) -> None:
