@@ -41,14 +41,21 @@ class MongoRefreshTokenRepository(RefreshTokenRepository, TimeBound):
     @storage_call
     async def consume(self, token_hash: str, now: datetime) -> RefreshToken | None:
         now = values.moment(now, "now")
-        # One atomic update: of two concurrent consumes only one finds it unused. The
-        # used token stays (until the TTL index removes it) so that a replay is known.
-        # No expiresAt condition (it makes it a scan on SecantusDB): checked below.
-        doc = await self._tokens.find_one_and_update(
-            {"_id": values.text(token_hash, "tokenHash"), "usedAt": None},
-            {"$set": {"usedAt": now}},
+        token_hash = values.text(token_hash, "tokenHash")
+        # One atomic, filtered update decides who consumes it: of two concurrent
+        # consumes only one matches it unused (modified_count 1). The used token stays
+        # (until the TTL index removes it) so that a replay is known. No expiresAt
+        # condition (it makes it a scan on SecantusDB): checked below. update_one and
+        # then a read, not find_one_and_update: SecantusDB runs every findAndModify as
+        # a scan of the whole collection (bench/RESULTS.md, issue 14 third pass).
+        # Only the winner reads, and what it reads besides usedAt never changes.
+        result = await self._tokens.update_one(
+            {"_id": token_hash, "usedAt": None}, {"$set": {"usedAt": now}}
         )
-        if doc is None:
+        if result.modified_count == 0:
+            return None
+        doc = await self._tokens.find_one({"_id": token_hash})
+        if doc is None:  # revoked since (a logout or a family revoked): nothing to use
             return None
         token = document_to_refresh_token(doc)
         return token if token.expires_at > now else None
