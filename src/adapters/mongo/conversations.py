@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from pymongo import DESCENDING, ReturnDocument
+from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -154,20 +154,29 @@ class MongoConversationRepository(ConversationRepository, TimeBound):
 
     @storage_call
     async def add_member(self, conversation_id: str, user_id: str) -> Conversation | None:
-        doc = await self._conversations.find_one_and_update(
-            {"_id": values.text(conversation_id, "conversationId")},
-            {"$addToSet": {"memberIds": values.text(user_id, "userId")}},
-            return_document=ReturnDocument.AFTER,
+        return await self._change_members(
+            conversation_id, {"$addToSet": {"memberIds": values.text(user_id, "userId")}}
         )
-        return None if doc is None else document_to_conversation(doc)
 
     @storage_call
     async def remove_member(self, conversation_id: str, user_id: str) -> Conversation | None:
-        doc = await self._conversations.find_one_and_update(
-            {"_id": values.text(conversation_id, "conversationId")},
-            {"$pull": {"memberIds": values.text(user_id, "userId")}},
-            return_document=ReturnDocument.AFTER,
+        return await self._change_members(
+            conversation_id, {"$pull": {"memberIds": values.text(user_id, "userId")}}
         )
+
+    async def _change_members(self, conversation_id: str, change: Document) -> Conversation | None:
+        """Apply ``change`` to the member list; the conversation as it is afterwards
+        (None: no such conversation)."""
+        key = {"_id": values.text(conversation_id, "conversationId")}
+        # update_one and then a read, not find_one_and_update: SecantusDB runs every
+        # findAndModify as a scan of the whole collection (bench/RESULTS.md, issue 14
+        # third pass). $addToSet/$pull are atomic on the document, so racing changes
+        # of the member list all hold; the read shows this change and any that came
+        # after it (never a state without it, as conversations are never deleted).
+        result = await self._conversations.update_one(key, change)
+        if result.matched_count == 0:
+            return None
+        doc = await self._conversations.find_one(key)
         return None if doc is None else document_to_conversation(doc)
 
     @storage_call
