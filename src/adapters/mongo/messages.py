@@ -88,8 +88,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-import attrs
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -102,7 +101,6 @@ from adapters.mongo.documents import (
     Document,
     document_to_message,
     mentioned_at,
-    message_to_document,
     search_keys,
     without_search_keys,
 )
@@ -276,24 +274,30 @@ class MongoMessageRepository(MessageRepository, TimeBound):
         )
 
         async def body(session: AsyncClientSession | None) -> tuple[Message, bool]:
-            before = await self._messages.find_one_and_update(
-                {"_id": message_id},
-                pipeline,
-                return_document=ReturnDocument.BEFORE,
-                session=session,
-            )
-            if before is None or before["conversationId"] != conversation_id:
+            # update_one and then a read, not find_one_and_update: SecantusDB runs
+            # every findAndModify as a scan of the whole collection (bench/RESULTS.md,
+            # issue 14 third pass). The pipeline alone decides, atomically on the
+            # document, whether anything changes (adapters.mongo.reactions), and
+            # modified_count says whether it did.
+            key = {"_id": message_id}
+            result = await self._messages.update_one(key, pipeline, session=session)
+            if result.matched_count == 0:
                 raise NotFound("message not found")
-            message = document_to_message(before)
+            # In a transaction this reads the state the update left; without one, that
+            # state or a later one.
+            doc = await self._messages.find_one(key, session=session)
+            if doc is None or doc["conversationId"] != conversation_id:
+                raise NotFound("message not found")
+            message = document_to_message(doc)
+            if result.modified_count > 0:
+                await self._keep_last_message(conversation_id, doc, session)
+                return message, True
             if message.is_deleted:
                 raise Conflict("a deleted message takes no reactions")
-            # The pipeline's rule on the state it saw: the result, or its Conflict.
-            reactions = toggled_reaction(message.reactions, user_id, emoji, add=add)
-            if reactions == message.reactions:
-                return message, False
-            after = attrs.evolve(message, reactions=reactions)
-            await self._keep_last_message(conversation_id, message_to_document(after), session)
-            return after, True
+            # Unchanged: already so (False), or the emoji cap refused it (the rule's
+            # Conflict, raised by toggled_reaction on the state read).
+            toggled_reaction(message.reactions, user_id, emoji, add=add)
+            return message, False
 
         async with self._conversation_locks.hold(conversation_id):
             return await self._transactions.run(body)
@@ -329,9 +333,15 @@ class MongoMessageRepository(MessageRepository, TimeBound):
         async def body(session: AsyncClientSession | None) -> Message:
             # Filtered on _id alone (a scan on SecantusDB with a second field), so
             # the conversation is checked inside the update: no match, no change.
+            # update_one and then a read, not find_one_and_update: SecantusDB runs
+            # every findAndModify as a scan of the whole collection (bench/RESULTS.md,
+            # issue 14 third pass). In a transaction the read sees exactly this
+            # change; without one, this change or a later one (the newest state is
+            # also the right lastMessage copy).
             same_conversation = {"$eq": ["$conversationId", conversation_id]}
-            doc = await self._messages.find_one_and_update(
-                {"_id": message_id},
+            key = {"_id": message_id}
+            result = await self._messages.update_one(
+                key,
                 [
                     {
                         "$set": {
@@ -340,9 +350,11 @@ class MongoMessageRepository(MessageRepository, TimeBound):
                         }
                     }
                 ],
-                return_document=ReturnDocument.AFTER,
                 session=session,
             )
+            if result.matched_count == 0:
+                raise NotFound("message not found")
+            doc = await self._messages.find_one(key, session=session)
             if doc is None or doc["conversationId"] != conversation_id:
                 raise NotFound("message not found")
             also = forget_mentions(sorted(rementioned)) if rementioned else {}

@@ -2,15 +2,17 @@
 
 The whole rule runs inside one update pipeline on the message, so it holds under
 any concurrency without a read-modify-write race: the server applies each
-``findAndModify`` to the document as it is at that moment. 20 members adding the
+update to the document as it is at that moment. 20 members adding the
 same emoji at once end with 20 user ids, and a new emoji is added only while the
 message holds fewer than :data:`chatcore.limits.MAX_REACTION_EMOJI` (the size of
 the array is checked in the same write), so racing additions cannot exceed the
 cap. A deleted message, or one of another conversation, is left unchanged.
 
-The caller gets the document as it was *before* the write and applies
-:func:`chatcore.reactions.toggled_reaction` to it: the same rule in Python, on the
-same state the server saw, gives the result (or the Conflict) without a second read.
+The caller sends it with ``update_one`` (a ``findAndModify`` is a scan of the whole
+collection on SecantusDB): ``modified_count`` says whether the reaction changed, and
+a read of the message afterwards gives the result. When nothing changed,
+:func:`chatcore.reactions.toggled_reaction` (the same rule in Python) on that state
+tells "already so" from the emoji cap's Conflict.
 """
 
 from __future__ import annotations
