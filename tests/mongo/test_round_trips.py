@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import attrs
 import pytest
 
 from adapters.mongo import ServerInfo, ServerProfile, mongo_storage
 from adapters.mongo.commands import CommandCounter
 from adapters.mongo.unread_counters import OWN_SEQS_KEPT
 from chatcore.chat import Storage
+from chatcore.errors import Conflict, NotFound
 from chatcore.models import ConversationCursor
 from chatcore.services.conversations import ConversationViews
 from chatcore.testing import factories as make
@@ -145,6 +147,149 @@ async def test_a_replay_stores_nothing_and_costs_a_few_commands(
     assert counter.by_name()["insert"] <= 1
     # find, update, insert (refused), abort; then the stored message and its conversation.
     assert counter.count <= 6
+
+
+def _committed(commands: list[str], transactional: bool) -> list[str]:
+    return [*commands, "commitTransaction"] if transactional else commands
+
+
+async def test_reactions_cost_an_update_and_a_read_and_no_find_and_modify(
+    counted: tuple[Storage, CommandCounter],
+) -> None:
+    storage, counter = counted
+    conversation = await make.stored_group(storage, "u-a", "u-b")
+    message = (await storage.messages.append(make.message(conversation.id, "u-a"))).message
+    other = await make.stored_group(storage, "u-a", "u-c")
+    transactional = await _transactional(storage)
+
+    counter.clear()
+    added, changed = await storage.messages.react(
+        conversation.id, message.id, "u-b", "👍", add=True
+    )
+    add = counter.commands[:]
+    counter.clear()
+    again, changed_again = await storage.messages.react(
+        conversation.id, message.id, "u-b", "👍", add=True
+    )
+    repeat = counter.commands[:]
+
+    # update_one + find: a findAndModify scans the whole collection on SecantusDB.
+    # A change also refreshes the conversation's lastMessage copy.
+    assert (changed, [(r.emoji, r.user_ids) for r in added.reactions]) == (True, [("👍", ("u-b",))])
+    assert add == _committed(["update", "find", "update"], transactional)
+    assert (changed_again, again.reactions) == (False, added.reactions)
+    assert repeat == _committed(["update", "find"], transactional)
+    with pytest.raises(NotFound):  # a message of another conversation is left alone
+        await storage.messages.react(other.id, message.id, "u-a", "👍", add=True)
+    await storage.messages.delete(message, message.created_at)
+    with pytest.raises(Conflict):
+        await storage.messages.react(conversation.id, message.id, "u-b", "🎉", add=True)
+    stored = await storage.messages.get(conversation.id, message.id)
+    assert stored is not None
+    assert stored.reactions == ()
+
+
+async def test_twenty_members_reacting_at_once_all_count_with_or_without_transactions(
+    counted: tuple[Storage, CommandCounter],
+) -> None:
+    storage, _ = counted
+    members = [f"u-{i:02d}" for i in range(20)]
+    conversation = await make.stored_group(storage, *members)
+    message = (await storage.messages.append(make.message(conversation.id, members[0]))).message
+
+    results = await asyncio.gather(
+        *(storage.messages.react(conversation.id, message.id, m, "🎉", add=True) for m in members)
+    )
+
+    # The pipeline decides on the document as it is: every one of them changed it.
+    assert all(changed for _, changed in results)
+    stored = await storage.messages.get(conversation.id, message.id)
+    assert stored is not None
+    [reaction] = stored.reactions
+    assert sorted(reaction.user_ids) == members
+
+
+async def test_edits_and_deletes_cost_an_update_and_a_read_and_no_find_and_modify(
+    counted: tuple[Storage, CommandCounter],
+) -> None:
+    storage, counter = counted
+    conversation = await make.stored_group(storage, "u-a", "u-b")
+    message = (await storage.messages.append(make.message(conversation.id, "u-a"))).message
+    other = await make.stored_group(storage, "u-a", "u-c")
+    transactional = await _transactional(storage)
+
+    counter.clear()
+    edited = await storage.messages.edit(message, "edited", message.created_at)
+    edit = counter.commands[:]
+    counter.clear()
+    deleted = await storage.messages.delete(edited, message.created_at)
+    delete = counter.commands[:]
+
+    # The message, a read of it, and the conversation's lastMessage copy.
+    expected = _committed(["update", "find", "update"], transactional)
+    assert (edited.body, edit) == ("edited", expected)
+    assert (deleted.is_deleted, deleted.body, delete) == (True, "", expected)
+    stored = await storage.conversations.get(conversation.id)
+    assert stored is not None
+    assert stored.last_message is not None
+    assert stored.last_message.is_deleted
+    with pytest.raises(NotFound):  # the same message named in another conversation
+        await storage.messages.edit(
+            attrs.evolve(message, conversation_id=other.id), "x", message.created_at
+        )
+    still = await storage.messages.get(conversation.id, message.id)
+    assert still is not None
+    assert (still.body, still.is_deleted) == ("", True)
+
+
+async def test_member_changes_cost_an_update_and_a_read_and_no_find_and_modify(
+    counted: tuple[Storage, CommandCounter],
+) -> None:
+    storage, counter = counted
+    conversation = await make.stored_group(storage, "u-a", "u-b")
+
+    counter.clear()
+    added = await storage.conversations.add_member(conversation.id, "u-c")
+    add = counter.commands[:]
+    counter.clear()
+    removed = await storage.conversations.remove_member(conversation.id, "u-b")
+    remove = counter.commands[:]
+    counter.clear()
+    missing = await storage.conversations.add_member("no-such-conversation", "u-c")
+    miss = counter.commands[:]
+
+    assert added is not None
+    assert set(added.member_ids) == {"u-a", "u-b", "u-c"}
+    assert removed is not None
+    assert set(removed.member_ids) == {"u-a", "u-c"}
+    assert add == remove == ["update", "find"]
+    assert (missing, miss) == (None, ["update"])  # nothing matched: no read
+
+
+async def test_a_refresh_token_is_consumed_by_its_update_and_a_replay_costs_one_command(
+    counted: tuple[Storage, CommandCounter],
+) -> None:
+    storage, counter = counted
+    token = make.refresh_token("u-a")
+    await storage.refresh_tokens.add(token)
+    now = token.created_at
+
+    counter.clear()
+    first = await storage.refresh_tokens.consume(token.token_hash, now)
+    consume = counter.commands[:]
+    counter.clear()
+    replay = await storage.refresh_tokens.consume(token.token_hash, now)
+    replayed = counter.commands[:]
+
+    # The filtered update decides who consumed it; only the winner reads the token.
+    assert (first, consume) == (token, ["update", "find"])
+    assert (replay, replayed) == (None, ["update"])
+    other = make.refresh_token("u-a")
+    await storage.refresh_tokens.add(other)
+    racing = await asyncio.gather(
+        *(storage.refresh_tokens.consume(other.token_hash, now) for _ in range(10))
+    )
+    assert [r for r in racing if r is not None] == [other]
 
 
 async def test_reads_of_a_conversation_list_page_cost_one_command_each(
