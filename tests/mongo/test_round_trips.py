@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from typing import TypeVar
 
 import attrs
 import pytest
@@ -13,12 +14,14 @@ from adapters.mongo.commands import CommandCounter
 from adapters.mongo.unread_counters import OWN_SEQS_KEPT
 from chatcore.chat import Storage
 from chatcore.errors import Conflict, NotFound
-from chatcore.models import ConversationCursor
+from chatcore.models import Conversation, ConversationCursor, Message
 from chatcore.services.conversations import ConversationViews
 from chatcore.testing import factories as make
 from support.mongo import backend_uri, fresh_database
 
 pytestmark = pytest.mark.mongo
+
+T = TypeVar("T")
 
 
 @pytest.fixture(params=["secantus", "secantus-standalone", "mongod"])
@@ -149,29 +152,40 @@ async def test_a_replay_stores_nothing_and_costs_a_few_commands(
     assert counter.count <= 6
 
 
+async def _cost(counter: CommandCounter, call: Awaitable[T]) -> tuple[T, list[str]]:
+    """What ``call`` returns and the commands it sent."""
+    counter.clear()
+    result = await call
+    return result, counter.commands[:]
+
+
 def _committed(commands: list[str], transactional: bool) -> list[str]:
     return [*commands, "commitTransaction"] if transactional else commands
+
+
+async def _a_message_and_another_group(
+    storage: Storage,
+) -> tuple[Conversation, Message, Conversation, bool]:
+    """A group with u-a's message, another group of u-a's, and whether the server
+    has transactions."""
+    conversation = await make.stored_group(storage, "u-a", "u-b")
+    message = (await storage.messages.append(make.message(conversation.id, "u-a"))).message
+    other = await make.stored_group(storage, "u-a", "u-c")
+    return conversation, message, other, await _transactional(storage)
 
 
 async def test_reactions_cost_an_update_and_a_read_and_no_find_and_modify(
     counted: tuple[Storage, CommandCounter],
 ) -> None:
     storage, counter = counted
-    conversation = await make.stored_group(storage, "u-a", "u-b")
-    message = (await storage.messages.append(make.message(conversation.id, "u-a"))).message
-    other = await make.stored_group(storage, "u-a", "u-c")
-    transactional = await _transactional(storage)
+    conversation, message, other, transactional = await _a_message_and_another_group(storage)
 
-    counter.clear()
-    added, changed = await storage.messages.react(
-        conversation.id, message.id, "u-b", "👍", add=True
+    (added, changed), add = await _cost(
+        counter, storage.messages.react(conversation.id, message.id, "u-b", "👍", add=True)
     )
-    add = counter.commands[:]
-    counter.clear()
-    again, changed_again = await storage.messages.react(
-        conversation.id, message.id, "u-b", "👍", add=True
+    (again, changed_again), repeat = await _cost(
+        counter, storage.messages.react(conversation.id, message.id, "u-b", "👍", add=True)
     )
-    repeat = counter.commands[:]
 
     # update_one + find: a findAndModify scans the whole collection on SecantusDB.
     # A change also refreshes the conversation's lastMessage copy.
@@ -213,17 +227,12 @@ async def test_edits_and_deletes_cost_an_update_and_a_read_and_no_find_and_modif
     counted: tuple[Storage, CommandCounter],
 ) -> None:
     storage, counter = counted
-    conversation = await make.stored_group(storage, "u-a", "u-b")
-    message = (await storage.messages.append(make.message(conversation.id, "u-a"))).message
-    other = await make.stored_group(storage, "u-a", "u-c")
-    transactional = await _transactional(storage)
+    conversation, message, other, transactional = await _a_message_and_another_group(storage)
 
-    counter.clear()
-    edited = await storage.messages.edit(message, "edited", message.created_at)
-    edit = counter.commands[:]
-    counter.clear()
-    deleted = await storage.messages.delete(edited, message.created_at)
-    delete = counter.commands[:]
+    edited, edit = await _cost(
+        counter, storage.messages.edit(message, "edited", message.created_at)
+    )
+    deleted, delete = await _cost(counter, storage.messages.delete(edited, message.created_at))
 
     # The message, a read of it, and the conversation's lastMessage copy.
     expected = _committed(["update", "find", "update"], transactional)
@@ -248,15 +257,13 @@ async def test_member_changes_cost_an_update_and_a_read_and_no_find_and_modify(
     storage, counter = counted
     conversation = await make.stored_group(storage, "u-a", "u-b")
 
-    counter.clear()
-    added = await storage.conversations.add_member(conversation.id, "u-c")
-    add = counter.commands[:]
-    counter.clear()
-    removed = await storage.conversations.remove_member(conversation.id, "u-b")
-    remove = counter.commands[:]
-    counter.clear()
-    missing = await storage.conversations.add_member("no-such-conversation", "u-c")
-    miss = counter.commands[:]
+    added, add = await _cost(counter, storage.conversations.add_member(conversation.id, "u-c"))
+    removed, remove = await _cost(
+        counter, storage.conversations.remove_member(conversation.id, "u-b")
+    )
+    missing, miss = await _cost(
+        counter, storage.conversations.add_member("no-such-conversation", "u-c")
+    )
 
     assert added is not None
     assert set(added.member_ids) == {"u-a", "u-b", "u-c"}
@@ -274,12 +281,8 @@ async def test_a_refresh_token_is_consumed_by_its_update_and_a_replay_costs_one_
     await storage.refresh_tokens.add(token)
     now = token.created_at
 
-    counter.clear()
-    first = await storage.refresh_tokens.consume(token.token_hash, now)
-    consume = counter.commands[:]
-    counter.clear()
-    replay = await storage.refresh_tokens.consume(token.token_hash, now)
-    replayed = counter.commands[:]
+    first, consume = await _cost(counter, storage.refresh_tokens.consume(token.token_hash, now))
+    replay, replayed = await _cost(counter, storage.refresh_tokens.consume(token.token_hash, now))
 
     # The filtered update decides who consumed it; only the winner reads the token.
     assert (first, consume) == (token, ["update", "find"])
