@@ -8,15 +8,17 @@ Every adapter of :class:`chatcore.ports.MessageSearch` uses these functions, so
   maximal runs of letters and digits.
 - A message matches a query when every query word is a prefix of some word of
   its current body (:func:`matches`).
-- :func:`index_keys`: what a store indexes for a body: every prefix of every
-  word up to :data:`KEY_CHARS` characters, so that a query word is found by an
-  *equality* on one key (a range over words would return the matches grouped by
-  word, not newest first). Longer query words are looked up by their first
-  :data:`KEY_CHARS` characters and confirmed with :func:`matches`.
+- :func:`index_words`: what a store indexes for a body: its distinct words (cut
+  to :data:`WORD_CHARS` characters), without those that are a prefix of another
+  of its words (a prefix query that finds ``the`` also finds ``there``). A query
+  word is looked up as the range of indexed words that start with it
+  (:func:`lookup_word`, at most :data:`WORD_CHARS` characters) and every
+  candidate is confirmed with :func:`matches`.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -27,9 +29,9 @@ from attrs import frozen
 
 from chatcore.models import Message
 
-# Prefixes longer than this are not indexed: an 8-character prefix already picks
-# few messages, and each extra character would add an index entry per long word.
-KEY_CHARS: Final = 8
+# Indexed words are cut to this length: a 32-character prefix picks few messages,
+# and a URL or a hash pasted into a message does not make a huge index key.
+WORD_CHARS: Final = 32
 
 # Letters and digits: \w without the underscore.
 _WORD: Final = re.compile(r"[^\W_]+")
@@ -44,10 +46,15 @@ def words(text: str) -> list[str]:
     return _WORD.findall(bare)
 
 
-def index_keys(text: str) -> list[str]:
-    """Every distinct prefix (1..KEY_CHARS characters) of every word, sorted."""
-    keys = {word[:n] for word in set(words(text)) for n in range(1, min(len(word), KEY_CHARS) + 1)}
-    return sorted(keys)
+def index_words(text: str) -> list[str]:
+    """The distinct words of ``text`` cut to WORD_CHARS characters, sorted, without
+    any that is a prefix of another (sorted order puts a prefix right before the
+    first word that extends it): one index entry per word a prefix query needs."""
+    distinct = sorted({word[:WORD_CHARS] for word in words(text)})
+    kept = [
+        word for word, following in itertools.pairwise(distinct) if not following.startswith(word)
+    ]
+    return kept + distinct[-1:]
 
 
 def query_words(query: str) -> list[str]:
@@ -62,9 +69,10 @@ def query_words(query: str) -> list[str]:
     return kept
 
 
-def lookup_key(wanted: Sequence[str]) -> str:
-    """The index key a store looks up for ``wanted`` (from :func:`query_words`)."""
-    return wanted[0][:KEY_CHARS]
+def lookup_word(wanted: Sequence[str]) -> str:
+    """The prefix a store looks up among the indexed words for ``wanted`` (from
+    :func:`query_words`): the longest query word, cut to WORD_CHARS characters."""
+    return wanted[0][:WORD_CHARS]
 
 
 def matches(body_words: Iterable[str], wanted: Sequence[str]) -> bool:

@@ -199,6 +199,10 @@ def _trusted_proxies(settings: Settings) -> tuple[Network, ...]:
     return networks(settings.trusted_proxies)
 
 
+def _storage_timeout(settings: Settings) -> float:
+    return settings.mongodb_timeout_ms / 1000
+
+
 def _presence(shared: RedisPresenceTracker | None) -> PresenceTracker:
     return shared if shared is not None else LocalPresenceTracker()
 
@@ -289,7 +293,10 @@ class Container(containers.DeclarativeContainer):
     sio = providers.Singleton(_socketio_server, settings, node_id)
     metrics = providers.Singleton(_metrics, sio)
     runtime = providers.Singleton(
-        Runtime, metrics=metrics, trusted_proxies=providers.Callable(_trusted_proxies, settings)
+        Runtime,
+        metrics=metrics,
+        trusted_proxies=providers.Callable(_trusted_proxies, settings),
+        storage_timeout=providers.Callable(_storage_timeout, settings),
     )
     redis_presence = providers.Resource(_redis_presence, settings, redis_client, node_id)
     presence = providers.Resource(_presence, redis_presence)

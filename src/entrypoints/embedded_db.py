@@ -45,9 +45,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final
 
-from pymongo import MongoClient
-from pymongo.errors import PyMongoError
-
 log = logging.getLogger("chatcore")
 
 EXECUTABLE: Final = "secantusd-py"
@@ -245,6 +242,12 @@ class EmbeddedDatabase:
             process = self._process
         if process is None:
             raise EmbeddedDatabaseError("the embedded database was stopped")
+        # Imported here, not at the top: `chatcore serve` imports this module before
+        # it locks the data directory, and pymongo takes ~0.25 s to import; a second
+        # server on the same directory now fails without waiting for it.
+        from pymongo import MongoClient
+        from pymongo.errors import PyMongoError
+
         client: MongoClient[dict[str, object]] = MongoClient(
             self.uri, serverSelectionTimeoutMS=250, connectTimeoutMS=250
         )
@@ -323,9 +326,7 @@ class EmbeddedDatabase:
         with self._guard:
             process, self._process = self._process, None
         if process is not None and process.poll() is None:
-            process.terminate()
-            # A stopped (SIGSTOP) child would hold the SIGTERM until the timeout.
-            process.send_signal(signal.SIGCONT)
+            _terminate(process)
             try:
                 process.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -352,3 +353,20 @@ class EmbeddedDatabase:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _terminate(process: subprocess.Popen[bytes]) -> None:
+    """SIGCONT (it may be stopped), then SIGTERM to its main thread.
+
+    Why to the main thread (Linux ``tgkill``) rather than to the process: after a
+    SIGSTOP/SIGCONT the kernel often hands a process-wide SIGTERM to another of
+    SecantusDB's threads; Python runs signal handlers on the main thread only, and
+    SecantusDB's main thread sleeps on a lock that only a signal delivered to it
+    interrupts, so the server never stopped and was killed after _STOP_SECONDS
+    (3 times in 5 in a probe; 0 in 5 with tgkill).
+    """
+    process.send_signal(signal.SIGCONT)
+    libc = ctypes.CDLL(None, use_errno=True)
+    tgkill = getattr(libc, "tgkill", None)  # Linux, glibc 2.30+
+    if tgkill is None or tgkill(process.pid, process.pid, signal.SIGTERM) != 0:
+        process.terminate()

@@ -41,6 +41,9 @@ class Runtime:
     in_flight: InFlight = field(factory=InFlight)
     # Proxies whose X-Forwarded-For names the client (CHATCORE_TRUSTED_PROXIES).
     trusted_proxies: tuple[Network, ...] = ()
+    # Seconds an HTTP request's storage calls may take together
+    # (CHATCORE_MONGODB_TIMEOUT_MS); None: unbounded.
+    storage_timeout: float | None = None
 
     @property
     def chat(self) -> Chat:

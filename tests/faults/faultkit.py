@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -26,6 +27,23 @@ from support.serve import ServeProcess, clean_env
 # CHATCORE_MONGODB_TIMEOUT_MS of the fault tests: short, so that they run in seconds.
 TIMEOUT_MS = 1000
 TIMEOUT = TIMEOUT_MS / 1000
+# How much longer than TIMEOUT a request may take while the database stalls.
+# The storage side is bounded hard at TIMEOUT (adapters.mongo.errors: per request
+# and per call; Transactions.run; group commit's max_wait), counted from when the
+# request reached it. SERVER_MARGIN is for what the server does outside that
+# bound (routing, authentication, writing the answer: the request log's
+# duration), MARGIN for the whole round trip seen by the client (also the
+# client's own event loop and the kernel), on a 2-core machine shared with other
+# suites. Measured with the bound: server and client 1.01-1.10 s for a 1 s timeout,
+# the client once 1.39 s at load 5; without it (pymongo's 0.5 s server-selection
+# steps, and one limit per storage call) 1.3-1.5 s on both sides.
+SERVER_MARGIN = 0.2
+MARGIN = 0.5
+
+
+def slowest_logged(log: str) -> float:
+    """The longest duration (seconds) of a request in a server's request log."""
+    return max(float(ms) / 1000 for ms in re.findall(r" duration_ms=([\d.]+)", log))
 
 
 def fault_server(tmp_path: Path, name: str = "serve", **settings: str) -> ServeProcess:
@@ -86,6 +104,14 @@ class Scene:
         """Alice's sends to the conversation (start them with ``running()``)."""
         return SendLoad(self.http, self.alice, self.conversation_id)
 
+    def reads(self) -> ReadLoad:
+        """Bob reading the conversation's latest messages and his profile."""
+        return ReadLoad(
+            self.http,
+            self.bob,
+            [f"/api/conversations/{self.conversation_id}/messages?limit=5", "/api/users/me"],
+        )
+
     async def stored(self) -> dict[str, int]:
         """clientMsgId -> seq of every stored message of the conversation."""
         messages = await history(self.http, self.alice, self.conversation_id)
@@ -93,9 +119,10 @@ class Scene:
 
 
 @contextlib.asynccontextmanager
-async def scene(tmp_path: Path) -> AsyncIterator[Scene]:
-    """A :class:`Scene` on a fresh `chatcore serve`, killed afterwards."""
-    server = fault_server(tmp_path)
+async def scene(tmp_path: Path, **settings: str) -> AsyncIterator[Scene]:
+    """A :class:`Scene` on a fresh `chatcore serve` (with ``settings`` in its
+    environment), killed afterwards."""
+    server = fault_server(tmp_path, **settings)
     try:
         server.wait_healthy()
         async with httpx.AsyncClient(base_url=server.url, timeout=30.0) as http:
@@ -118,6 +145,8 @@ class SendLoad:
     outcomes: Counter[int | str] = field(factory=Counter)  # status code or "transport"
     # (monotonic time, status) of every answer, to find when sends worked again.
     answers: list[tuple[float, int | str]] = field(factory=list)
+    # (sent, answered, status) of every send, to find those in flight at an instant.
+    spans: list[tuple[float, float, int | str]] = field(factory=list)
     slowest: float = 0.0  # seconds, the longest any send waited for its answer
     _stop: asyncio.Event = field(factory=asyncio.Event)
 
@@ -139,6 +168,7 @@ class SendLoad:
         self.outcomes[outcome] += 1
         answered = time.monotonic()
         self.answers.append((answered, outcome))
+        self.spans.append((started, answered, outcome))
         self.slowest = max(self.slowest, answered - started)
 
     async def _run(self, name: str) -> None:
@@ -163,3 +193,41 @@ class SendLoad:
         while len(self.acked) < wanted:
             assert time.monotonic() < deadline, f"sends stopped working: {self.outcomes}"
             await asyncio.sleep(0.01)
+
+    def in_flight_at(self, instant: float) -> list[int | str]:
+        """What the sends that were waiting for their answer at ``instant`` got."""
+        return [outcome for sent, answered, outcome in self.spans if sent < instant < answered]
+
+
+@define
+class ReadLoad:
+    """One reader per path, each reading it in a loop until stopped; statuses counted."""
+
+    http: httpx.AsyncClient
+    reader: Account
+    paths: list[str]
+    outcomes: Counter[int | str] = field(factory=Counter)
+    slowest: float = 0.0
+    _stop: asyncio.Event = field(factory=asyncio.Event)
+
+    async def _run(self, path: str) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                outcome: int | str = (
+                    await self.http.get(path, headers=self.reader.headers)
+                ).status_code
+            except httpx.TransportError:
+                outcome = "transport"
+                await asyncio.sleep(0.05)
+            self.outcomes[outcome] += 1
+            self.slowest = max(self.slowest, time.monotonic() - started)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[ReadLoad]:
+        tasks = [asyncio.create_task(self._run(path)) for path in self.paths]
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            await asyncio.gather(*tasks)

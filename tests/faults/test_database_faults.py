@@ -3,7 +3,8 @@
 What the fault probes of issue 13 did, kept in the suite: SIGKILL of the
 database child mid-load (every acknowledged message is there after the
 automatic restart; /readyz is 503 meanwhile, /healthz stays 200), and
-SIGSTOP/SIGCONT for longer than CHATCORE_MONGODB_TIMEOUT_MS (sends to the
+SIGSTOP/SIGCONT for longer than CHATCORE_MONGODB_TIMEOUT_MS (no send or read
+waits longer than the timeout plus faultkit's margins for its answer; sends to the
 conversation that had a send in flight work again within one timeout of
 SIGCONT). No send may get a 500 in either.
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from faultkit import TIMEOUT, scene
+from faultkit import MARGIN, SERVER_MARGIN, TIMEOUT, scene, slowest_logged
 
 from support.waiting import wait_until
 
@@ -75,8 +76,8 @@ async def test_a_stall_longer_than_the_timeout_ends_when_the_database_resumes(
 ) -> None:
     async with scene(tmp_path) as chat:
         database = chat.server.database_pid()
-        load = chat.load()
-        async with load.running():
+        load, reads = chat.load(), chat.reads()
+        async with load.running(), reads.running():
             await load.wait_acked(30)
             os.kill(database, signal.SIGSTOP)  # sends are in flight on this conversation
             stalled_at = time.monotonic()
@@ -90,6 +91,7 @@ async def test_a_stall_longer_than_the_timeout_ends_when_the_database_resumes(
             checked_at = time.monotonic()
             await load.wait_acked(10)  # sends to the same conversation work
         stored = await chat.stored()
+        server_slowest = slowest_logged(chat.server.log)
 
     after = [o for t, o in load.answers if t > checked_at]
     first_ok = min(t for t, o in load.answers if o == 201 and t > resumed_at)
@@ -97,9 +99,18 @@ async def test_a_stall_longer_than_the_timeout_ends_when_the_database_resumes(
     assert after, "no send after the check point"
     assert set(after) == {201}, after  # one timeout after SIGCONT: all fine
     assert set(load.outcomes) <= {201, 503}, load.outcomes
+    assert set(reads.outcomes) <= {200, 503}, reads.outcomes
+    assert 503 in reads.outcomes  # they did meet the stall
     assert load.acked.items() <= stored.items()
     assert sorted(stored.values()) == list(range(1, len(stored) + 1))
     print(
         f"\nSIGSTOP {resumed_at - stalled_at:.1f} s: first 201 {first_ok - resumed_at:.2f} s "
-        f"after SIGCONT; slowest answer {load.slowest:.2f} s; {load.outcomes}"
+        f"after SIGCONT; slowest answer {load.slowest:.3f} s (sends), "
+        f"{reads.slowest:.3f} s (reads), {server_slowest:.3f} s (server's request log); "
+        f"timeout {TIMEOUT:.1f} s + margin {SERVER_MARGIN} s (server), {MARGIN} s (client); "
+        f"{load.outcomes}; reads {reads.outcomes}"
     )
+    # No request waits longer than CHATCORE_MONGODB_TIMEOUT_MS, but for the margins.
+    assert server_slowest <= TIMEOUT + SERVER_MARGIN
+    assert load.slowest <= TIMEOUT + MARGIN
+    assert reads.slowest <= TIMEOUT + MARGIN

@@ -3,6 +3,8 @@
 Every send the server took on is answered (HTTP status or socket ack); nothing
 is stored without its answer; the socket users' ``lastSeenAt`` is recorded; the
 server exits 0 without cutting anything off at the end of its grace period.
+The same with the database stalled (SIGSTOP) at SIGTERM: the sends waiting on it
+are answered (503) and the server still exits within its grace period.
 The shutdown time is printed for bench/RESULTS.md (uvicorn alone took ~12.7 s
 with a polling client open).
 """
@@ -10,6 +12,8 @@ with a polling client open).
 from __future__ import annotations
 
 import asyncio
+import datetime
+import os
 import signal
 import sys
 import time
@@ -20,7 +24,7 @@ import httpx
 import pytest
 import socketio
 from attrs import define, field
-from faultkit import fault_server, history, scene
+from faultkit import TIMEOUT, fault_server, history, scene
 
 from support.accounts import Account
 from support.waiting import wait_until
@@ -133,3 +137,65 @@ async def _user(http: httpx.AsyncClient, me: Account, who: Account) -> Any:
     answer = await http.get(f"/api/users/{who.id}", headers=me.headers)
     assert answer.status_code == 200, answer.text
     return answer.json()
+
+
+# CHATCORE_SHUTDOWN_GRACE_SECONDS of the stalled-database test.
+GRACE = 4.0
+# What `chatcore serve` may take after its grace period: closing its database
+# client (pymongo's endSessions waits up to one timeout for the stalled server),
+# then stopping the embedded database (SIGTERM, SIGKILL after
+# entrypoints.embedded_db._STOP_SECONDS, which it took every other time before
+# the SIGTERM went to its main thread).
+CLOSE_STORAGE = TIMEOUT + 0.5
+DATABASE_STOP = 5.0
+
+
+async def test_sigterm_while_the_database_is_stalled_answers_and_exits_in_time(
+    tmp_path: Path,
+) -> None:
+    async with scene(tmp_path, CHATCORE_SHUTDOWN_GRACE_SECONDS=str(GRACE)) as chat:
+        server = chat.server
+        assert server.process is not None
+        socket = SocketSends(
+            await _socket(server.url, chat.bob, "websocket"), chat.conversation_id, "ws"
+        )
+        stop = asyncio.Event()
+        socket_task = asyncio.create_task(socket.run(stop))
+        load = chat.load()
+        async with load.running(senders=3):
+            await load.wait_acked(10)
+            os.kill(server.database_pid(), signal.SIGSTOP)
+            await asyncio.sleep(TIMEOUT / 2)  # sends are now waiting on the database
+            server.process.send_signal(signal.SIGTERM)
+            signalled, signalled_wall = time.monotonic(), time.time()
+            code = await asyncio.to_thread(server.wait_exit, GRACE + DATABASE_STOP + 30)
+            shutdown = time.monotonic() - signalled
+            stop.set()
+            await socket_task
+        log = server.log
+
+    in_flight = load.in_flight_at(signalled)
+    socket_answers = [ack for when, ack in socket.acks.values() if when > signalled]
+    assert code == 0, log
+    assert "timeout graceful shutdown exceeded" not in log  # nothing cut off
+    assert in_flight, "no send was in flight at SIGTERM"
+    assert set(in_flight) <= {201, 503}, in_flight  # each answered, none cut off
+    assert all(ack.get("ok") or ack["error"]["code"] == "unavailable" for ack in socket_answers)
+    assert set(load.outcomes) <= {201, 503, "transport"}, load.outcomes
+    server_part = _logged_at(log, "stopping the embedded database") - signalled_wall
+    print(
+        f"\nSIGTERM during a database stall: exit {code} after {shutdown:.2f} s "
+        f"(grace {GRACE} s; the server's own part {server_part:.2f} s); "
+        f"in flight at SIGTERM {len(in_flight)} HTTP sends "
+        f"{sorted(map(str, in_flight))}, {len(socket_answers)} socket acks after it "
+        f"({sum(1 for a in socket_answers if not a.get('ok'))} unavailable); HTTP {load.outcomes}"
+    )
+    assert server_part < GRACE + CLOSE_STORAGE
+    assert shutdown < GRACE + CLOSE_STORAGE + DATABASE_STOP
+
+
+def _logged_at(log: str, text: str) -> float:
+    """When (epoch seconds, local time as logged) the first line with ``text`` was."""
+    line = next(line for line in log.splitlines() if text in line)
+    stamp = datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+    return stamp.timestamp()

@@ -38,7 +38,7 @@ async def _transactional(storage: Storage) -> bool:
     return (await _profile(storage)).transactions
 
 
-async def test_a_lone_send_costs_three_commands_in_a_transaction_or_two_without(
+async def test_a_lone_send_costs_four_commands_in_a_transaction_or_three_without(
     counted: tuple[Storage, CommandCounter],
 ) -> None:
     storage, counter = counted
@@ -52,12 +52,58 @@ async def test_a_lone_send_costs_three_commands_in_a_transaction_or_two_without(
     await storage.messages.append(make.message(conversation.id, "u-a", client_msg_id="k-1"))
     with_id = counter.commands[:]
 
+    # No findAndModify: SecantusDB scans the whole collection for one (messages.py).
     if transactional:
-        assert plain == ["findAndModify", "insert", "commitTransaction"]
+        assert plain == ["find", "update", "insert", "commitTransaction"]
         assert with_id == plain  # the unique index catches replays: no look-up first
     else:
-        assert plain == ["findAndModify", "insert"]
+        assert plain == ["find", "update", "insert"]
         assert with_id == ["find", *plain]  # the replay look-up first
+
+
+async def test_a_read_pointer_moves_in_one_update_and_a_stale_one_costs_a_read(
+    counted: tuple[Storage, CommandCounter],
+) -> None:
+    storage, counter = counted
+    conversation = await make.stored_group(storage, "u-a", "u-b")
+    at = conversation.created_at
+
+    counter.clear()
+    first, moved = await storage.receipts.advance(conversation.id, "u-b", 3, at)
+    created = counter.commands[:]
+    counter.clear()
+    _, forward = await storage.receipts.advance(conversation.id, "u-b", 5, at)
+    moved_on = counter.commands[:]
+    counter.clear()
+    stale, behind = await storage.receipts.advance(conversation.id, "u-b", 4, at)
+    refused = counter.commands[:]
+
+    # No findAndModify: SecantusDB scans the whole collection for one.
+    assert (first.last_read_seq, moved, created) == (3, True, ["update"])
+    assert (forward, moved_on) == (True, ["update"])
+    # A pointer not behind: the upsert clashes with the unique index, then one read.
+    assert (stale.last_read_seq, behind, refused) == (5, False, ["update", "find"])
+    assert await storage.receipts.list_for_conversation(conversation.id) == [stale]
+
+
+async def test_a_lone_reply_counts_on_its_root_without_a_find_and_modify(
+    counted: tuple[Storage, CommandCounter],
+) -> None:
+    storage, counter = counted
+    conversation = await make.stored_group(storage, "u-a", "u-b")
+    root = (await storage.messages.append(make.message(conversation.id, "u-a"))).message
+    transactional = await _transactional(storage)
+
+    counter.clear()
+    reply = make.message(conversation.id, "u-b", "reply", thread_id=root.id)
+    sent = await storage.messages.append(reply)
+
+    assert sent.thread_root is not None
+    assert sent.thread_root.thread is not None
+    assert sent.thread_root.thread.reply_count == 1
+    # The root's summary: update + find (a findAndModify scans on SecantusDB).
+    expected = ["find", "update", "insert", "update", "find"]
+    assert counter.commands == ([*expected, "commitTransaction"] if transactional else expected)
 
 
 async def test_concurrent_sends_share_batches_of_constant_commands(
@@ -79,8 +125,8 @@ async def test_concurrent_sends_share_batches_of_constant_commands(
     counter.clear()
     own = [make.message(conversations[0].id, "u-a") for _ in range(5)]
     await asyncio.gather(*(storage.messages.append(s) for s in own))
-    # One sender, one conversation: the seqs are taken as for a lone send.
-    expected = ["findAndModify", "insert"]
+    # One sender, one conversation: the same four commands.
+    expected = ["find", "update", "insert"]
     assert counter.commands == ([*expected, "commitTransaction"] if transactional else expected)
 
 
@@ -97,8 +143,8 @@ async def test_a_replay_stores_nothing_and_costs_a_few_commands(
     assert not replay.created
     assert "commitTransaction" not in counter.commands
     assert counter.by_name()["insert"] <= 1
-    # findAndModify, insert (refused), abort; then the stored message and its conversation.
-    assert counter.count <= 5
+    # find, update, insert (refused), abort; then the stored message and its conversation.
+    assert counter.count <= 6
 
 
 async def test_reads_of_a_conversation_list_page_cost_one_command_each(

@@ -10,10 +10,10 @@ import pytest
 from chatcore.cursors import decode_search_cursor, encode_search_cursor
 from chatcore.errors import ValidationFailed
 from chatcore.search import (
-    KEY_CHARS,
+    WORD_CHARS,
     SearchPosition,
-    index_keys,
-    lookup_key,
+    index_words,
+    lookup_word,
     matches,
     query_words,
     words,
@@ -41,11 +41,13 @@ def test_words_are_folded_unaccented_runs_of_letters_and_digits(
     assert words(text) == expected
 
 
-def test_index_keys_are_every_prefix_up_to_the_cap() -> None:
-    assert index_keys("Hi hi HOP") == ["h", "hi", "ho", "hop"]
-    long = index_keys("internationalization")
-    assert long == ["internationalization"[:n] for n in range(1, KEY_CHARS + 1)]
-    assert index_keys("") == []
+def test_index_words_are_the_distinct_words_without_prefixes_of_others() -> None:
+    assert index_words("Hi hi HOP") == ["hi", "hop"]
+    # "the" is found through "there" (a prefix query for "the" reads both), "he" is kept.
+    assert index_words("there the he") == ["he", "there"]
+    long = "x" * 40
+    assert index_words(f"{long} {long[:35]}") == ["x" * WORD_CHARS]
+    assert index_words("") == []
 
 
 def test_query_words_drop_the_words_a_longer_one_implies() -> None:
@@ -54,9 +56,10 @@ def test_query_words_drop_the_words_a_longer_one_implies() -> None:
     assert query_words("...") == []
 
 
-def test_the_lookup_key_is_the_longest_word_within_the_cap() -> None:
-    assert lookup_key(query_words("a internationalization bc")) == "internat"
-    assert lookup_key(["bc", "a"]) == "bc"
+def test_the_lookup_word_is_the_longest_query_word_within_the_cap() -> None:
+    assert lookup_word(query_words("a internationalization bc")) == "internationalization"
+    assert lookup_word(["y" * 40]) == "y" * WORD_CHARS
+    assert lookup_word(["bc", "a"]) == "bc"
 
 
 def test_every_wanted_word_must_prefix_some_word() -> None:

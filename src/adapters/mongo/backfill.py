@@ -1,14 +1,18 @@
-"""Making messages stored before search existed searchable: a resumable backfill.
+"""Making older messages searchable: a resumable backfill.
 
-Messages written by this version carry ``searchKeys`` from their first write
-(:mod:`adapters.mongo.search`); those stored by v1 do not, and search cannot
-see them until this has run. It walks the conversations in ``_id`` order and
-each one's messages by seq ranges (the ``(conversationId, seq)`` index: no
-collection scan), and gives every message without keys the keys of its body.
+Messages written by this version carry ``searchWords`` from their first write
+(:mod:`adapters.mongo.search`). Those stored by v1 have no search field, and
+those stored by the first search release have ``searchKeys`` (every word prefix,
+no longer indexed); search cannot see either until this has run. It walks the
+conversations in ``_id`` order and each one's messages by seq ranges (the
+``(conversationId, seq)`` index: no collection scan), and gives every message
+without ``searchWords``, or still with ``searchKeys``, the words of its body
+(and removes ``searchKeys``).
 
-- Idempotent: a message that has keys is never touched, and each update sets
-  the keys only if the message still has none, so an edit or delete that lands
-  between the read and the write (and wrote keys for the new body) wins.
+- Idempotent: a message in the current form is never touched, and each update
+  applies only if the message still has the body (and deletion) it was read
+  with, so an edit or delete that lands between the read and the write (and wrote
+  the words of the new body) wins.
 - Resumable: after each conversation its id is recorded in the ``meta``
   collection; a restart continues after it, and once everything is done a flag
   makes the next start cost one read.
@@ -19,27 +23,45 @@ collection scan), and gives every message without keys the keys of its body.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Final
+from typing import Final
 
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
-from adapters.mongo.documents import CONVERSATIONS, MESSAGES, SEARCH_KEYS, Document, search_keys
+from adapters.mongo.documents import (
+    CONVERSATIONS,
+    MESSAGES,
+    OLD_SEARCH_KEYS,
+    SEARCH_KEYS,
+    Document,
+    search_keys,
+)
 from adapters.mongo.errors import storage_call
 
 META: Final = "meta"
-STATE_ID: Final = "searchBackfill"
+# Not the first release's "searchBackfill": a database where that one finished
+# still holds messages in its form.
+STATE_ID: Final = "searchWordsBackfill"
 BATCH: Final = 500
 
 
-def _keys_if_missing(keys: list[str]) -> dict[str, Any]:
-    """An update pipeline that sets ``keys`` only where the field is still absent."""
-    missing = {"$eq": [{"$type": f"${SEARCH_KEYS}"}, "missing"]}
-    return {"$set": {SEARCH_KEYS: {"$cond": [missing, {"$literal": keys}, f"${SEARCH_KEYS}"]}}}
+def needs_words(message: Document) -> bool:
+    """Whether a stored message lacks the current search form."""
+    return SEARCH_KEYS not in message or OLD_SEARCH_KEYS in message
+
+
+def _rewrite(message: Document) -> UpdateOne:
+    """Give ``message`` the words of the body it was read with, if it still has it."""
+    deleted_at = message.get("deletedAt")
+    words = search_keys(message["body"], deleted=bool(deleted_at))
+    return UpdateOne(
+        {"_id": message["_id"], "body": message["body"], "deletedAt": deleted_at},
+        {"$set": {SEARCH_KEYS: words}, "$unset": {OLD_SEARCH_KEYS: ""}},
+    )
 
 
 class SearchBackfill:
-    """Gives every message that lacks them its ``searchKeys``; see the module docs."""
+    """Gives every message that lacks them its ``searchWords``; see the module docs."""
 
     def __init__(self, db: AsyncDatabase[Document], *, batch: int = BATCH) -> None:
         self._messages = db[MESSAGES]
@@ -49,7 +71,7 @@ class SearchBackfill:
 
     @storage_call
     async def run(self) -> int:
-        """Backfill what is left; returns how many messages got keys (0 when done before)."""
+        """Backfill what is left; returns how many messages got words (0 when done before)."""
         state = await self._meta.find_one({"_id": STATE_ID}) or {}
         if state.get("done"):
             return 0
@@ -71,19 +93,16 @@ class SearchBackfill:
             window = {"$gte": first, "$lte": first + self._batch - 1}
             cursor = self._messages.find(
                 {"conversationId": conversation_id, "seq": window},
-                projection={"body": 1, "deletedAt": 1, SEARCH_KEYS: 1},
+                # The old field only to see it is there: a slice of one prefix.
+                projection={
+                    "body": 1,
+                    "deletedAt": 1,
+                    SEARCH_KEYS: {"$slice": 1},
+                    OLD_SEARCH_KEYS: {"$slice": 1},
+                },
             )
             updates = [
-                UpdateOne(
-                    {"_id": message["_id"]},
-                    [
-                        _keys_if_missing(
-                            search_keys(message["body"], deleted=bool(message.get("deletedAt")))
-                        )
-                    ],
-                )
-                for message in await cursor.to_list()
-                if SEARCH_KEYS not in message
+                _rewrite(message) for message in await cursor.to_list() if needs_words(message)
             ]
             if updates:
                 result = await self._messages.bulk_write(updates, ordered=False)

@@ -18,8 +18,9 @@ from adapters.mongo.documents import (
     conversation_to_document,
     direct_key,
     document_to_conversation,
+    is_member,
 )
-from adapters.mongo.errors import duplicate_key_fields, storage_call
+from adapters.mongo.errors import TimeBound, duplicate_key_fields, storage_call
 from chatcore.errors import Conflict, ValidationFailed
 from chatcore.models import Conversation, ConversationCursor, ConversationType
 from chatcore.ports import ConversationRepository
@@ -36,7 +37,7 @@ def _checked(conversation: Conversation) -> Conversation:
     return conversation
 
 
-class MongoConversationRepository(ConversationRepository):
+class MongoConversationRepository(ConversationRepository, TimeBound):
     """Conversations in the ``conversations`` collection.
 
     ``lastActivityAt`` is always stored (the creation time until the first
@@ -44,6 +45,7 @@ class MongoConversationRepository(ConversationRepository):
     """
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.bound_by(db)
         self._conversations = db[CONVERSATIONS]
 
     @storage_call
@@ -91,13 +93,13 @@ class MongoConversationRepository(ConversationRepository):
 
     @storage_call
     async def get_for_member(self, conversation_id: str, user_id: str) -> Conversation | None:
+        user_id = values.text(user_id, "userId")
         doc = await self._conversations.find_one(
-            {
-                "_id": values.text(conversation_id, "conversationId"),
-                "memberIds": values.text(user_id, "userId"),
-            }
+            {"_id": values.text(conversation_id, "conversationId")}
         )
-        return None if doc is None else document_to_conversation(doc)
+        if doc is None or not is_member(doc, user_id):
+            return None
+        return document_to_conversation(doc)
 
     @storage_call
     async def list_for_member(

@@ -23,7 +23,7 @@ from chatcore.models import (
     ThreadSummary,
     User,
 )
-from chatcore.search import index_keys
+from chatcore.search import index_words
 
 Document = dict[str, Any]
 
@@ -33,9 +33,18 @@ MESSAGES: Final = "messages"
 RECEIPTS: Final = "receipts"
 REFRESH_TOKENS: Final = "refreshTokens"
 
-# The message field the search indexes hold: every word prefix of the body
-# (chatcore.search.index_keys), kept in step with the body on every write.
-SEARCH_KEYS: Final = "searchKeys"
+# The message field the search index holds: the body's distinct words
+# (chatcore.search.index_words), kept in step with the body on every write.
+SEARCH_KEYS: Final = "searchWords"
+# Where the first search release kept every 1..8-character word prefix (about 65
+# per message, in two indexes); the backfill rewrites such messages.
+OLD_SEARCH_KEYS: Final = "searchKeys"
+
+# Fields a stored message carries only for an index (never read back, never in the
+# conversation's lastMessage copy): see :func:`index_fields`.
+IDEMPOTENCY_KEY: Final = "idem"
+THREAD_SEQ: Final = "threadSeq"
+MENTIONED_AT: Final = "mentionedAt"
 
 # Reads of users never fetch the password hash unless asked for credentials.
 USER_PROJECTION: Final = {"passwordHash": 0}
@@ -101,8 +110,8 @@ def message_to_document(message: Message) -> Document:
         "seq": message.seq,
         "senderId": message.sender_id,
         "body": message.body,
-        # Stored as null when absent: the unique index on it is partial
-        # ({clientMsgId: {$type: "string"}}), so nulls never clash.
+        # Stored as null when absent (read back as such). Idempotency is enforced on
+        # the ``idem`` key of index_fields, which only messages with one carry.
         "clientMsgId": message.client_msg_id,
         "createdAt": message.created_at,
         "editedAt": message.edited_at,
@@ -157,7 +166,65 @@ def document_to_reactions(docs: list[Document] | None) -> tuple[Reaction, ...]:
 
 def search_keys(body: str, *, deleted: bool) -> list[str]:
     """What the search indexes hold for a message: nothing once it is deleted."""
-    return [] if deleted else index_keys(body)
+    return [] if deleted else index_words(body)
+
+
+def idempotency_key(conversation_id: str, sender_id: str, client_msg_id: str) -> str:
+    """One string for (conversation, sender, clientMsgId): a single-field key, so one
+    sparse unique index both enforces idempotency and serves the replay lookup.
+
+    Length-prefixed so that no two different triples give the same key, whatever
+    characters the ids contain.
+    """
+    return f"{len(conversation_id)}:{conversation_id}{len(sender_id)}:{sender_id}{client_msg_id}"
+
+
+def mentioned_at(conversation_id: str, seq: int) -> Document:
+    """Where a mentioning message sits, for the (mentions, mentionedAt.c, mentionedAt.s)
+    index; a sub-document so that messages mentioning nobody have none of its fields."""
+    return {"c": conversation_id, "s": seq}
+
+
+def index_fields(doc: Document) -> Document:
+    """The fields a message document (as :func:`message_to_document` makes it) carries
+    besides its own so that each of its indexes holds only the messages it serves
+    (bench/RESULTS.md, issue 14). Never read back; not in the lastMessage copy.
+
+    On SecantusDB every index entry costs CPU on each insert and update, and a
+    sparse compound index holds every document that has ANY of its fields (mongod's
+    rule), so an index on (threadId, seq) or (mentions, conversationId, seq) held
+    every message. Keyed instead on fields only its messages have:
+
+    - ``idem``: only messages with a clientMsgId (:func:`idempotency_key`);
+    - ``threadSeq``: only thread replies (a copy of ``seq``);
+    - ``mentionedAt``: only messages that mention someone (:func:`mentioned_at`).
+    """
+    fields: Document = {}
+    if isinstance(doc.get("clientMsgId"), str):
+        fields[IDEMPOTENCY_KEY] = idempotency_key(
+            doc["conversationId"], doc["senderId"], doc["clientMsgId"]
+        )
+    if doc.get("threadId") is not None:
+        fields[THREAD_SEQ] = doc["seq"]
+    if doc.get("mentions"):
+        fields[MENTIONED_AT] = mentioned_at(doc["conversationId"], doc["seq"])
+    return fields
+
+
+def stored_message_document(message: Message) -> Document:
+    """The document a new message is inserted as: its fields and its index fields."""
+    doc = message_to_document(message)
+    return doc | index_fields(doc)
+
+
+def is_member(conversation: Document, user_id: str) -> bool:
+    """Whether ``conversation`` (a document read by ``_id``) has ``user_id``.
+
+    Membership is checked on the document rather than in the filter: there is no
+    (_id, memberIds) index (adapters.mongo.indexes says why), SecantusDB's planner
+    scans the collection for a filter field outside every index, and its ``hint``
+    walks the whole _id index (measured: ~3 ms against ~0.25 ms by _id alone)."""
+    return user_id in conversation.get("memberIds", ())
 
 
 def without_search_keys(doc: Document) -> Document:

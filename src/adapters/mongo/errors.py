@@ -8,15 +8,30 @@ Every repository method runs inside :func:`translate_errors` (usually through th
 - the server cannot be reached, is stepping down or shutting down, or does not
   answer in time -> :class:`~chatcore.errors.Unavailable`;
 - anything else the driver raises -> :class:`StorageFailed` (an internal error).
+
+Each call of a :class:`TimeBound` repository also answers within its
+``call_limit`` (the client's ``timeoutMS``, i.e. ``CHATCORE_MONGODB_TIMEOUT_MS``),
+hard: pymongo bounds each operation by ``timeoutMS``, but while the server is
+unknown (stalled, restarting) its server selection looks at that deadline only
+every 0.5 s (``MIN_HEARTBEAT_INTERVAL``), so an operation could overrun it by up
+to half a second (measured: a 1 s timeout answered after 1.3-1.5 s during a
+stall). Past the limit asyncio cancels what still waits and the call raises
+``Unavailable``; a write cut off this way may have been applied, exactly as with
+a network timeout.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Final, ParamSpec, TypeVar
 
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import (
     ConnectionFailure,
     DuplicateKeyError,
@@ -95,12 +110,71 @@ def translate_errors() -> Iterator[None]:
         raise to_domain_error(exc) from exc
 
 
+# When the current request's storage calls must all be answered (time.monotonic()).
+_REQUEST_DEADLINE: ContextVar[float | None] = ContextVar("storage_deadline", default=None)
+
+
+@contextmanager
+def request_deadline(seconds: float | None) -> Iterator[None]:
+    """Within the block (an HTTP request), the calls of :class:`TimeBound`
+    repositories share one deadline, ``seconds`` from now: a request that makes
+    several storage calls answers within it as a whole, not within one limit each.
+    None: no shared deadline."""
+    if seconds is None:
+        yield
+        return
+    token = _REQUEST_DEADLINE.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _REQUEST_DEADLINE.reset(token)
+
+
+class TimeBound:
+    """Base of the repositories whose ``@storage_call`` methods each answer within
+    ``call_limit`` seconds as a whole, or raise ``Unavailable``.
+
+    Subclasses set it with :meth:`bound_by`; without it (e.g. the search backfill,
+    a long job) only the driver's per-operation ``timeoutMS`` applies.
+    """
+
+    call_limit: float | None = None
+
+    def bound_by(self, db: AsyncDatabase[Any]) -> None:
+        """Bound every call by ``db``'s client ``timeoutMS`` (none if it has none)."""
+        self.call_limit = db.client.options.timeout
+
+
+@contextlib.asynccontextmanager
+async def hard_limit(seconds: float | None) -> AsyncIterator[None]:
+    """Raise ``Unavailable`` if the block is still running after ``seconds`` (None:
+    no limit); what it awaits then is cancelled."""
+    if seconds is None:
+        yield
+        return
+    try:
+        async with asyncio.timeout(seconds) as limit:
+            yield
+    except TimeoutError as exc:
+        if limit.expired():
+            raise Unavailable("storage did not answer in time") from exc
+        raise
+
+
 def storage_call(fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
-    """Decorate a repository coroutine so that it raises only domain errors."""
+    """Decorate a repository coroutine so that it raises only domain errors, and, on a
+    :class:`TimeBound` repository, answers within its ``call_limit`` and within the
+    current :func:`request_deadline`."""
 
     @functools.wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        owner = args[0] if args else None
+        limit = owner.call_limit if isinstance(owner, TimeBound) else None
+        deadline = _REQUEST_DEADLINE.get()
+        if limit is not None and deadline is not None:
+            limit = min(limit, deadline - time.monotonic())
         with translate_errors():
-            return await fn(*args, **kwargs)
+            async with hard_limit(limit):
+                return await fn(*args, **kwargs)
 
     return wrapper

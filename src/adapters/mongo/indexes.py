@@ -7,14 +7,18 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from adapters.mongo.documents import (
     CONVERSATIONS,
+    IDEMPOTENCY_KEY,
+    MENTIONED_AT,
     MESSAGES,
     RECEIPTS,
     REFRESH_TOKENS,
     SEARCH_KEYS,
+    THREAD_SEQ,
     USERS,
     Document,
 )
 from adapters.mongo.errors import translate_errors
+from adapters.mongo.index_migration import migrate_index_fields
 
 INDEXES: dict[str, list[IndexModel]] = {
     USERS: [
@@ -27,9 +31,10 @@ INDEXES: dict[str, list[IndexModel]] = {
         # sparse index leaves them out (sparse rather than partial: SecantusDB's
         # planner never uses partial indexes for queries, find_direct needs it).
         IndexModel([("directKey", ASCENDING)], name="directKey_unique", unique=True, sparse=True),
-        # "This conversation, if the user is a member": sends, history, reads.
-        # mongod answers from the _id index alone; SecantusDB needs both fields.
-        IndexModel([("_id", ASCENDING), ("memberIds", ASCENDING)], name="id_memberIds"),
+        # No (_id, memberIds) index: "this conversation, if the user is a member"
+        # reads by _id with the hint BY_ID (SecantusDB's planner otherwise scans for
+        # a filter field outside the index). Every index of this document is
+        # rewritten on every send's lastSeq update, and that one was multikey.
         # A member's conversation list: most recent activity first, ties by id.
         IndexModel(
             [("memberIds", ASCENDING), ("lastActivityAt", DESCENDING), ("_id", DESCENDING)],
@@ -44,34 +49,36 @@ INDEXES: dict[str, list[IndexModel]] = {
             name="conversationId_seq_unique",
             unique=True,
         ),
-        # Idempotent sends: one message per (conversation, sender, clientMsgId);
-        # messages without a clientMsgId (stored as null) are not indexed.
+        # Idempotent sends: one message per (conversation, sender, clientMsgId), as one
+        # key (documents.idempotency_key) that only messages with a clientMsgId have.
+        # One index enforces it and serves the replay lookup (SecantusDB's planner
+        # uses sparse indexes, not partial ones).
+        IndexModel([(IDEMPOTENCY_KEY, ASCENDING)], name="idem_unique", unique=True, sparse=True),
+        # Message search (adapters.mongo.search): a range of words (multikey, one
+        # entry per distinct word), and time windows across conversations or in one
+        # (one entry per message each).
+        IndexModel([(SEARCH_KEYS, ASCENDING)], name="searchWords"),
+        IndexModel([("createdAt", DESCENDING)], name="createdAt"),
         IndexModel(
-            [("conversationId", ASCENDING), ("senderId", ASCENDING), ("clientMsgId", ASCENDING)],
-            name="clientMsgId_unique",
-            unique=True,
-            partialFilterExpression={"clientMsgId": {"$type": "string"}},
+            [("conversationId", ASCENDING), ("createdAt", DESCENDING)],
+            name="conversationId_createdAt",
         ),
-        # Looking a replay up (the partial index above only enforces uniqueness on
-        # SecantusDB, whose planner does not use partial indexes).
+        # A thread's replies, paged by seq. Sparse on fields only replies have (a
+        # sparse compound index holds every document with ANY of its fields).
         IndexModel(
-            [("conversationId", ASCENDING), ("clientMsgId", ASCENDING), ("senderId", ASCENDING)],
-            name="clientMsgId_lookup",
+            [("threadId", ASCENDING), (THREAD_SEQ, ASCENDING)],
+            name="threadId_threadSeq",
+            sparse=True,
         ),
-        # Message search (adapters.mongo.search): an equality on one word prefix and
-        # a time window, across conversations or in one. Multikey on the prefixes.
-        IndexModel([(SEARCH_KEYS, ASCENDING), ("createdAt", DESCENDING)], name="search"),
-        IndexModel(
-            [("conversationId", ASCENDING), (SEARCH_KEYS, ASCENDING), ("createdAt", DESCENDING)],
-            name="search_conversation",
-        ),
-        # A thread's replies, paged by seq. Sparse: top-level messages have no threadId.
-        IndexModel([("threadId", ASCENDING), ("seq", ASCENDING)], name="threadId_seq", sparse=True),
         # Unread mentions: the viewer's mentions in one conversation after their read
-        # pointer, an index range. Sparse (and multikey): only messages that mention someone.
+        # pointer, an index range. Sparse on fields only mentioning messages have.
         IndexModel(
-            [("mentions", ASCENDING), ("conversationId", ASCENDING), ("seq", ASCENDING)],
-            name="mentions_conversationId_seq",
+            [
+                ("mentions", ASCENDING),
+                (f"{MENTIONED_AT}.c", ASCENDING),
+                (f"{MENTIONED_AT}.s", ASCENDING),
+            ],
+            name="mentions_mentionedAt",
             sparse=True,
         ),
     ],
@@ -99,7 +106,10 @@ INDEXES: dict[str, list[IndexModel]] = {
 
 
 async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
-    """Create the adapter's indexes if they are missing (one command per collection)."""
+    """Create the adapter's indexes if they are missing (one command per collection),
+    then move a database from before them (:mod:`adapters.mongo.index_migration`,
+    which also drops the indexes nothing queries any more: one read once it has run)."""
     with translate_errors():
         for collection, models in INDEXES.items():
             await db[collection].create_indexes(models)
+    await migrate_index_fields(db)

@@ -40,13 +40,9 @@ def _entries(records: Iterable[tuple[str, Any]]) -> list[dict[str, Any]]:
     return [{"k": {"$literal": user_id}, "v": value} for user_id, value in records]
 
 
-def mention_updates(
-    mentioned: Mapping[str, Sequence[Any]], *, members_only: bool = False
-) -> dict[str, Any]:
+def mention_updates(mentioned: Mapping[str, Sequence[Any]]) -> dict[str, Any]:
     """``$set`` expressions (update pipeline) recording ``mentioned`` (user -> the new
-    seqs that mention them, in order; numbers or expressions) on a conversation.
-    ``members_only``: record only users in the document's ``memberIds`` (when
-    membership is known only on the server)."""
+    seqs that mention them, in order; numbers or expressions) on a conversation."""
 
     def kept(user_id: str, seqs: Sequence[Any]) -> dict[str, Any]:
         before = {"$getField": {"field": {"$literal": user_id}, "input": _stored()}}
@@ -54,8 +50,6 @@ def mention_updates(
         return {"$slice": [together, -MENTION_SEQS_KEPT]}
 
     entries: Any = _entries((u, kept(u, s)) for u, s in mentioned.items())
-    if members_only:
-        entries = {"$filter": {"input": entries, "cond": {"$in": ["$$this.k", "$memberIds"]}}}
     return {"mentionSeqs": {"$mergeObjects": [_stored(), {"$arrayToObject": [entries]}]}}
 
 

@@ -19,8 +19,8 @@ timeout.
 One batch, in one transaction (:mod:`adapters.mongo.message_batches`):
 
 1. ``find`` the batch's conversations by ``_id``. Each send is checked on its
-   own: a missing conversation, or a sender who is not a member, is NotFound
-   for that send only; the others go on. Each conversation's sends get the
+   own against the document read: a missing conversation, or a sender who is
+   not a member, is NotFound for that send only; the others go on. Each conversation's sends get the
    seqs after its ``lastSeq``, in arrival order.
 2. ``update`` (one ``bulk_write``) of every conversation: ``lastSeq``,
    ``lastMessage`` and ``lastActivityAt`` move to the batch's last message,
@@ -37,23 +37,24 @@ One batch, in one transaction (:mod:`adapters.mongo.message_batches`):
 
 Thread replies and mentions (v1.1) add nothing to a batch without them. A
 mention is kept only if it names a member of the conversation document read in
-step 1 (and, for the lastMessage copy, filtered against ``memberIds`` inside the
-update itself). Replies add one command before the commit: their roots' ``thread``
-summaries (:mod:`adapters.mongo.threads`: a ``findAndModify`` for one reply, a
-``bulk_write`` and a ``find`` for several), after the insert, so a replay (caught
-by the insert) never counts. A reaction is one conditional pipeline update of the
-message (:mod:`adapters.mongo.reactions`).
+step 1. Replies add two commands before the commit: their roots' ``thread``
+summaries (:mod:`adapters.mongo.threads`: a ``bulk_write`` and a ``find``), after
+the insert, so a replay (caught by the insert) never counts. A reaction is one
+conditional pipeline update of the message (:mod:`adapters.mongo.reactions`).
 
-Four commands per batch, whatever its size, with or without clientMsgIds. A
-batch whose sends all come from one sender to one conversation (a lone send
-above all) takes steps 1 and 2 in one ``findAndModify`` filtered on
-``{_id, memberIds: sender}``, which increments ``lastSeq`` by the number of
-sends: three commands, what a send always cost.
+Four commands per batch, whatever its size, with or without clientMsgIds, a
+lone send included (it used to be three: one ``findAndModify`` instead of steps
+1 and 2, but SecantusDB runs every ``findAndModify`` as a scan of the whole
+collection, 44 ms with 5,000 conversations; see bench/RESULTS.md). No read
+filters on ``{_id, memberIds}``: SecantusDB would need an index on both, and
+every index of the conversation document is rewritten on every send.
 Replays: two sends with the same clientMsgId in one batch are stored once, the
 second answered with the first's message (``created`` False). A clientMsgId
-already stored is caught by the unique (conversationId, senderId, clientMsgId)
-index in step 3: the transaction is aborted (so no seq is taken), the batch runs
-again without those sends, and each of them is answered with the stored message
+already stored is caught by the unique index on its ``idem`` key (conversation,
+sender and clientMsgId in one string: :func:`adapters.mongo.documents.index_fields`,
+which also says why replies and mentions carry fields of their own) in step 3:
+the transaction is aborted (so no seq is taken), the batch runs again without
+those sends, and each of them is answered with the stored message
 (``created`` False). Checking before step 1 would cost every batch one more
 command to save a little on rare replays, and only the index is safe against
 two identical sends racing from two processes. A failure anywhere (outage,
@@ -95,15 +96,17 @@ from pymongo.asynchronous.database import AsyncDatabase
 from adapters.mongo import values
 from adapters.mongo.documents import (
     CONVERSATIONS,
+    MENTIONED_AT,
     MESSAGES,
     SEARCH_KEYS,
     Document,
     document_to_message,
+    mentioned_at,
     message_to_document,
     search_keys,
     without_search_keys,
 )
-from adapters.mongo.errors import storage_call
+from adapters.mongo.errors import TimeBound, storage_call
 from adapters.mongo.group_commit import GroupCommit
 from adapters.mongo.locks import KeyedLocks
 from adapters.mongo.mention_counters import (
@@ -178,7 +181,7 @@ def _from_records(
     return counted, uncounted
 
 
-class MongoMessageRepository(MessageRepository):
+class MongoMessageRepository(MessageRepository, TimeBound):
     """Messages in the ``messages`` collection; seqs are counted on the conversation."""
 
     def __init__(
@@ -189,6 +192,7 @@ class MongoMessageRepository(MessageRepository):
         max_batch: int = MAX_BATCH,
         max_in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
+        self.bound_by(db)
         self._messages = db[MESSAGES]
         self._conversations = db[CONVERSATIONS]
         self._server = server
@@ -243,6 +247,8 @@ class MongoMessageRepository(MessageRepository):
             "body": values.text(body, "body"),
             "editedAt": values.moment(at, "editedAt"),
             "mentions": mentioned,
+            # Where the (mentions, mentionedAt) index finds it (documents.index_fields).
+            MENTIONED_AT: mentioned_at(message.conversation_id, message.seq),
             SEARCH_KEYS: search_keys(body, deleted=False),
         }
         return await self._change(message, changes, set(message.mentions) ^ set(mentioned))
@@ -390,11 +396,15 @@ class MongoMessageRepository(MessageRepository):
         )
         if not uncounted:
             return unread, counted
-        # Ranges of the (mentions, conversationId, seq) index: only the messages that
-        # mention the viewer are read, never the conversation's other messages.
+        # Ranges of the (mentions, mentionedAt.c, mentionedAt.s) index: only the messages
+        # that mention the viewer are read, never the conversation's other messages.
         return unread, counted | await self._count_windows(
             uncounted,
-            lambda cid, seq: {"mentions": user_id, "conversationId": cid, "seq": {"$gt": seq}},
+            lambda cid, seq: {
+                "mentions": user_id,
+                f"{MENTIONED_AT}.c": cid,
+                f"{MENTIONED_AT}.s": {"$gt": seq},
+            },
             common={},
             counted=1,
         )

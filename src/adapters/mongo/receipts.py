@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from adapters.mongo import values
 from adapters.mongo.documents import RECEIPTS, Document, document_to_receipt
-from adapters.mongo.errors import storage_call
+from adapters.mongo.errors import TimeBound, storage_call
 from chatcore.errors import Conflict
 from chatcore.models import ReadReceipt
 from chatcore.ports import ReceiptRepository
@@ -20,10 +20,11 @@ _ATTEMPTS = 5
 _NO_ID = {"_id": 0}
 
 
-class MongoReceiptRepository(ReceiptRepository):
+class MongoReceiptRepository(ReceiptRepository, TimeBound):
     """Receipts in the ``receipts`` collection, unique on (conversationId, userId)."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.bound_by(db)
         self._receipts = db[RECEIPTS]
 
     @storage_call
@@ -41,20 +42,29 @@ class MongoReceiptRepository(ReceiptRepository):
             # readAt changes exactly when the pointer moves. With no pointer yet
             # it inserts one; if the pointer exists and is not behind, the insert
             # clashes with the unique index and the stored pointer stands.
+            # update_one, not find_one_and_update: SecantusDB runs every
+            # findAndModify as a scan of the whole collection (bench/RESULTS.md,
+            # issue 14 third pass), and a moved pointer is exactly what was set.
             try:
-                moved = await self._receipts.find_one_and_update(
+                result = await self._receipts.update_one(
                     {**key, "lastReadSeq": {"$lt": up_to_seq}},
                     {"$set": {"lastReadSeq": up_to_seq, "readAt": at}},
-                    projection=_NO_ID,
                     upsert=True,
-                    return_document=ReturnDocument.AFTER,
                 )
+                moved = result.modified_count > 0 or result.upserted_id is not None
             except DuplicateKeyError:
-                moved = None
-            if moved is not None:
-                return document_to_receipt(moved), True
-            # DuplicateKeyError, or None (SecantusDB's answer to the loser of two
-            # racing upserts): someone else's pointer is there; read it.
+                moved = False
+            if moved:
+                stored_at = at.replace(microsecond=at.microsecond - at.microsecond % 1000)
+                return ReadReceipt(
+                    conversation_id=key["conversationId"],
+                    user_id=key["userId"],
+                    last_read_seq=up_to_seq,
+                    read_at=stored_at,  # BSON dates hold milliseconds
+                ), True
+            # DuplicateKeyError, or nothing matched nor inserted (SecantusDB's answer
+            # to the loser of two racing upserts): someone else's pointer is there;
+            # read it.
             current = await self._receipts.find_one(key, _NO_ID)
             if current is not None and current["lastReadSeq"] >= up_to_seq:
                 return document_to_receipt(current), False

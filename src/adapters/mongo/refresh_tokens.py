@@ -15,17 +15,18 @@ from adapters.mongo.documents import (
     document_to_refresh_token,
     refresh_token_to_document,
 )
-from adapters.mongo.errors import storage_call
+from adapters.mongo.errors import TimeBound, storage_call
 from chatcore.errors import Conflict
 from chatcore.models import RefreshToken
 from chatcore.ports import RefreshTokenRepository
 
 
-class MongoRefreshTokenRepository(RefreshTokenRepository):
+class MongoRefreshTokenRepository(RefreshTokenRepository, TimeBound):
     """Tokens in the ``refreshTokens`` collection, ``_id`` = the token's hash; a TTL
     index removes expired ones in the background."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.bound_by(db)
         self._tokens = db[REFRESH_TOKENS]
 
     @storage_call

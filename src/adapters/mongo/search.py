@@ -1,41 +1,64 @@
 """Message search on MongoDB (and SecantusDB) without text indexes.
 
-What is stored: each message document carries ``searchKeys``, every word prefix
-of its body up to :data:`chatcore.search.KEY_CHARS` characters
-(:func:`adapters.mongo.documents.message_to_document`), rewritten in the same
-update as the body on edit and emptied on delete. Two multikey indexes hold
-them: ``(searchKeys, createdAt desc)`` for all of a user's conversations and
-``(conversationId, searchKeys, createdAt desc)`` for one.
+What is stored: each message document carries ``searchWords``, the distinct
+normalised words of its body (:func:`chatcore.search.index_words`: cut to 32
+characters, without a word that is a prefix of another of its words), rewritten
+in the same update as the body on edit and emptied on delete. About one index
+entry per distinct word (10 for a 12-word message) in ONE multikey index,
+``searchWords``, plus one entry per message in each of two time indexes,
+``createdAt`` and ``(conversationId, createdAt)``. (The first release stored
+every 1..8-character prefix, ~65 per message, in two indexes: ~130 entries,
+~600 us of SecantusDB CPU per stored message; see bench/RESULTS.md.)
 
-How a query runs: an *equality* on the query's longest word prefix (stored
-prefixes make that exact, where a range over whole words would return the
-matches grouped by word rather than by time) and a *time window* on
-``createdAt``. SecantusDB reads every index entry in the bounds of a query and
-only then applies ``limit`` (a ``sort`` does not use the index's order at all),
-so an unbounded query for a common word would read every message holding it.
-Windows keep each read small: the first covers the last hour before the cursor
-(or now), each next one reaches further back, sized from the hit rate so far
-(at most four times the previous one), until the page is full or the windows
-reach 1970. A rare word costs a dozen small index reads at most; a common word
-stops after the first window or two.
+How a query runs. A query word ``abc`` is the range ``["abc", "abd")`` of indexed
+words (the longest query word is looked up; the others are checked on each
+candidate). SecantusDB bounds a scan by equalities plus ONE range, so a word
+range and a time range cannot both bound the same index scan; and it reads every
+entry in the bounds before it applies ``limit`` (a ``sort`` does not use an
+index's order), so "newest first, stop at 20" has to come from time windows:
 
-In the adapter, each candidate's body is normalised again and checked against
-every query word (the index served one; longer words and the other words are
-checked here), and its conversation must have the user as a member *now*: the
-distinct conversation ids of the candidates are looked up by ``_id`` (one point
-lookup per window), so the cost does not depend on how many conversations the
-user is in (10,000 conversations cost what 10 do), only on how many candidates
-the windows hold. A user who is in few of the conversations that use a word
-pays for reading the others' matches; that is what the per-conversation index
-avoids when one conversation is searched.
+1. Windows, newest first: the last hour before the cursor (or now), each next
+   one reaching further back, sized from the hit rate so far (at most four times
+   the previous one), as long as the page is not full.
+   - All conversations: ``{createdAt: window, searchWords: range}``. SecantusDB
+     serves a filter of two ranges from an index on its first clause, so the
+     window is read through ``createdAt`` and the word range is checked on the
+     server: only matches travel, but the server reads every message of the
+     window (cheap per message; a word in most messages fills a page in one or
+     two windows).
+   - One conversation: ``{conversationId, createdAt: window}``, every message of
+     the window, checked here (a third clause would make SecantusDB read the whole
+     conversation). Once at most 2,000 of its messages are left they are read in
+     one go.
+2. The rest at once, through the word index: ``{searchWords: range, createdAt:
+   older than the windows}`` (and the conversation, checked on the server). Taken
+   when the windows would read more than that: across conversations when all the
+   word's older matches, estimated from its rate so far over a 30-day history
+   (:data:`HORIZON`), are at most 1,000 documents or fewer than the windows would
+   still return; in one conversation when the windows would read more than 2,000
+   messages. A rare word thus costs one window and one read of its few matches.
 
-Neither ``$in`` over the user's conversations nor ``$and`` of several prefixes
-would do better on SecantusDB: either turns its plan into a collection scan.
+Every candidate's body is normalised again and checked against every query word,
+and its conversation must have the user as a member *now*: the distinct
+conversation ids of the candidates are looked up by ``_id`` (one point lookup
+per read with new ones), so the cost does not depend on how many conversations
+the user is in (10,000 cost what 10 do), only on how many candidates are read.
+
+Guarantees: AND of word prefixes, case- and accent-insensitive
+(:mod:`chatcore.search`); newest first by (createdAt, id); a deleted message has
+no words and never matches; an edited one matches its new body only; membership
+is the one of the moment of the query; cursor paging is exact-once (every read
+is bounded by the cursor, windows do not overlap, and results are ordered and
+cut here). Costs that remain: a user who is in few of the conversations that use
+a common word reads the others' matches; a word that is rare lately but was
+common long ago makes step 2 read all its old matches; a one-conversation search
+for a word that is common elsewhere but rare in the conversation reads the word's
+matches in every conversation on the server.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -45,14 +68,15 @@ from adapters.mongo import values
 from adapters.mongo.documents import (
     CONVERSATIONS,
     MESSAGES,
+    OLD_SEARCH_KEYS,
     SEARCH_KEYS,
     Document,
     document_to_message,
 )
-from adapters.mongo.errors import storage_call
+from adapters.mongo.errors import TimeBound, storage_call
 from chatcore.models import Message
 from chatcore.ports import Clock, MessageSearch
-from chatcore.search import SearchPosition, lookup_key, message_matches, newest_first
+from chatcore.search import SearchPosition, lookup_word, message_matches, newest_first
 
 FIRST_WINDOW: Final = timedelta(hours=1)
 _SMALLEST_WINDOW: Final = timedelta(minutes=1)
@@ -60,7 +84,17 @@ _GROWTH: Final = 4
 # Windows stop here: the next one is unbounded below (BSON dates go further, but
 # a chat's messages don't).
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_WITHOUT_KEYS: Final = {SEARCH_KEYS: 0}
+# The history a word's older matches are assumed to span when the cost of reading
+# all of them is estimated from its rate in the windows read so far.
+HORIZON: Final = timedelta(days=30)
+# A read of all the older matches is taken without comparison when it is expected
+# to return at most this many documents.
+SMALL_READ: Final = 1_000
+# In one conversation the windows read every message; once at most this many are
+# left they are read in one go, and when the windows are expected to read more than
+# this, the word index is read instead.
+CONVERSATION_REST: Final = 2_000
+_WITHOUT_KEYS: Final = {SEARCH_KEYS: 0, OLD_SEARCH_KEYS: 0}
 
 
 def next_window(window: timedelta, searched: timedelta, hits: int, needed: int) -> timedelta:
@@ -78,13 +112,63 @@ def _reach_back(start: datetime, window: timedelta) -> datetime | None:
     return start - window if start - _EPOCH > window else None
 
 
-class MongoMessageSearch(MessageSearch):
-    """Searches the ``messages`` collection through the ``search`` indexes."""
+def prefix_range(prefix: str) -> dict[str, str]:
+    """The indexed words that start with ``prefix`` (not empty), as a string range:
+    BSON compares strings by their UTF-8 bytes, which orders them by code point."""
+    return {"$gte": prefix, "$lt": prefix[:-1] + chr(ord(prefix[-1]) + 1)}
 
-    def __init__(self, db: AsyncDatabase[Document], clock: Clock) -> None:
+
+def _has_prefix(doc: Document, prefix: str) -> bool:
+    return any(word.startswith(prefix) for word in doc.get(SEARCH_KEYS) or ())
+
+
+def _rarest(wanted: Sequence[str], docs: Sequence[Document]) -> str:
+    """The query word (cut as looked up) that the fewest of ``docs`` have; ties: the
+    longest (the first in ``wanted``)."""
+    prefixes = [lookup_word([word]) for word in wanted]
+    return min(prefixes, key=lambda p: sum(_has_prefix(doc, p) for doc in docs))
+
+
+class _Page:
+    """What one search has found so far."""
+
+    def __init__(self, wanted: Sequence[str], after: SearchPosition | None) -> None:
+        self.wanted = wanted
+        self.after = after
+        self.read = 0  # documents the reads returned
+        self.found: list[Message] = []
+
+    def add(self, docs: Iterable[Document], member: Mapping[str, bool]) -> None:
+        """Keep the live matches after the cursor among ``docs`` whose conversation has
+        the user. Membership first: a document of someone else's conversation (most of
+        them, for a user in few of a word's conversations) is never decoded or
+        normalised."""
+        for doc in docs:
+            self.read += 1
+            if not member[doc["conversationId"]]:
+                continue
+            message = document_to_message(doc)
+            if (self.after is None or self.after.is_before(message)) and message_matches(
+                message, self.wanted
+            ):
+                self.found.append(message)
+
+
+class MongoMessageSearch(MessageSearch, TimeBound):
+    """Searches the ``messages`` collection; see the module docs."""
+
+    def __init__(
+        self,
+        db: AsyncDatabase[Document],
+        clock: Clock,
+        *,
+        conversation_rest: int = CONVERSATION_REST,
+    ) -> None:
+        self.bound_by(db)
         self._messages = db[MESSAGES]
         self._conversations = db[CONVERSATIONS]
         self._clock = clock
+        self._conversation_rest = conversation_rest
 
     @storage_call
     async def search(
@@ -101,43 +185,103 @@ class MongoMessageSearch(MessageSearch):
         limit = values.integer(limit, "limit")
         if not wanted or limit < 1:
             return []
-        scope: Document = {SEARCH_KEYS: lookup_key(wanted)}
+        words = prefix_range(lookup_word(wanted))
+        page = _Page(wanted, after)
+        membership: dict[str, bool] = {}
+        scope: Document = {}
+        last_seq = 0
         if conversation_id is not None:
-            scope = {"conversationId": values.text(conversation_id, "conversationId"), **scope}
+            conversation_id = values.text(conversation_id, "conversationId")
+            scope = {"conversationId": conversation_id}
+            conversation = await self._conversations.find_one(
+                {"_id": conversation_id}, projection={"memberIds": 1, "lastSeq": 1}
+            )
+            if conversation is None or user_id not in conversation.get("memberIds", ()):
+                return []
+            membership[conversation_id] = True
+            last_seq = int(conversation.get("lastSeq", 0))
         newest: dict[str, Any] = {}
         if after is not None:
             # Inclusive: messages of the same millisecond with a smaller id still follow.
             newest = {"$lte": values.moment(after.created_at, "cursor")}
         anchor = after.created_at if after is not None else self._clock.now()
-        membership: dict[str, bool] = {}
-        found: list[Message] = []
         window = FIRST_WINDOW
         lower = _reach_back(anchor, window)
+        probed: list[Document] | None = None
+        if conversation_id is None and len(wanted) > 1 and lower is not None:
+            # Several words: the first window is read whole, and the word fewest of
+            # its messages have is the one looked up (the others are checked here).
+            probed = await self._find({"createdAt": {**newest, "$gte": lower}}, words=True)
+            look_up = _rarest(wanted, probed)
+            probed = [doc for doc in probed if _has_prefix(doc, look_up)]
+            words = prefix_range(look_up)
         while True:
-            bounds = dict(newest)
-            if lower is not None:
-                bounds["$gte"] = lower
-            query = {**scope, "createdAt": bounds} if bounds else scope
-            cursor = self._messages.find(query, projection=_WITHOUT_KEYS)
-            candidates = [
-                message
-                for message in map(document_to_message, await cursor.to_list())
-                if (after is None or after.is_before(message)) and message_matches(message, wanted)
-            ]
-            await self._learn_membership(user_id, candidates, membership)
-            found.extend(m for m in candidates if membership[m.conversation_id])
-            if len(found) >= limit or lower is None:
-                return newest_first(found)[:limit]
-            window = next_window(window, anchor - lower, len(found), limit - len(found))
+            bounds = {**newest, "$gte": lower} if lower is not None else newest or {"$lte": anchor}
+            if conversation_id is None:
+                # createdAt first: SecantusDB serves a filter of two ranges from an
+                # index on its first clause (here the time window); the words are
+                # checked on the server, so only the matches travel. $elemMatch: ONE
+                # word within both bounds (a bare range on an array is met by one word
+                # above the lower bound and another below the upper).
+                query: Document = {"createdAt": bounds, SEARCH_KEYS: {"$elemMatch": words}}
+            else:
+                # Every message of the window; the words are checked here (a third
+                # clause would make SecantusDB read the whole conversation).
+                query = {"conversationId": conversation_id, "createdAt": bounds}
+            docs = probed if probed is not None else await self._find(query)
+            probed = None
+            await self._add(page, membership, user_id, docs)
+            if len(page.found) >= limit or lower is None:
+                # Full, or the windows reached 1970 (the last one unbounded below).
+                return newest_first(page.found)[:limit]
             newest = {"$lt": lower}
+            searched = anchor - lower
+            hits = len(page.found)
+            # How much further back the windows still have to reach, at the hit rate so far.
+            more = searched * ((limit - hits) / max(hits, 0.5))
+            windows_read = page.read * (more / searched)
+            if conversation_id is None:
+                # What the word index would return: every older message with a word
+                # starting like the looked-up one (the other query words are checked
+                # after), at the rate the windows saw.
+                all_read = page.read * (HORIZON / searched)
+                if all_read <= max(windows_read, SMALL_READ):
+                    break
+            else:
+                if last_seq - page.read <= self._conversation_rest:
+                    # The rest of the conversation, in one read.
+                    rest = {"conversationId": conversation_id, "createdAt": newest}
+                    await self._add(page, membership, user_id, await self._find(rest))
+                    return newest_first(page.found)[:limit]
+                if windows_read > self._conversation_rest:
+                    break
+            window = next_window(window, searched, hits, limit - hits)
             lower = _reach_back(lower, window)
+        # Every older match at once, through the word index (the first clause, as above).
+        query = {SEARCH_KEYS: words, **scope, "createdAt": newest}
+        await self._add(page, membership, user_id, await self._find(query))
+        return newest_first(page.found)[:limit]
+
+    async def _find(self, query: Document, *, words: bool = False) -> list[Document]:
+        projection = {OLD_SEARCH_KEYS: 0} if words else _WITHOUT_KEYS
+        return await self._messages.find(query, projection=projection).to_list()
+
+    async def _add(
+        self,
+        page: _Page,
+        membership: dict[str, bool],
+        user_id: str,
+        docs: list[Document],
+    ) -> None:
+        await self._learn_membership(user_id, {doc["conversationId"] for doc in docs}, membership)
+        page.add(docs, membership)
 
     async def _learn_membership(
-        self, user_id: str, candidates: Iterable[Message], membership: dict[str, bool]
+        self, user_id: str, conversation_ids: set[str], membership: dict[str, bool]
     ) -> None:
-        """Record, for the candidates' conversations not seen yet, whether ``user_id``
-        is a member now (one lookup by ``_id``: a point read per conversation)."""
-        unknown = list({m.conversation_id for m in candidates} - membership.keys())
+        """Record, for the conversations not seen yet, whether ``user_id`` is a member
+        now (one lookup by ``_id``: a point read per conversation)."""
+        unknown = list(conversation_ids - membership.keys())
         if not unknown:
             return
         cursor = self._conversations.find({"_id": {"$in": unknown}}, projection={"memberIds": 1})

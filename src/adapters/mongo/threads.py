@@ -22,11 +22,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
-from adapters.mongo.documents import Document, document_to_message
+from adapters.mongo.documents import THREAD_SEQ, Document, document_to_message
 from chatcore.models import Message
 
 
@@ -39,33 +39,17 @@ def reply_summary_update(reply: Message) -> dict[str, Any]:
     }
 
 
-async def record_reply(
-    messages: AsyncCollection[Document], reply: Message, session: AsyncClientSession | None
-) -> Message | None:
-    """Count ``reply`` on its root; the root as updated (None if it is gone)."""
-    # By _id alone: one indexed write on every server (SecantusDB scans otherwise).
-    doc = await messages.find_one_and_update(
-        {"_id": reply.thread_id},
-        reply_summary_update(reply),
-        return_document=ReturnDocument.AFTER,
-        session=session,
-    )
-    return None if doc is None else document_to_message(doc)
-
-
 async def record_replies(
     messages: AsyncCollection[Document],
     replies: Sequence[Message],
     session: AsyncClientSession | None,
 ) -> dict[str, Message]:
     """Count each of ``replies`` (stored, in seq order) on its root; the roots as they
-    are afterwards, by id. One reply (a lone send): one ``findAndModify``; several:
-    one ``bulk_write`` and one ``find``, whatever their number."""
+    are afterwards, by id. One ``bulk_write`` and one ``find``, whatever their number,
+    one reply included: a ``findAndModify`` would be one command, but SecantusDB (0.7)
+    runs it as a scan of the whole collection (see adapters.mongo.messages)."""
     if not replies:
         return {}
-    if len(replies) == 1:
-        root = await record_reply(messages, replies[0], session)
-        return {} if root is None else {root.id: root}
     updates = [UpdateOne({"_id": r.thread_id}, reply_summary_update(r)) for r in replies]
     await messages.bulk_write(updates, ordered=True, session=session)
     root_ids = list(dict.fromkeys(r.thread_id for r in replies))
@@ -82,10 +66,11 @@ async def find_replies(
     after: int | None,
     limit: int,
 ) -> list[Message]:
-    """Up to ``limit`` replies ascending by seq, from the (threadId, seq) index."""
+    """Up to ``limit`` replies ascending by seq, from the (threadId, threadSeq) index
+    (``threadSeq``: a reply's seq, see :func:`adapters.mongo.documents.index_fields`)."""
     if limit <= 0:
         return []
-    # threadId and seq only: every field of the filter in the index, so SecantusDB's
+    # threadId and threadSeq only: every field of the filter in the index, so SecantusDB's
     # planner uses it too; the conversation is checked on the (few) results.
     seq: dict[str, int] = {}
     if after is not None:
@@ -94,9 +79,9 @@ async def find_replies(
         seq["$lt"] = before
     query: Document = {"threadId": root_id}
     if seq:
-        query["seq"] = seq
+        query[THREAD_SEQ] = seq
     direction = ASCENDING if after is not None else DESCENDING
-    cursor = messages.find(query).sort("seq", direction).limit(limit)
+    cursor = messages.find(query).sort(THREAD_SEQ, direction).limit(limit)
     found = [document_to_message(doc) async for doc in cursor]
     if direction == DESCENDING:
         found.reverse()

@@ -37,7 +37,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import InvalidOperation, OperationFailure, PyMongoError
 
 from adapters.mongo.documents import Document
-from adapters.mongo.errors import is_outage
+from adapters.mongo.errors import hard_limit, is_outage
 from adapters.mongo.server import ServerInfo
 from chatcore.errors import Unavailable
 
@@ -184,8 +184,13 @@ class Transactions:
         if not await self.enabled():
             return await body(None)
         try:
-            with pymongo.timeout(limit):
-                return await self._run_in_transaction(body, limit)
+            # pymongo.timeout bounds each command (and tells the server its maxTimeMS);
+            # hard_limit makes the limit hard (see adapters.mongo.errors: pymongo's
+            # server selection overruns it by up to 0.5 s while the server is unknown).
+            # Cancelled mid-transaction, _abandon has the session killed.
+            async with hard_limit(limit):
+                with pymongo.timeout(limit):
+                    return await self._run_in_transaction(body, limit)
         except OperationFailure as exc:
             if exc.code != _ILLEGAL_OPERATION:
                 raise

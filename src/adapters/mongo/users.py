@@ -19,7 +19,7 @@ from adapters.mongo.documents import (
     document_to_user,
     user_to_document,
 )
-from adapters.mongo.errors import duplicate_key_fields, storage_call
+from adapters.mongo.errors import TimeBound, duplicate_key_fields, storage_call
 from chatcore.errors import Conflict
 from chatcore.models import Credentials, User
 from chatcore.ports import UserRepository
@@ -44,10 +44,11 @@ def prefix_range(prefix: str) -> dict[str, str]:
     return bounds
 
 
-class MongoUserRepository(UserRepository):
+class MongoUserRepository(UserRepository, TimeBound):
     """Users in the ``users`` collection; the password hash is read only for login."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.bound_by(db)
         self._users = db[USERS]
 
     @storage_call

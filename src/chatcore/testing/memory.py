@@ -36,8 +36,6 @@ from chatcore.ports import (
 from chatcore.reactions import toggled_reaction
 from chatcore.search import (
     SearchPosition,
-    index_keys,
-    lookup_key,
     matches,
     newest_first,
     words,
@@ -354,7 +352,7 @@ class InMemoryMessageSearch(MessageSearch):
     ) -> None:
         self._messages = messages
         self._conversations = conversations
-        self._words: dict[str, tuple[str, frozenset[str], frozenset[str]]] = {}
+        self._words: dict[str, tuple[str, frozenset[str]]] = {}
 
     async def search(
         self,
@@ -370,7 +368,6 @@ class InMemoryMessageSearch(MessageSearch):
         else:
             one = self._conversations.items.get(conversation_id)
             scope = [] if one is None else [one]
-        key = lookup_key(wanted)
         found = [
             message
             for conversation in scope
@@ -378,17 +375,17 @@ class InMemoryMessageSearch(MessageSearch):
             for message in self._messages.stored(conversation.id)
             if (after is None or after.is_before(message))
             and not message.is_deleted
-            and self._matches(message, key, wanted)
+            and self._matches(message, wanted)
         ]
         return newest_first(found)[:limit]
 
-    def _matches(self, message: Message, key: str, wanted: Sequence[str]) -> bool:
+    def _matches(self, message: Message, wanted: Sequence[str]) -> bool:
         cached = self._words.get(message.id)
         if cached is None or cached[0] != message.body:
             body = message.body
-            cached = (body, frozenset(words(body)), frozenset(index_keys(body)))
+            cached = (body, frozenset(words(body)))
             self._words[message.id] = cached
-        return key in cached[2] and matches(cached[1], wanted)
+        return matches(cached[1], wanted)
 
 
 class InMemoryReceiptRepository(ReceiptRepository):

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from adapters.mongo.errors import request_deadline
 from chatcore import limits
 from chatcore.chat import Chat
 from chatcore.errors import RateLimited, Unauthorized
@@ -255,4 +256,6 @@ async def _checked_call(
     if endpoint.body is not None:
         raw = await request.body()
         body = parse_json_body(raw, request.headers.get("content-type"), endpoint.body)
-    return await endpoint.handler(Call(request, runtime, user_id, body, query))
+    # No request waits longer than CHATCORE_MONGODB_TIMEOUT_MS for storage in all.
+    with request_deadline(runtime.storage_timeout):
+        return await endpoint.handler(Call(request, runtime, user_id, body, query))

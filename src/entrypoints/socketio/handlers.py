@@ -20,6 +20,7 @@ from typing import Any
 
 import socketio
 
+from adapters.mongo.errors import request_deadline
 from adapters.socketio_notifier import user_room
 from adapters.wire import message_json, receipt_json
 from chatcore.errors import ChatError, RateLimited
@@ -187,7 +188,9 @@ class SocketHandlers:
             try:
                 if metered:
                     await runtime.chat.throttle.api(user_id)
-                return await handler(sid, user_id, args)
+                # As for an HTTP request: its storage calls together within the timeout.
+                with request_deadline(runtime.storage_timeout):
+                    return await handler(sid, user_id, args)
             except RateLimited as exc:
                 runtime.metrics.refused(exc.limit, event)
                 return _chat_error_ack(exc)
