@@ -207,10 +207,15 @@ class MongoMessageSearch(MessageSearch):
         window = FIRST_WINDOW
         lower = _reach_back(anchor, window)
         probed: list[Document] | None = None
+        # Messages per unit of time in the first window, when it was read whole: what
+        # a window costs the server (it reads every message of the window, not only
+        # the matches that travel).
+        message_rate: float | None = None
         if conversation_id is None and len(wanted) > 1 and lower is not None:
             # Several words: the first window is read whole, and the word fewest of
             # its messages have is the one looked up (the others are checked here).
             probed = await self._find({"createdAt": {**newest, "$gte": lower}}, words=True)
+            message_rate = len(probed) / window.total_seconds()
             look_up = _rarest(wanted, probed)
             probed = [doc for doc in probed if _has_prefix(doc, look_up)]
             words = prefix_range(look_up)
@@ -244,6 +249,11 @@ class MongoMessageSearch(MessageSearch):
                 # starting like the looked-up one (the other query words are checked
                 # after), at the rate the windows saw.
                 all_read = page.read * (HORIZON / searched)
+                if message_rate is not None:
+                    # Several words: their combination is rarer than the looked-up
+                    # word, so the windows would read many messages per hit; they cost
+                    # every message they span, not only the returned ones.
+                    windows_read = max(windows_read, message_rate * more.total_seconds())
                 if all_read <= max(windows_read, SMALL_READ):
                     break
             else:
