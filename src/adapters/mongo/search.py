@@ -58,6 +58,7 @@ matches in every conversation on the server.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -95,6 +96,10 @@ SMALL_READ: Final = 1_000
 # this, the word index is read instead.
 CONVERSATION_REST: Final = 2_000
 _WITHOUT_KEYS: Final = {SEARCH_KEYS: 0, OLD_SEARCH_KEYS: 0}
+# A user in at most this many conversations has the windows after the first read
+# per conversation (their messages only) once the first window showed the word to
+# be common; see the module docs.
+FEW_CONVERSATIONS: Final = 50
 
 
 def next_window(window: timedelta, searched: timedelta, hits: int, needed: int) -> timedelta:
@@ -163,11 +168,13 @@ class MongoMessageSearch(MessageSearch):
         clock: Clock,
         *,
         conversation_rest: int = CONVERSATION_REST,
+        few_conversations: int = FEW_CONVERSATIONS,
     ) -> None:
         self._messages = db[MESSAGES]
         self._conversations = db[CONVERSATIONS]
         self._clock = clock
         self._conversation_rest = conversation_rest
+        self._few_conversations = few_conversations
 
     @storage_call
     async def search(
@@ -219,8 +226,27 @@ class MongoMessageSearch(MessageSearch):
             look_up = _rarest(wanted, probed)
             probed = [doc for doc in probed if _has_prefix(doc, look_up)]
             words = prefix_range(look_up)
+        # The user's conversations, once the windows are read per conversation.
+        own: list[str] | None = None
         while True:
             bounds = {**newest, "$gte": lower} if lower is not None else newest or {"$lte": anchor}
+            if own is not None:
+                # Every message of the window in each of the user's conversations,
+                # concurrently: one small range of (conversationId, createdAt) each
+                # ($in would make SecantusDB scan the collection). Checked here.
+                reads = [
+                    self._find({"conversationId": own_id, "createdAt": bounds}) for own_id in own
+                ]
+                docs = [doc for read in await asyncio.gather(*reads) for doc in read]
+                await self._add(page, membership, user_id, docs)
+                if len(page.found) >= limit or lower is None:
+                    return newest_first(page.found)[:limit]
+                newest = {"$lt": lower}
+                searched = anchor - lower
+                hits = len(page.found)
+                window = next_window(window, searched, hits, limit - hits)
+                lower = _reach_back(lower, window)
+                continue
             if conversation_id is None:
                 # createdAt first: SecantusDB serves a filter of two ranges from an
                 # index on its first clause (here the time window); the words are
@@ -256,6 +282,10 @@ class MongoMessageSearch(MessageSearch):
                     windows_read = max(windows_read, message_rate * more.total_seconds())
                 if all_read <= max(windows_read, SMALL_READ):
                     break
+                if own is None and message_rate is None and len(page.found) < limit:
+                    # A common word: the windows would read every conversation's
+                    # matches; a user in few conversations reads only theirs instead.
+                    own = await self._own_conversations(user_id)
             else:
                 if last_seq - page.read <= self._conversation_rest:
                     # The rest of the conversation, in one read.
@@ -270,6 +300,15 @@ class MongoMessageSearch(MessageSearch):
         query = {SEARCH_KEYS: words, **scope, "createdAt": newest}
         await self._add(page, membership, user_id, await self._find(query))
         return newest_first(page.found)[:limit]
+
+    async def _own_conversations(self, user_id: str) -> list[str] | None:
+        """The ids of the conversations ``user_id`` is in, or None when more than
+        ``few_conversations`` (the ``memberIds`` index serves the lookup)."""
+        cursor = self._conversations.find(
+            {"memberIds": user_id}, projection={"_id": 1}, limit=self._few_conversations + 1
+        )
+        ids = [doc["_id"] for doc in await cursor.to_list()]
+        return ids if len(ids) <= self._few_conversations else None
 
     async def _find(self, query: Document, *, words: bool = False) -> list[Document]:
         projection = {OLD_SEARCH_KEYS: 0} if words else _WITHOUT_KEYS
