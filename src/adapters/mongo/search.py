@@ -26,6 +26,12 @@ index's order), so "newest first, stop at 20" has to come from time windows:
      server: only matches travel, but the server reads every message of the
      window (cheap per message; a word in most messages fills a page in one or
      two windows).
+   - A user in at most :data:`FEW_CONVERSATIONS` conversations, once the first
+     window showed the word to be common (step 2 not taken, page not full): the
+     next windows are read per conversation of the user, ``{conversationId,
+     createdAt: window}`` each (concurrently; ``$in`` would make SecantusDB scan
+     the collection), checked here, so the other conversations' matches are not
+     read. The user's conversations come from the ``memberIds`` index.
    - One conversation: ``{conversationId, createdAt: window}``, every message of
      the window, checked here (a third clause would make SecantusDB read the whole
      conversation). Once at most 2,000 of its messages are left they are read in
@@ -37,6 +43,10 @@ index's order), so "newest first, stop at 20" has to come from time windows:
    (:data:`HORIZON`), are at most 1,000 documents or fewer than the windows would
    still return; in one conversation when the windows would read more than 2,000
    messages. A rare word thus costs one window and one read of its few matches.
+   With several words, the windows are weighed by every message they span (the
+   first window is read whole, which gives the message rate): their combination
+   can be much rarer than the looked-up word, and a window costs the server all
+   its messages, not only the returned ones.
 
 Every candidate's body is normalised again and checked against every query word,
 and its conversation must have the user as a member *now*: the distinct
@@ -53,7 +63,9 @@ cut here). Costs that remain: a user who is in few of the conversations that use
 a common word reads the others' matches; a word that is rare lately but was
 common long ago makes step 2 read all its old matches; a one-conversation search
 for a word that is common elsewhere but rare in the conversation reads the word's
-matches in every conversation on the server.
+matches in every conversation on the server; a word common elsewhere but rare in
+the conversations of a user in few of them makes the per-conversation windows read
+the user's messages far back (they do not switch to the word index).
 """
 
 from __future__ import annotations
