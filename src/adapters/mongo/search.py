@@ -250,27 +250,18 @@ class MongoMessageSearch(MessageSearch):
                     self._find({"conversationId": own_id, "createdAt": bounds}) for own_id in own
                 ]
                 docs = [doc for read in await asyncio.gather(*reads) for doc in read]
-                await self._add(page, membership, user_id, docs)
-                if len(page.found) >= limit or lower is None:
-                    return newest_first(page.found)[:limit]
-                newest = {"$lt": lower}
-                searched = anchor - lower
-                hits = len(page.found)
-                window = next_window(window, searched, hits, limit - hits)
-                lower = _reach_back(lower, window)
-                continue
-            if conversation_id is None:
+            elif conversation_id is None:
                 # createdAt first: SecantusDB serves a filter of two ranges from an
                 # index on its first clause (here the time window); the words are
                 # checked on the server, so only the matches travel. $elemMatch: ONE
                 # word within both bounds (a bare range on an array is met by one word
                 # above the lower bound and another below the upper).
                 query: Document = {"createdAt": bounds, SEARCH_KEYS: {"$elemMatch": words}}
+                docs = probed if probed is not None else await self._find(query)
             else:
                 # Every message of the window; the words are checked here (a third
                 # clause would make SecantusDB read the whole conversation).
-                query = {"conversationId": conversation_id, "createdAt": bounds}
-            docs = probed if probed is not None else await self._find(query)
+                docs = await self._find({"conversationId": conversation_id, "createdAt": bounds})
             probed = None
             await self._add(page, membership, user_id, docs)
             if len(page.found) >= limit or lower is None:
@@ -282,7 +273,9 @@ class MongoMessageSearch(MessageSearch):
             # How much further back the windows still have to reach, at the hit rate so far.
             more = searched * ((limit - hits) / max(hits, 0.5))
             windows_read = page.read * (more / searched)
-            if conversation_id is None:
+            if own is not None:
+                pass  # Per conversation the windows go on until the page is full or 1970.
+            elif conversation_id is None:
                 # What the word index would return: every older message with a word
                 # starting like the looked-up one (the other query words are checked
                 # after), at the rate the windows saw.
@@ -309,8 +302,8 @@ class MongoMessageSearch(MessageSearch):
             window = next_window(window, searched, hits, limit - hits)
             lower = _reach_back(lower, window)
         # Every older match at once, through the word index (the first clause, as above).
-        query = {SEARCH_KEYS: words, **scope, "createdAt": newest}
-        await self._add(page, membership, user_id, await self._find(query))
+        rest = {SEARCH_KEYS: words, **scope, "createdAt": newest}
+        await self._add(page, membership, user_id, await self._find(rest))
         return newest_first(page.found)[:limit]
 
     async def _own_conversations(self, user_id: str) -> list[str] | None:
