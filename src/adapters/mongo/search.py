@@ -26,6 +26,12 @@ index's order), so "newest first, stop at 20" has to come from time windows:
      server: only matches travel, but the server reads every message of the
      window (cheap per message; a word in most messages fills a page in one or
      two windows).
+   - A user in at most :data:`FEW_CONVERSATIONS` conversations, once the first
+     window showed the word to be common (step 2 not taken, page not full): the
+     next windows are read per conversation of the user, ``{conversationId,
+     createdAt: window}`` each (concurrently; ``$in`` would make SecantusDB scan
+     the collection), checked here, so the other conversations' matches are not
+     read. The user's conversations come from the ``memberIds`` index.
    - One conversation: ``{conversationId, createdAt: window}``, every message of
      the window, checked here (a third clause would make SecantusDB read the whole
      conversation). Once at most 2,000 of its messages are left they are read in
@@ -37,6 +43,10 @@ index's order), so "newest first, stop at 20" has to come from time windows:
    (:data:`HORIZON`), are at most 1,000 documents or fewer than the windows would
    still return; in one conversation when the windows would read more than 2,000
    messages. A rare word thus costs one window and one read of its few matches.
+   With several words, the windows are weighed by every message they span (the
+   first window is read whole, which gives the message rate): their combination
+   can be much rarer than the looked-up word, and a window costs the server all
+   its messages, not only the returned ones.
 
 Every candidate's body is normalised again and checked against every query word,
 and its conversation must have the user as a member *now*: the distinct
@@ -53,11 +63,14 @@ cut here). Costs that remain: a user who is in few of the conversations that use
 a common word reads the others' matches; a word that is rare lately but was
 common long ago makes step 2 read all its old matches; a one-conversation search
 for a word that is common elsewhere but rare in the conversation reads the word's
-matches in every conversation on the server.
+matches in every conversation on the server; a word common elsewhere but rare in
+the conversations of a user in few of them makes the per-conversation windows read
+the user's messages far back (they do not switch to the word index).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -95,6 +108,10 @@ SMALL_READ: Final = 1_000
 # this, the word index is read instead.
 CONVERSATION_REST: Final = 2_000
 _WITHOUT_KEYS: Final = {SEARCH_KEYS: 0, OLD_SEARCH_KEYS: 0}
+# A user in at most this many conversations has the windows after the first read
+# per conversation (their messages only) once the first window showed the word to
+# be common; see the module docs.
+FEW_CONVERSATIONS: Final = 50
 
 
 def next_window(window: timedelta, searched: timedelta, hits: int, needed: int) -> timedelta:
@@ -163,12 +180,14 @@ class MongoMessageSearch(MessageSearch, TimeBound):
         clock: Clock,
         *,
         conversation_rest: int = CONVERSATION_REST,
+        few_conversations: int = FEW_CONVERSATIONS,
     ) -> None:
         self.bound_by(db)
         self._messages = db[MESSAGES]
         self._conversations = db[CONVERSATIONS]
         self._clock = clock
         self._conversation_rest = conversation_rest
+        self._few_conversations = few_conversations
 
     @storage_call
     async def search(
@@ -208,27 +227,42 @@ class MongoMessageSearch(MessageSearch, TimeBound):
         window = FIRST_WINDOW
         lower = _reach_back(anchor, window)
         probed: list[Document] | None = None
+        # Messages per unit of time in the first window, when it was read whole: what
+        # a window costs the server (it reads every message of the window, not only
+        # the matches that travel).
+        message_rate: float | None = None
         if conversation_id is None and len(wanted) > 1 and lower is not None:
             # Several words: the first window is read whole, and the word fewest of
             # its messages have is the one looked up (the others are checked here).
             probed = await self._find({"createdAt": {**newest, "$gte": lower}}, words=True)
+            message_rate = len(probed) / window.total_seconds()
             look_up = _rarest(wanted, probed)
             probed = [doc for doc in probed if _has_prefix(doc, look_up)]
             words = prefix_range(look_up)
+        # The user's conversations, once the windows are read per conversation.
+        own: list[str] | None = None
         while True:
             bounds = {**newest, "$gte": lower} if lower is not None else newest or {"$lte": anchor}
-            if conversation_id is None:
+            if own is not None:
+                # Every message of the window in each of the user's conversations,
+                # concurrently: one small range of (conversationId, createdAt) each
+                # ($in would make SecantusDB scan the collection). Checked here.
+                reads = [
+                    self._find({"conversationId": own_id, "createdAt": bounds}) for own_id in own
+                ]
+                docs = [doc for read in await asyncio.gather(*reads) for doc in read]
+            elif conversation_id is None:
                 # createdAt first: SecantusDB serves a filter of two ranges from an
                 # index on its first clause (here the time window); the words are
                 # checked on the server, so only the matches travel. $elemMatch: ONE
                 # word within both bounds (a bare range on an array is met by one word
                 # above the lower bound and another below the upper).
                 query: Document = {"createdAt": bounds, SEARCH_KEYS: {"$elemMatch": words}}
+                docs = probed if probed is not None else await self._find(query)
             else:
                 # Every message of the window; the words are checked here (a third
                 # clause would make SecantusDB read the whole conversation).
-                query = {"conversationId": conversation_id, "createdAt": bounds}
-            docs = probed if probed is not None else await self._find(query)
+                docs = await self._find({"conversationId": conversation_id, "createdAt": bounds})
             probed = None
             await self._add(page, membership, user_id, docs)
             if len(page.found) >= limit or lower is None:
@@ -240,13 +274,24 @@ class MongoMessageSearch(MessageSearch, TimeBound):
             # How much further back the windows still have to reach, at the hit rate so far.
             more = searched * ((limit - hits) / max(hits, 0.5))
             windows_read = page.read * (more / searched)
-            if conversation_id is None:
+            if own is not None:
+                pass  # Per conversation the windows go on until the page is full or 1970.
+            elif conversation_id is None:
                 # What the word index would return: every older message with a word
                 # starting like the looked-up one (the other query words are checked
                 # after), at the rate the windows saw.
                 all_read = page.read * (HORIZON / searched)
+                if message_rate is not None:
+                    # Several words: their combination is rarer than the looked-up
+                    # word, so the windows would read many messages per hit; they cost
+                    # every message they span, not only the returned ones.
+                    windows_read = max(windows_read, message_rate * more.total_seconds())
                 if all_read <= max(windows_read, SMALL_READ):
                     break
+                if own is None and message_rate is None and len(page.found) < limit:
+                    # A common word: the windows would read every conversation's
+                    # matches; a user in few conversations reads only theirs instead.
+                    own = await self._own_conversations(user_id)
             else:
                 if last_seq - page.read <= self._conversation_rest:
                     # The rest of the conversation, in one read.
@@ -258,9 +303,18 @@ class MongoMessageSearch(MessageSearch, TimeBound):
             window = next_window(window, searched, hits, limit - hits)
             lower = _reach_back(lower, window)
         # Every older match at once, through the word index (the first clause, as above).
-        query = {SEARCH_KEYS: words, **scope, "createdAt": newest}
-        await self._add(page, membership, user_id, await self._find(query))
+        rest = {SEARCH_KEYS: words, **scope, "createdAt": newest}
+        await self._add(page, membership, user_id, await self._find(rest))
         return newest_first(page.found)[:limit]
+
+    async def _own_conversations(self, user_id: str) -> list[str] | None:
+        """The ids of the conversations ``user_id`` is in, or None when more than
+        ``few_conversations`` (the ``memberIds`` index serves the lookup)."""
+        cursor = self._conversations.find(
+            {"memberIds": user_id}, projection={"_id": 1}, limit=self._few_conversations + 1
+        )
+        ids = [doc["_id"] for doc in await cursor.to_list()]
+        return ids if len(ids) <= self._few_conversations else None
 
     async def _find(self, query: Document, *, words: bool = False) -> list[Document]:
         projection = {OLD_SEARCH_KEYS: 0} if words else _WITHOUT_KEYS
