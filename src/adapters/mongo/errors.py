@@ -110,24 +110,39 @@ def translate_errors() -> Iterator[None]:
         raise to_domain_error(exc) from exc
 
 
-# When the current request's storage calls must all be answered (time.monotonic()).
-_REQUEST_DEADLINE: ContextVar[float | None] = ContextVar("storage_deadline", default=None)
+# The current request's storage budget: [seconds, deadline or None until its
+# first storage call] (a list, so that the first call can fix the deadline).
+_REQUEST_DEADLINE: ContextVar[list[float | None] | None] = ContextVar(
+    "storage_deadline", default=None
+)
 
 
 @contextmanager
 def request_deadline(seconds: float | None) -> Iterator[None]:
-    """Within the block (an HTTP request), the calls of :class:`TimeBound`
-    repositories share one deadline, ``seconds`` from now: a request that makes
-    several storage calls answers within it as a whole, not within one limit each.
-    None: no shared deadline."""
+    """Within the block (an HTTP request, a socket event), the calls of
+    :class:`TimeBound` repositories share one deadline, ``seconds`` after the first
+    of them starts (CPU work before it, e.g. hashing a password, does not count):
+    a request that makes several storage calls answers within it as a whole, not
+    within one limit each. None: no shared deadline."""
     if seconds is None:
         yield
         return
-    token = _REQUEST_DEADLINE.set(time.monotonic() + seconds)
+    token = _REQUEST_DEADLINE.set([seconds, None])
     try:
         yield
     finally:
         _REQUEST_DEADLINE.reset(token)
+
+
+def _left_of_request() -> float | None:
+    budget = _REQUEST_DEADLINE.get()
+    if budget is None:
+        return None
+    seconds, deadline = budget
+    if deadline is None:
+        assert seconds is not None
+        deadline = budget[1] = time.monotonic() + seconds
+    return deadline - time.monotonic()
 
 
 class TimeBound:
@@ -170,9 +185,9 @@ def storage_call(fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, An
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         owner = args[0] if args else None
         limit = owner.call_limit if isinstance(owner, TimeBound) else None
-        deadline = _REQUEST_DEADLINE.get()
-        if limit is not None and deadline is not None:
-            limit = min(limit, deadline - time.monotonic())
+        left = _left_of_request() if limit is not None else None
+        if limit is not None and left is not None:
+            limit = min(limit, left)
         with translate_errors():
             async with hard_limit(limit):
                 return await fn(*args, **kwargs)
