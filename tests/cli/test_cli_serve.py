@@ -167,3 +167,29 @@ def test_python_dash_m_entrypoints_is_the_same_command() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "--data-dir" in result.stdout
+
+
+def test_sigkill_of_the_server_takes_the_database_with_it_and_a_restart_works(
+    tmp_path: Path, servers: list[ServeProcess]
+) -> None:
+    # What the OOM killer does: no cleanup runs in the server, so only the kernel's
+    # parent-death signal can stop the child. A surviving child would hold the
+    # storage, and the next server's database could not start on it.
+    data_dir = tmp_path / "data"
+    first = _serve(servers, data_dir)
+    first.wait_healthy()
+    database_pid = first.database_pid()
+    with httpx.Client(base_url=first.url, timeout=10.0) as client:
+        alice = client.post("/api/auth/register", json={"username": "alice", "password": PASSWORD})
+        assert alice.status_code == 201, alice.text
+        headers = {"Authorization": f"Bearer {alice.json()['accessToken']}"}
+
+    first.kill()  # SIGKILL
+    assert wait_gone(database_pid, time.monotonic() + SHUTDOWN_DEADLINE), "orphan database"
+
+    second = _serve(servers, data_dir)
+    second.wait_healthy()
+    with httpx.Client(base_url=second.url, timeout=10.0) as client:
+        me = client.get("/api/users/me", headers=headers)
+        assert (me.status_code, me.json()["username"]) == (200, "alice"), me.text
+    assert second.stop(signal.SIGTERM) == 0, second.log
