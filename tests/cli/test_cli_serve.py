@@ -75,14 +75,19 @@ def _serve(servers: list[ServeProcess], data_dir: Path, port: int | None = None)
     return server
 
 
+def _healthy(servers: list[ServeProcess], data_dir: Path) -> tuple[ServeProcess, int]:
+    """A started, healthy `chatcore serve` on ``data_dir`` and its database's pid."""
+    server = _serve(servers, data_dir)
+    server.wait_healthy()
+    return server, server.database_pid()
+
+
 def test_serve_keeps_data_and_tokens_across_restarts(
     tmp_path: Path, servers: list[ServeProcess]
 ) -> None:
     data_dir = tmp_path / "data"
 
-    first = _serve(servers, data_dir)
-    first.wait_healthy()
-    database_pid = first.database_pid()
+    first, database_pid = _healthy(servers, data_dir)
     with httpx.Client(base_url=first.url, timeout=10.0) as client:
         assert client.get("/readyz").status_code == 200
         alice = client.post("/api/auth/register", json={"username": "alice", "password": PASSWORD})
@@ -176,9 +181,7 @@ def test_sigkill_of_the_server_takes_the_database_with_it_and_a_restart_works(
     # parent-death signal can stop the child. A surviving child would hold the
     # storage, and the next server's database could not start on it.
     data_dir = tmp_path / "data"
-    first = _serve(servers, data_dir)
-    first.wait_healthy()
-    database_pid = first.database_pid()
+    first, database_pid = _healthy(servers, data_dir)
     with httpx.Client(base_url=first.url, timeout=10.0) as client:
         alice = client.post("/api/auth/register", json={"username": "alice", "password": PASSWORD})
         assert alice.status_code == 201, alice.text
