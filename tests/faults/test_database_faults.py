@@ -91,7 +91,8 @@ async def test_a_stall_longer_than_the_timeout_ends_when_the_database_resumes(
             checked_at = time.monotonic()
             await load.wait_acked(10)  # sends to the same conversation work
         stored = await chat.stored()
-        server_slowest = slowest_logged(chat.server.log)
+        # Not the set-up's registrations: their password hashing is outside the bound.
+        server_slowest = slowest_logged(chat.logged_since_setup())
 
     after = [o for t, o in load.answers if t > checked_at]
     first_ok = min(t for t, o in load.answers if o == 201 and t > resumed_at)
