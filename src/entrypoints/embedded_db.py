@@ -6,8 +6,9 @@ the server's event loop and the same pymongo adapter talks to it as to mongod.
 Only this entrypoint module knows about it.
 
 The child never outlives the server: it is stopped when :meth:`stop` runs
-(normal shutdown, failed start, SIGINT/SIGTERM), and on Linux the kernel sends
-it SIGTERM should the server die without cleaning up (``PR_SET_PDEATHSIG``).
+(normal shutdown, failed start, SIGINT/SIGTERM), and on Linux the kernel
+SIGKILLs it should the server die without cleaning up (``PR_SET_PDEATHSIG``;
+see :func:`_die_with_parent` for why not SIGTERM).
 
 Supervised: once :meth:`supervise` is called, a watcher thread reaps the child
 when it dies (no zombie) and starts it again on the same port and storage,
@@ -107,8 +108,20 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Have the kernel SIGKILL this child when the thread that spawned it ends (the
+    server's main thread, or the supervisor's for a restarted child: both live as
+    long as the server does).
+
+    SIGKILL, not SIGTERM: a process-wide SIGTERM may land on any of SecantusDB's
+    threads while Python acts on signals in the main thread only, which may sleep
+    on a lock (see :func:`_terminate`), and a stopped child keeps a SIGTERM pending
+    for a SIGCONT that never comes; either way an orphan held the storage (once
+    seen alive 29 minutes after its server was SIGKILLed). SIGKILL loses nothing
+    acknowledged: every commit is on disk (``--sync-on-commit``), and the next
+    start recovers from the log as after any crash.
+    """
     libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class EmbeddedDatabase:
