@@ -19,7 +19,7 @@ Recycled above ``max_rss``: SecantusDB 0.7.0b3 grows with every transaction and
 nothing of it bounds that (bench/RESULTS.md, "The embedded database's memory"),
 so the watcher reads the child's resident size every few seconds and, past the
 limit, stops it cleanly (as :meth:`stop` does) and starts it again at once: an
-outage of about two seconds (503, nothing acknowledged lost) that returns the
+outage of a few seconds (503s; nothing acknowledged lost) that returns the
 memory. A child already over the limit just after such a restart could not get
 under it: recycling is then turned off, with a warning, instead of looping.
 
@@ -136,7 +136,7 @@ def resident_bytes(pid: int) -> int | None:
 
 
 def _mib(size: int) -> str:
-    return f"{size / (1 << 20):.0f} MiB"
+    return f"{size / (1 << 20):.1f} MiB"
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
@@ -177,6 +177,7 @@ class EmbeddedDatabase:
         self.max_rss = max_rss or None
         self.rss_check_seconds = rss_check_seconds
         self.recycles = 0
+        self._recycle_started = 0.0  # monotonic time the last recycle began
         self.storage_path = data_dir / "db"
         self.log_path = data_dir / LOG_FILE
         self.config_path = data_dir / CONFIG_FILE
@@ -377,11 +378,17 @@ class EmbeddedDatabase:
                     _mib(self.max_rss),
                 )
                 _terminate(process)
+            self._recycle_started = time.monotonic()
             try:
                 process.wait(_STOP_SECONDS)
             except subprocess.TimeoutExpired:
                 process.kill()  # loses nothing acknowledged: --sync-on-commit
                 process.wait()
+            log.info(
+                "the embedded database (pid %s) stopped in %.1f s",
+                process.pid,
+                time.monotonic() - self._recycle_started,
+            )
             return None
 
     def _restart(self, *, recycled: bool = False) -> None:
@@ -399,6 +406,10 @@ class EmbeddedDatabase:
                 log.warning("the embedded database is back (pid %s)", process.pid)
                 if recycled:
                     self.recycles += 1
+                    log.info(
+                        "the embedded database was restarted for its memory in %.1f s",
+                        time.monotonic() - self._recycle_started,
+                    )
                     self._keep_recycling_if_useful(process.pid)
         except EmbeddedDatabaseError as exc:
             if not self._stopping.is_set():

@@ -159,8 +159,9 @@ async def test_the_database_over_its_memory_limit_is_restarted_and_loses_nothing
     finally:
         server.kill()
 
-    [old_rss] = re.findall(r"uses (\d+) MiB, over its limit", log)
-    [new_rss] = re.findall(r"uses (\d+) MiB just after a restart", log)
+    [old_rss] = re.findall(r"uses ([\d.]+) MiB, over its limit", log)
+    [new_rss] = re.findall(r"uses ([\d.]+) MiB just after a restart", log)
+    [took] = re.findall(r"restarted for its memory in ([\d.]+) s", log)
     assert server.database_pids()[0] == first_database
     assert not alive(first_database)
     assert load.acked.items() <= stored.items()  # every acknowledged send, same seq
@@ -173,7 +174,7 @@ async def test_the_database_over_its_memory_limit_is_restarted_and_loses_nothing
     oks = [t for t, o in load.answers if o == 201]
     outage = max((b - a for a, b in itertools.pairwise(oks)), default=0.0)
     print(
-        f"\nrecycled at {old_rss} MiB (limit 1 MiB), {new_rss} MiB after; longest gap "
+        f"\nrecycled at {old_rss} MiB (limit 1 MiB), {new_rss} MiB after, in {took} s; longest gap "
         f"between two 201s {outage:.2f} s; {load.outcomes}; "
         f"first 201 after the restart {min(t for t in oks if t > recycled_at) - recycled_at:.2f} s "
         f"after it was back"
