@@ -18,8 +18,6 @@ import asyncio
 import itertools
 import os
 import re
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.procs import free_port
+from bench.procs import Children, free_port, rss_mib, wait_http
 
 PASSWORD = "correct horse battery staple"
 
@@ -40,10 +38,9 @@ def _database_pids(log: str) -> list[int]:
 
 def _rss_mib(pid: int) -> float | None:
     try:
-        pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
-    except (OSError, IndexError, ValueError):
+        return rss_mib(pid)
+    except (OSError, RuntimeError):  # gone (being recycled)
         return None
-    return pages * os.sysconf("SC_PAGE_SIZE") / (1 << 20)
 
 
 class _LogTail:
@@ -163,48 +160,35 @@ async def _probe(url: str, tail: _LogTail, args: argparse.Namespace) -> None:
     )
 
 
+async def _run(args: argparse.Namespace) -> None:
+    root, port = Path(tempfile.mkdtemp(prefix="chatcore-recycle-")), free_port()
+    env = {
+        "CHATCORE_EMBEDDED_MAX_RSS": args.limit,
+        "CHATCORE_RATE_SEND": "off",
+        "CHATCORE_RATE_API": "off",
+        "CHATCORE_LOG_LEVEL": "INFO",  # the database's pids are in INFO lines
+    }
+    chatcore = str(Path(sys.executable).with_name("chatcore"))
+    url = f"http://127.0.0.1:{port}"
+    children = Children(root)
+    try:
+        server = await children.start(
+            "serve",
+            [chatcore, "serve", "--port", str(port), "--data-dir", str(root / "data")],
+            env=env,
+        )
+        await wait_http(server, f"{url}/readyz", within=90)
+        await _probe(url, _LogTail(server.log), args)
+    finally:
+        await children.stop_all()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--limit", default="72M")
     parser.add_argument("--senders", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=240.0)
-    args = parser.parse_args()
-    root, port = Path(tempfile.mkdtemp(prefix="chatcore-recycle-")), free_port()
-    log_path = root / "serve.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHATCORE_")}
-    env.update(
-        CHATCORE_EMBEDDED_MAX_RSS=args.limit,
-        CHATCORE_RATE_SEND="off",
-        CHATCORE_RATE_API="off",
-        CHATCORE_LOG_LEVEL="INFO",  # the database's pids are in INFO lines
-    )
-    chatcore = str(Path(sys.executable).with_name("chatcore"))
-    with log_path.open("ab") as out:
-        server = subprocess.Popen(
-            [chatcore, "serve", "--port", str(port), "--data-dir", str(root / "data")],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                sys.exit(f"the server did not start:\n{log_path.read_text()}")
-            time.sleep(0.2)
-        asyncio.run(_probe(url, _LogTail(log_path), args))
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+    asyncio.run(_run(parser.parse_args()))
 
 
 if __name__ == "__main__":
