@@ -39,6 +39,7 @@ from entrypoints.embedded_db import (
     EmbeddedDatabase,
     EmbeddedDatabaseError,
     missing_reason,
+    size_bytes,
 )
 from entrypoints.settings import Settings
 from entrypoints.version import chatcore_version
@@ -183,6 +184,7 @@ def serve(*, host: str | None = None, port: int | None = None, data_dir: Path | 
                 settings.data_dir,
                 sync_on_commit=settings.embedded_sync_on_commit,
                 cache_size=settings.embedded_cache_size,
+                max_rss=size_bytes(settings.embedded_max_rss),
             )
             embedded.spawn()
         # Imported here, not at the top: the app's imports take about a second, spent

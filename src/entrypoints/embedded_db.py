@@ -6,13 +6,22 @@ the server's event loop and the same pymongo adapter talks to it as to mongod.
 Only this entrypoint module knows about it.
 
 The child never outlives the server: it is stopped when :meth:`stop` runs
-(normal shutdown, failed start, SIGINT/SIGTERM), and on Linux the kernel sends
-it SIGTERM should the server die without cleaning up (``PR_SET_PDEATHSIG``).
+(normal shutdown, failed start, SIGINT/SIGTERM), and on Linux the kernel
+SIGKILLs it should the server die without cleaning up (``PR_SET_PDEATHSIG``;
+see :func:`_die_with_parent` for why not SIGTERM).
 
 Supervised: once :meth:`supervise` is called, a watcher thread reaps the child
 when it dies (no zombie) and starts it again on the same port and storage,
 with a back-off, until :meth:`stop`. Meanwhile requests get 503 and ``/readyz``
 says 503; the pymongo client reconnects by itself once the child answers.
+
+Recycled above ``max_rss``: SecantusDB 0.7.0b3 grows with every transaction and
+nothing of it bounds that (bench/RESULTS.md, "The embedded database's memory"),
+so the watcher reads the child's resident size every few seconds and, past the
+limit, stops it cleanly (as :meth:`stop` does) and starts it again at once: an
+outage of a few seconds (503s; nothing acknowledged lost) that returns the
+memory. A child already over the limit just after such a restart could not get
+under it: recycling is then turned off, with a warning, instead of looping.
 
 Durable and bounded by default: the child fsyncs its log on every commit
 (``--sync-on-commit``: an acknowledged write survives SIGKILL of the database,
@@ -64,6 +73,9 @@ _RESTART_READY_TIMEOUT: Final = 60.0
 # A clean stop takes ~3 s; one that hangs (e.g. after a stall) is killed, which loses
 # nothing acknowledged: every commit is on disk (--sync-on-commit).
 _STOP_SECONDS: Final = 5.0
+# How often the supervisor reads the child's resident size (a /proc read).
+_RSS_CHECK_SECONDS: Final = 2.0
+_SIZE_UNITS: Final = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
 _CONFIG_TEMPLATE: Final = """\
 # Settings of the embedded SecantusDB that `chatcore serve` starts (see `secantusd-py --help`).
@@ -106,9 +118,42 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+def size_bytes(text: str) -> int:
+    """Bytes of a size such as ``512M``, ``1G``, ``65536`` (binary units: K, M, G)."""
+    unit = text[-1:].upper() if text[-1:].isalpha() else ""
+    if unit not in _SIZE_UNITS or not text[: len(text) - len(unit)].isdigit():
+        raise ValueError(f"not a size: {text!r} (e.g. 512M, 1G)")
+    return int(text[: len(text) - len(unit)]) * _SIZE_UNITS[unit]
+
+
+def resident_bytes(pid: int) -> int | None:
+    """The resident set size of process ``pid`` (None: gone, or no /proc here)."""
+    try:
+        resident_pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return resident_pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1 << 20):.1f} MiB"
+
+
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Have the kernel SIGKILL this child when the thread that spawned it ends (the
+    server's main thread, or the supervisor's for a restarted child: both live as
+    long as the server does).
+
+    SIGKILL, not SIGTERM: a process-wide SIGTERM may land on any of SecantusDB's
+    threads while Python acts on signals in the main thread only, which may sleep
+    on a lock (see :func:`_terminate`), and a stopped child keeps a SIGTERM pending
+    for a SIGCONT that never comes; either way an orphan held the storage (once
+    seen alive 29 minutes after its server was SIGKILLed). SIGKILL loses nothing
+    acknowledged: every commit is on disk (``--sync-on-commit``), and the next
+    start recovers from the log as after any crash.
+    """
     libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class EmbeddedDatabase:
@@ -121,11 +166,18 @@ class EmbeddedDatabase:
         host: str = "127.0.0.1",
         sync_on_commit: bool = True,
         cache_size: str = DEFAULT_CACHE_SIZE,
+        max_rss: int | None = None,
+        rss_check_seconds: float = _RSS_CHECK_SECONDS,
     ) -> None:
         self.data_dir = data_dir
         self.host = host
         self.sync_on_commit = sync_on_commit
         self.cache_size = cache_size
+        # Recycle the supervised child above this resident size (bytes; None: never).
+        self.max_rss = max_rss or None
+        self.rss_check_seconds = rss_check_seconds
+        self.recycles = 0
+        self._recycle_started = 0.0  # monotonic time the last recycle began
         self.storage_path = data_dir / "db"
         self.log_path = data_dir / LOG_FILE
         self.config_path = data_dir / CONFIG_FILE
@@ -283,9 +335,12 @@ class EmbeddedDatabase:
             if process is None:
                 return
             started = time.monotonic()
-            code = process.wait()  # reaps it: no zombie
+            code = self._wait_or_recycle(process)  # reaps it: no zombie
             if self._stopping.is_set():
                 return
+            if code is None:  # recycled: stopped cleanly on purpose, back at once
+                self._restart(recycled=True)
+                continue
             if time.monotonic() - started > _STABLE_SECONDS:
                 failures = 0
             delay = _RESTART_DELAYS[min(failures, len(_RESTART_DELAYS) - 1)]
@@ -300,7 +355,43 @@ class EmbeddedDatabase:
                 return
             self._restart()
 
-    def _restart(self) -> None:
+    def _wait_or_recycle(self, process: subprocess.Popen[bytes]) -> int | None:
+        """Wait until ``process`` exits and return its status; or, once its resident
+        size passes ``max_rss``, stop it cleanly and return None."""
+        while True:
+            try:
+                return process.wait(self.rss_check_seconds if self.max_rss else None)
+            except subprocess.TimeoutExpired:
+                pass
+            rss = resident_bytes(process.pid)
+            if self.max_rss is None or rss is None or rss <= self.max_rss:
+                continue
+            with self._guard:
+                if self._stopping.is_set():
+                    continue  # stop() has it: the next wait returns its status
+                log.warning(
+                    "the embedded database (pid %s) uses %s, over its limit of %s "
+                    "(CHATCORE_EMBEDDED_MAX_RSS): restarting it; requests get 503 "
+                    "until it is back",
+                    process.pid,
+                    _mib(rss),
+                    _mib(self.max_rss),
+                )
+                _terminate(process)
+            self._recycle_started = time.monotonic()
+            try:
+                process.wait(_STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()  # loses nothing acknowledged: --sync-on-commit
+                process.wait()
+            log.info(
+                "the embedded database (pid %s) stopped in %.1f s",
+                process.pid,
+                time.monotonic() - self._recycle_started,
+            )
+            return None
+
+    def _restart(self, *, recycled: bool = False) -> None:
         with self._guard:
             if self._stopping.is_set():
                 return
@@ -313,11 +404,31 @@ class EmbeddedDatabase:
             if self._wait_until_ready(deadline, self._stopping.is_set):
                 self.restarts += 1
                 log.warning("the embedded database is back (pid %s)", process.pid)
+                if recycled:
+                    self.recycles += 1
+                    log.info(
+                        "the embedded database was restarted for its memory in %.1f s",
+                        time.monotonic() - self._recycle_started,
+                    )
+                    self._keep_recycling_if_useful(process.pid)
         except EmbeddedDatabaseError as exc:
             if not self._stopping.is_set():
                 # Killed, the watcher sees it exit and tries again after the next delay.
                 log.error("the embedded database did not come back: %s", exc)
                 process.kill()
+
+    def _keep_recycling_if_useful(self, pid: int) -> None:
+        """Turn recycling off if the fresh child is over the limit already: restarting
+        it again could not help, only cut storage off every few seconds."""
+        rss = resident_bytes(pid)
+        if self.max_rss is not None and rss is not None and rss > self.max_rss:
+            log.warning(
+                "the embedded database uses %s just after a restart, over its limit of "
+                "%s (CHATCORE_EMBEDDED_MAX_RSS): no more restarts for memory",
+                _mib(rss),
+                _mib(self.max_rss),
+            )
+            self.max_rss = None
 
     def stop(self, timeout: float = _STOP_SECONDS) -> None:
         """Stop the child cleanly (SIGTERM), killing it if it takes longer than ``timeout``;

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     # and its WiredTiger cache size, e.g. 128M, 1G (bench/RESULTS.md: its memory).
     embedded_sync_on_commit: bool = True
     embedded_cache_size: str = Field(default="128M", pattern=r"^[1-9][0-9]*[KMG]$")
+    # Restart the embedded database (a ~2 s outage) when its resident size passes this,
+    # e.g. 512M, 1G; 0: never. SecantusDB grows with every transaction (docs/configuration.md).
+    embedded_max_rss: str = Field(default="1G", pattern=r"^(0|[1-9][0-9]*[KMG]?)$")
     # Rate limits of the public contract (API.md v1.1): "<count>/<seconds>s" or "off".
     rate_send: str = "30/10s"
     rate_login: str = "10/60s"

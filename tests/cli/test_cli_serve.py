@@ -7,6 +7,7 @@ its child. Every wait polls with a deadline.
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -196,3 +197,33 @@ def test_sigkill_of_the_server_takes_the_database_with_it_and_a_restart_works(
         me = client.get("/api/users/me", headers=headers)
         assert (me.status_code, me.json()["username"]) == (200, "alice"), me.text
     assert second.stop(signal.SIGTERM) == 0, second.log
+
+
+# How long the kernel may take to end the database child after its server died.
+ORPHAN_DEADLINE = 5.0
+
+
+def test_sigkill_of_the_server_takes_a_restarted_and_stopped_database_with_it(
+    tmp_path: Path, servers: list[ServeProcess]
+) -> None:
+    # The child the supervisor restarted (spawned from its thread, not the main one),
+    # stopped (SIGSTOP: like a database that does not run its signal handlers) when
+    # the server is SIGKILLed. A parent-death SIGTERM would wait, pending, for a
+    # SIGCONT that never comes (and a running SecantusDB may get it on a thread
+    # that does not act on it): an orphan holding the storage. SIGKILL cannot wait.
+    data_dir = tmp_path / "data"
+    server, first_database = _healthy(servers, data_dir)
+    os.kill(first_database, signal.SIGKILL)
+    deadline = time.monotonic() + STARTUP_DEADLINE
+    while len(server.database_pids()) < 2:
+        assert time.monotonic() < deadline, f"the database was not restarted:\n{server.log}"
+        time.sleep(0.05)
+    restarted = server.database_pid()
+    os.kill(restarted, signal.SIGSTOP)
+    try:
+        server.kill()  # SIGKILL
+        assert wait_gone(restarted, time.monotonic() + ORPHAN_DEADLINE), "orphan database"
+    finally:
+        if alive(restarted):  # don't leave it behind if the assertion failed
+            os.kill(restarted, signal.SIGKILL)
+    assert not _processes_using(data_dir), "orphan database"

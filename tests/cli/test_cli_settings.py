@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from adapters.jwt_tokens import JwtAccessTokens
 from entrypoints.cli import _drop_per_connection_lines
+from entrypoints.embedded_db import size_bytes
 from entrypoints.settings import JWT_SECRET_FILE, Settings, read_or_create_secret
 
 
@@ -112,3 +113,21 @@ def test_serve_drops_only_uvicorns_per_connection_info_lines(
 ) -> None:
     record = logging.LogRecord("uvicorn.error", level, __file__, 1, message, None, None)
     assert _drop_per_connection_lines(record) is kept
+
+
+@pytest.mark.parametrize(
+    ("text", "size"), [("1G", 1 << 30), ("512M", 512 << 20), ("64K", 64 << 10), ("0", 0)]
+)
+def test_the_embedded_database_memory_limit_is_a_size(text: str, size: int) -> None:
+    assert size_bytes(_settings(embedded_max_rss=text).embedded_max_rss) == size
+
+
+@pytest.mark.parametrize("text", ["", "1T", "1.5G", "-1", "G", "01G"])
+def test_a_memory_limit_that_is_not_a_size_is_refused(text: str) -> None:
+    with pytest.raises(ValidationError):
+        _settings(embedded_max_rss=text)
+
+
+def test_the_memory_limit_defaults_to_one_gibibyte(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CHATCORE_EMBEDDED_MAX_RSS", raising=False)
+    assert size_bytes(_settings().embedded_max_rss) == 1 << 30

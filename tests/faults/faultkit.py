@@ -36,10 +36,17 @@ TIMEOUT = TIMEOUT_MS / 1000
 # client's own event loop and the kernel), on a 2-core machine shared with other
 # suites. Measured with the bound: server and client 1.01-1.10 s for a 1 s timeout,
 # the client once 1.39 s at load 5; without it (pymongo's 0.5 s server-selection
-# steps, and one limit per storage call) 1.3-1.5 s on both sides. Once, on a quiet
-# machine, a read took 1.214 s in the server's log (its cause not found yet: a
-# read path with 0.2 s outside the bound), hence 0.3 and not 0.2.
-SERVER_MARGIN = 0.3
+# steps, and one limit per storage call) 1.3-1.5 s on both sides.
+# Once a run's slowest logged request took 1.214 s (its log not kept): the server's
+# log then also held the scene's registrations, whose password hashing runs before
+# any storage call (by design outside the bound; 0.6 s quiet, 1.1-1.3 s measured at
+# load 4-7), so only requests logged after the scene is set up count now
+# (``Scene.logged_since_setup``).
+# What still exceeds the bound is the server not being scheduled: every stall
+# request over 1.03 s in 34 instrumented runs fell in an event-loop lag whose
+# run-queue wait (/proc/thread-self/schedstat) was the whole lag (up to 0.26 s with
+# two busy loops on the 2 cores, load 6-7), never in a storage call's own cleanup.
+SERVER_MARGIN = 0.2
 MARGIN = 0.5
 
 
@@ -101,6 +108,13 @@ class Scene:
     alice: Account
     bob: Account
     conversation_id: str
+    # Where the server's log stood once the scene was set up (registrations, the
+    # conversation): what a test's load made the server log comes after it.
+    log_mark: int = 0
+
+    def logged_since_setup(self) -> str:
+        """The server's log of the requests after the scene's set-up."""
+        return self.server.log[self.log_mark :]
 
     def load(self) -> SendLoad:
         """Alice's sends to the conversation (start them with ``running()``)."""
@@ -130,7 +144,7 @@ async def scene(tmp_path: Path, **settings: str) -> AsyncIterator[Scene]:
         async with httpx.AsyncClient(base_url=server.url, timeout=30.0) as http:
             alice, bob = await register(http, "alice"), await register(http, "bob")
             conversation_id = await direct_conversation(http, alice, bob)
-            yield Scene(server, http, alice, bob, conversation_id)
+            yield Scene(server, http, alice, bob, conversation_id, len(server.log))
     finally:
         server.kill()
 
