@@ -11,6 +11,10 @@ time divided by the work done in each phase:
 - one sender at a time (lone sends: what an HTTP send costs at low concurrency);
 - history pages of 50 through the repository (membership check + range).
 
+``--floor`` measures instead what each part of a send batch costs (the ``_id``-only
+floor of a stored message, each index's share, the conversation write, the commit):
+:mod:`bench.db_floor`.
+
 ``--idle-conversations N`` adds N other conversations first (what a collection scan
 of ``conversations`` would have to read).
 
@@ -24,12 +28,14 @@ import argparse
 import asyncio
 import os
 import random
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from adapters.mongo import MongoStore
+from bench import db_floor
 from bench.mongo_store import _concurrent_rate, secantus_server
 from chatcore.testing import factories as make
 
@@ -109,6 +115,12 @@ def main() -> None:
     parser.add_argument(
         "--idle-conversations", type=int, default=0, help="more conversations in the database"
     )
+    parser.add_argument(
+        "--floor", action="store_true", help="the floor per message instead (bench.db_floor)"
+    )
+    if "--floor" in sys.argv[1:]:  # its own options: python -m bench.db_floor --help
+        db_floor.main([a for a in sys.argv[1:] if a != "--floor"])
+        return
     args = parser.parse_args()
     with (
         tempfile.TemporaryDirectory() as root,

@@ -249,7 +249,9 @@ class MongoMessageRepository(MessageRepository, TimeBound):
             MENTIONED_AT: mentioned_at(message.conversation_id, message.seq),
             SEARCH_KEYS: search_keys(body, deleted=False),
         }
-        return await self._change(message, changes, set(message.mentions) ^ set(mentioned))
+        return await self._change(
+            message, changes, set(message.mentions) ^ set(mentioned), live_only=True
+        )
 
     @storage_call
     async def delete(self, message: Message, at: datetime) -> Message:
@@ -322,11 +324,17 @@ class MongoMessageRepository(MessageRepository, TimeBound):
         )
 
     async def _change(
-        self, message: Message, changes: dict[str, Any], rementioned: set[str]
+        self,
+        message: Message,
+        changes: dict[str, Any],
+        rementioned: set[str],
+        *,
+        live_only: bool = False,
     ) -> Message:
         """Update a message and, if it is the newest, the conversation's copy with it;
         ``rementioned``: users whose mention by this message changes (their records on
-        the conversation are marked unknown, see :mod:`adapters.mongo.mention_counters`)."""
+        the conversation are marked unknown, see :mod:`adapters.mongo.mention_counters`).
+        ``live_only`` (an edit): a deleted message is left as it is, Conflict."""
         message_id = values.text(message.id, "messageId")
         conversation_id = values.text(message.conversation_id, "conversationId")
 
@@ -338,7 +346,13 @@ class MongoMessageRepository(MessageRepository, TimeBound):
             # issue 14 third pass). In a transaction the read sees exactly this
             # change; without one, this change or a later one (the newest state is
             # also the right lastMessage copy).
-            same_conversation = {"$eq": ["$conversationId", conversation_id]}
+            same_conversation: Document = {"$eq": ["$conversationId", conversation_id]}
+            if live_only:
+                # The service checked the message it read, but a delete (from any
+                # process) may have landed since: an edit must not write a body
+                # back into a deleted message. Decided here, atomically on the document.
+                live = {"$eq": [{"$ifNull": ["$deletedAt", None]}, None]}
+                same_conversation = {"$and": [same_conversation, live]}
             key = {"_id": message_id}
             result = await self._messages.update_one(
                 key,
@@ -357,6 +371,8 @@ class MongoMessageRepository(MessageRepository, TimeBound):
             doc = await self._messages.find_one(key, session=session)
             if doc is None or doc["conversationId"] != conversation_id:
                 raise NotFound("message not found")
+            if live_only and doc.get("deletedAt") is not None:
+                raise Conflict("a deleted message cannot be edited")
             also = forget_mentions(sorted(rementioned)) if rementioned else {}
             await self._keep_last_message(conversation_id, doc, session, also)
             return document_to_message(doc)
