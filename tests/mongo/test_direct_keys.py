@@ -102,9 +102,7 @@ async def test_a_database_with_the_direct_key_index_is_moved_to_direct_keys(
         [IndexModel([("directKey", ASCENDING)], name=OLD_DIRECT_INDEX, unique=True, sparse=True)]
     )
     # A run cut off after its first key: the next start copies the rest.
-    await db[DIRECT_KEYS].insert_one(
-        {"_id": direct_key("u-a", "u-b"), "conversationId": old[0].id}
-    )
+    await db[DIRECT_KEYS].insert_one({"_id": direct_key("u-a", "u-b"), "conversationId": old[0].id})
 
     await ensure_indexes(db)
 
