@@ -14,11 +14,14 @@ process's ``/proc/<pid>/stat`` around each run), measures:
   messages collection (:data:`adapters.mongo.indexes.INDEXES`): each index's
   marginal CPU per message (the figure minus the ``_id``-only one);
 - **all message indexes**: every index of the messages collection at once;
-- **the conversation write**: one transaction per batch that writes one conversation
-  document of the ``conversations`` collection (its indexes as the adapter creates
-  them), as an ``update`` of the send batch's fields and as a ``replace`` of the whole
-  document: CPU per transaction minus the commit floor;
-- **the commit floor**: a transaction with one ``find`` by ``_id`` and its commit.
+- **the conversation write**: one transaction per batch that writes 1 or 16
+  conversation documents (the ``conversations`` collection's indexes, with and
+  without the ``directKey_unique`` index of before issue 14's fourth pass), as an
+  ``update`` of the send batch's fields, a ``replace`` of the whole documents, or a
+  ``delete_many`` + ``insert_many`` of them: CPU per transaction minus the commit floor;
+- **the commit floor**: a transaction with one ``find`` by ``_id`` and its commit;
+- **a history page**: a range of :data:`PAGE` seqs of one conversation (every
+  message index), sorted by the database or not.
 
 The medians of ``--rounds`` runs are printed, with the load average.
 """
@@ -35,10 +38,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pymongo import MongoClient
+from pymongo import ASCENDING, MongoClient
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.operations import IndexModel
+from pymongo.operations import IndexModel, ReplaceOne, UpdateOne
 
 from adapters.mongo.documents import (
     CONVERSATIONS,
@@ -52,8 +55,12 @@ from bench.mongo_store import secantus_server
 from chatcore.testing import factories as make
 
 BATCH = 16  # sends per batch: what group commit forms at ~50 concurrent senders
+PAGE = 50  # a history page
 BODY = "hello world"  # the harness's bodies are two words
 Doc = dict[str, Any]
+# The conversations' unique index before issue 14's fourth pass (directKeys since).
+OLD_DIRECT = "directKey_unique"
+OLD_DIRECT_MODEL = IndexModel([("directKey", 1)], name=OLD_DIRECT, unique=True, sparse=True)
 
 
 def _child_pid(name: str) -> int:
@@ -148,26 +155,69 @@ class Floor:
 
         return self._per_unit(self._batches, lambda: self._transactions(self._batches, find))
 
-    def conversation(self, indexes: list[IndexModel], *, replace: bool) -> float:
-        """CPU per transaction that writes one of 50 conversations (commit included)."""
+    def conversation(self, indexes: list[IndexModel], mode: str, per_batch: int) -> float:
+        """CPU per transaction that writes ``per_batch`` of 200 conversations (commit
+        included): ``update`` (one bulk update of the batch's fields), ``replace``
+        (one bulk replace of the whole documents) or ``rewrite`` (``delete_many`` +
+        ``insert_many`` of them)."""
         collection = self._fresh("c", indexes, _conversations)
-        docs = _conversations(50)
+        docs = _conversations(200)
         collection.insert_many(docs)
         last = _messages("c", 1, 1)[0]
 
         def write(session: Any, i: int) -> None:
-            doc = docs[i % len(docs)]
-            seq = doc.get("lastSeq", 0) + BATCH
-            now = datetime.now(UTC)
-            change = {"lastSeq": seq, "lastActivityAt": now, "lastMessage": last}
-            if replace:
+            mine = [docs[(i * per_batch + k) % len(docs)] for k in range(per_batch)]
+            changes = []
+            for doc in mine:
+                change = {
+                    "lastSeq": doc.get("lastSeq", 0) + 1,
+                    "lastActivityAt": datetime.now(UTC),
+                    "lastMessage": last,
+                }
                 doc |= change
-                collection.replace_one({"_id": doc["_id"]}, doc, session=session)
+                changes.append(change)
+            if mode == "update":
+                collection.bulk_write(
+                    [
+                        UpdateOne({"_id": d["_id"]}, {"$set": c})
+                        for d, c in zip(mine, changes, strict=True)
+                    ],
+                    session=session,
+                )
+            elif mode == "replace":
+                collection.bulk_write(
+                    [ReplaceOne({"_id": d["_id"]}, d) for d in mine], session=session
+                )
             else:
-                doc |= change
-                collection.update_one({"_id": doc["_id"]}, {"$set": change}, session=session)
+                ids = [d["_id"] for d in mine]
+                collection.delete_many({"_id": {"$in": ids}}, session=session)
+                collection.insert_many(mine, session=session)
 
         return self._per_unit(self._batches, lambda: self._transactions(self._batches, write))
+
+    def page(self, *, sort: bool) -> float:
+        """CPU per history page of PAGE messages (a seq range), sorted by the database
+        or not (the adapter sorts in Python)."""
+        collection = self._fresh(
+            "p", INDEXES[MESSAGES], lambda n: _messages(make.new_id("o"), 1, n)
+        )
+        conversation = make.new_id("c")
+        collection.insert_many(_messages(conversation, 1, 10 * PAGE))
+
+        def pages() -> None:
+            for i in range(self._batches):
+                first = 1 + (i * 7) % (9 * PAGE)
+                query = {
+                    "conversationId": conversation,
+                    "seq": {"$gte": first, "$lt": first + PAGE},
+                }
+                cursor = collection.find(query)
+                if sort:
+                    cursor = cursor.sort("seq", ASCENDING)
+                found = list(cursor)
+                assert len(found) == PAGE
+
+        return self._per_unit(self._batches, pages)
 
 
 def _median(runs: int, measure: Callable[[], float]) -> float:
@@ -186,20 +236,30 @@ def rows(floor: Floor, runs: int) -> Iterator[tuple[str, float, str]]:
     yield "messages, all indexes", every, "us/msg"
     commit = _median(runs, floor.commit)
     yield "commit floor (find by _id + commit)", commit, "us/txn"
-    without_direct = [i for i in INDEXES[CONVERSATIONS] if i.document["name"] != "directKey_unique"]
+    for sort in (True, False):
+        cost = _median(runs, lambda sort=sort: floor.page(sort=sort))  # type: ignore[misc]
+        where = "by the database" if sort else "in Python (unsorted find)"
+        yield f"history page of {PAGE}, sorted {where}", cost, "us/page"
+    without_direct = [i for i in INDEXES[CONVERSATIONS] if i.document["name"] != OLD_DIRECT]
+    with_direct = [*without_direct, OLD_DIRECT_MODEL]
     for label, indexes in (
-        ("conversations' indexes", INDEXES[CONVERSATIONS]),
-        ("without directKey_unique", without_direct),
+        ("with directKey_unique", with_direct),
+        ("without it (today)", without_direct),
     ):
-        for replace in (False, True):
-            cost = _median(
-                runs,
-                lambda indexes=indexes, replace=replace: floor.conversation(  # type: ignore[misc]
-                    indexes, replace=replace
-                ),
-            )
-            kind = "replace_one" if replace else "update_one"
-            yield f"conversation {kind}, {label}", cost - commit, "us/batch (commit excluded)"
+        for per_batch, modes in (
+            (1, ("update", "replace")),
+            (16, ("update", "replace", "rewrite")),
+        ):
+            for mode in modes:
+                cost = _median(
+                    runs,
+                    lambda i=indexes, m=mode, n=per_batch: floor.conversation(i, m, n),  # type: ignore[misc]
+                )
+                yield (
+                    f"{per_batch} conversation(s) by {mode}, {label}",
+                    cost - commit,
+                    "us/batch (commit excluded)",
+                )
 
 
 def main(argv: list[str] | None = None) -> None:
