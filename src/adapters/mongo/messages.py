@@ -22,16 +22,18 @@ One batch, in one transaction (:mod:`adapters.mongo.message_batches`):
    own against the document read: a missing conversation, or a sender who is
    not a member, is NotFound for that send only; the others go on. Each conversation's sends get the
    seqs after its ``lastSeq``, in arrival order.
-2. ``update`` (one ``bulk_write``) of every conversation: ``lastSeq``,
-   ``lastMessage`` and ``lastActivityAt`` move to the batch's last message,
-   guarded by the ``lastSeq`` read in step 1. The conversation document is the
-   seq counter: another process writing it in between makes this a write
-   conflict, and the whole batch is retried from step 1; so in a transaction the
-   update is plain ``$set``/``$push``/``$min`` (cheaper for SecantusDB than a
-   pipeline), and without one a pipeline that changes nothing if ``lastSeq``
-   moved. The same update records each sender's last seqs, from
-   which a conversation list counts unread messages
-   (:mod:`adapters.mongo.unread_counters`).
+2. write every conversation: ``lastSeq``, ``lastMessage`` and
+   ``lastActivityAt`` move to the batch's last message. The conversation
+   document is the seq counter: another process writing it after step 1's read
+   makes this a write conflict, and the whole batch is retried from step 1; so
+   in a transaction the documents read in step 1 are changed in Python and
+   stored whole: a ``replace`` (one ``bulk_write``) of one or two, one
+   ``delete`` + one ``insert`` of three or more (``REWRITE_FROM``; cheaper for
+   SecantusDB, whose cost is per statement and per index entry, than update
+   operators: bench/RESULTS.md, issue 14 fourth pass). Without a transaction it
+   is an ``update`` with a pipeline that changes nothing if ``lastSeq`` moved
+   since the read. The same write records each sender's last seqs, from which a
+   conversation list counts unread messages (:mod:`adapters.mongo.unread_counters`).
 3. ``insert`` (one ``insert_many``) of the messages.
 4. ``commitTransaction``.
 
@@ -42,8 +44,9 @@ summaries (:mod:`adapters.mongo.threads`: a ``bulk_write`` and a ``find``), afte
 the insert, so a replay (caught by the insert) never counts. A reaction is one
 conditional pipeline update of the message (:mod:`adapters.mongo.reactions`).
 
-Four commands per batch, whatever its size, with or without clientMsgIds, a
-lone send included (it used to be three: one ``findAndModify`` instead of steps
+Four commands per batch (five from three conversations in a transaction: the
+delete and the insert of step 2), whatever its size, with or without
+clientMsgIds, a lone send included (it used to be three: one ``findAndModify`` instead of steps
 1 and 2, but SecantusDB runs every ``findAndModify`` as a scan of the whole
 collection, 44 ms with 5,000 conversations; see bench/RESULTS.md). No read
 filters on ``{_id, memberIds}``: SecantusDB would need an index on both, and
