@@ -36,6 +36,7 @@ from pathlib import Path
 
 from adapters.mongo import MongoStore
 from bench import db_floor
+from bench.db_floor import child_pid, cpu_seconds
 from bench.mongo_store import _concurrent_rate, secantus_server
 from chatcore.testing import factories as make
 
@@ -44,33 +45,14 @@ PAGE = 50
 BODY = "hello world"  # the harness's bodies are two words
 
 
-def _child_pid(name: str) -> int:
-    """The pid of this process's child running ``name`` (the database)."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            command, rest = stat.read_text().rsplit(")", 1)
-        except OSError:
-            continue
-        if int(rest.split()[1]) == os.getpid() and name in command:
-            return int(stat.parent.name)
-    raise RuntimeError(f"no child process {name}")
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` (and its threads) so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
 async def _measure(
     pid: int, seconds: float, tasks: int, operation: Callable[[int], Awaitable[object]]
 ) -> tuple[float, float]:
     """(operations/s, database CPU microseconds per operation), ``tasks`` in a loop."""
-    cpu, start = _cpu_seconds(pid), time.perf_counter()
+    cpu, start = cpu_seconds(pid), time.perf_counter()
     rate = await _concurrent_rate(seconds, tasks, operation)
     done = rate * (time.perf_counter() - start)
-    return rate, (_cpu_seconds(pid) - cpu) / done * 1e6
+    return rate, (cpu_seconds(pid) - cpu) / done * 1e6
 
 
 async def run(uri: str, pid: int, seconds: float, rounds: int, idle: int) -> None:
@@ -126,7 +108,7 @@ def main() -> None:
         tempfile.TemporaryDirectory() as root,
         secantus_server(Path(root) / "db", "--sync-on-commit") as uri,
     ):
-        pid = _child_pid("secantusd")
+        pid = child_pid("secantusd")
         asyncio.run(run(uri, pid, args.seconds, args.rounds, args.idle_conversations))
 
 

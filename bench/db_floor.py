@@ -63,7 +63,7 @@ OLD_DIRECT = "directKey_unique"
 OLD_DIRECT_MODEL = IndexModel([("directKey", 1)], name=OLD_DIRECT, unique=True, sparse=True)
 
 
-def _child_pid(name: str) -> int:
+def child_pid(name: str) -> int:
     """The pid of this process's child running ``name`` (the database)."""
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -276,9 +276,9 @@ def main(argv: list[str] | None = None) -> None:
     with (
         tempfile.TemporaryDirectory() as root,
         secantus_server(Path(root) / "db", "--sync-on-commit") as uri,
-        MongoClient(uri) as client,
+        MongoClient[Doc](uri) as client,
     ):
-        pid = _child_pid("secantusd")
+        pid = child_pid("secantusd")
         print(f"load average {os.getloadavg()[0]:.1f}, {time.strftime('%H:%M:%S')} local time")
         print(
             f"batches of {BATCH}, {args.batches} transactions per figure, median of"
