@@ -147,6 +147,7 @@ class Floor:
 
     def commit(self) -> float:
         """CPU per transaction of one find by _id and its commit."""
+        self._runs += 1
         collection = self._db[f"f_{self._runs}"]
         collection.insert_one({"_id": "x"})
 
