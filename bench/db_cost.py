@@ -11,6 +11,10 @@ time divided by the work done in each phase:
 - one sender at a time (lone sends: what an HTTP send costs at low concurrency);
 - history pages of 50 through the repository (membership check + range).
 
+``--floor`` measures instead what each part of a send batch costs (the ``_id``-only
+floor of a stored message, each index's share, the conversation write, the commit):
+:mod:`bench.db_floor`.
+
 ``--idle-conversations N`` adds N other conversations first (what a collection scan
 of ``conversations`` would have to read).
 
@@ -24,12 +28,15 @@ import argparse
 import asyncio
 import os
 import random
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from adapters.mongo import MongoStore
+from bench import db_floor
+from bench.db_floor import child_pid, cpu_seconds
 from bench.mongo_store import _concurrent_rate, secantus_server
 from chatcore.testing import factories as make
 
@@ -38,33 +45,14 @@ PAGE = 50
 BODY = "hello world"  # the harness's bodies are two words
 
 
-def _child_pid(name: str) -> int:
-    """The pid of this process's child running ``name`` (the database)."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            command, rest = stat.read_text().rsplit(")", 1)
-        except OSError:
-            continue
-        if int(rest.split()[1]) == os.getpid() and name in command:
-            return int(stat.parent.name)
-    raise RuntimeError(f"no child process {name}")
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` (and its threads) so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
 async def _measure(
     pid: int, seconds: float, tasks: int, operation: Callable[[int], Awaitable[object]]
 ) -> tuple[float, float]:
     """(operations/s, database CPU microseconds per operation), ``tasks`` in a loop."""
-    cpu, start = _cpu_seconds(pid), time.perf_counter()
+    cpu, start = cpu_seconds(pid), time.perf_counter()
     rate = await _concurrent_rate(seconds, tasks, operation)
     done = rate * (time.perf_counter() - start)
-    return rate, (_cpu_seconds(pid) - cpu) / done * 1e6
+    return rate, (cpu_seconds(pid) - cpu) / done * 1e6
 
 
 async def run(uri: str, pid: int, seconds: float, rounds: int, idle: int) -> None:
@@ -109,12 +97,18 @@ def main() -> None:
     parser.add_argument(
         "--idle-conversations", type=int, default=0, help="more conversations in the database"
     )
+    parser.add_argument(
+        "--floor", action="store_true", help="the floor per message instead (bench.db_floor)"
+    )
+    if "--floor" in sys.argv[1:]:  # its own options: python -m bench.db_floor --help
+        db_floor.main([a for a in sys.argv[1:] if a != "--floor"])
+        return
     args = parser.parse_args()
     with (
         tempfile.TemporaryDirectory() as root,
         secantus_server(Path(root) / "db", "--sync-on-commit") as uri,
     ):
-        pid = _child_pid("secantusd")
+        pid = child_pid("secantusd")
         asyncio.run(run(uri, pid, args.seconds, args.rounds, args.idle_conversations))
 
 

@@ -144,7 +144,8 @@ class MessageRepository(Protocol):
         self, message: Message, body: str, at: datetime, mentions: Sequence[str] = ()
     ) -> Message:
         """Replace the body and mentions and set ``edited_at``; keeps the conversation's
-        lastMessage in step."""
+        lastMessage in step. Conflict if the message is deleted (by then: a delete from
+        anywhere may land after the caller read ``message``), and nothing changes."""
         ...
 
     async def delete(self, message: Message, at: datetime) -> Message:

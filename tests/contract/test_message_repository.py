@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from chatcore.chat import Storage
-from chatcore.errors import NotFound
+from chatcore.errors import Conflict, NotFound
 from chatcore.models import Conversation, Message
 from chatcore.testing import factories as make
 
@@ -235,6 +235,19 @@ async def test_delete_empties_the_body_and_keeps_id_and_seq(storage: Storage) ->
     after = await _stored(storage, conversation.id)
     assert after.last_message == deleted
     assert after.last_seq == 2
+
+
+async def test_an_edit_racing_a_delete_does_not_bring_the_message_back(storage: Storage) -> None:
+    # The service checked the copy it read; the delete landed after that read.
+    conversation = await _group(storage)
+    sent = await storage.messages.append(make.message(conversation.id, ALICE, "first"))
+    read_before = sent.message
+    deleted = await storage.messages.delete(read_before, make.T0 + timedelta(seconds=1))
+
+    with pytest.raises(Conflict):
+        await storage.messages.edit(read_before, "back again", make.T0 + timedelta(seconds=2))
+    assert await storage.messages.get(conversation.id, sent.message.id) == deleted
+    assert (await _stored(storage, conversation.id)).last_message == deleted
 
 
 async def test_editing_a_message_that_is_not_stored_is_not_found(storage: Storage) -> None:

@@ -117,13 +117,15 @@ async def test_an_idempotent_replay_racing_a_failed_send_gets_a_fresh_seq(
 
 
 @pytest.mark.parametrize(
-    ("command", "failure", "error"),
+    ("command", "failure", "error", "n_rooms"),
     [
-        ("insert", {"closeConnection": True}, Unavailable),
-        ("update", {"closeConnection": True}, Unavailable),
-        ("insert", {"errorCode": 2}, StorageFailed),
+        ("insert", {"closeConnection": True}, Unavailable, 3),
+        # Two conversations are replaced (update), three deleted and inserted again.
+        ("update", {"closeConnection": True}, Unavailable, 2),
+        ("delete", {"closeConnection": True}, Unavailable, 3),
+        ("insert", {"errorCode": 2}, StorageFailed, 3),
     ],
-    ids=["insert-outage", "update-outage", "insert-refused"],
+    ids=["insert-outage", "update-outage", "delete-outage", "insert-refused"],
 )
 async def test_a_failure_mid_batch_fails_every_send_of_it_and_writes_nothing(
     client: AsyncMongoClient[Document],
@@ -131,14 +133,18 @@ async def test_a_failure_mid_batch_fails_every_send_of_it_and_writes_nothing(
     command: str,
     failure: dict[str, Any],
     error: type[Exception],
+    n_rooms: int,
 ) -> None:
     storage = mongo_storage(db, transactions=True)
-    rooms = [await _conversation_with_messages(storage) for _ in range(3)]
+    rooms = [await _conversation_with_messages(storage) for _ in range(n_rooms)]
 
     await fail_next(client, 1, command, **failure)
-    # Sent at once: one batch over three conversations.
+    # Sent at once: one batch over all the conversations.
     results = await asyncio.gather(
-        *(storage.messages.append(make.message(rooms[i % 3], "u-a", f"b{i}")) for i in range(12)),
+        *(
+            storage.messages.append(make.message(rooms[i % n_rooms], "u-a", f"b{i}"))
+            for i in range(12)
+        ),
         return_exceptions=True,
     )
 

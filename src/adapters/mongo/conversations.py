@@ -1,4 +1,26 @@
-"""Conversations in MongoDB: members, the seq counter and the newest message."""
+"""Conversations in MongoDB: members, the seq counter and the newest message.
+
+One direct conversation per pair: the pair's key (:func:`documents.direct_key`) is
+the ``_id`` of a document of the small ``directKeys`` collection, ``{_id: key,
+conversationId}``, written with the conversation (in one transaction where the
+server has them). Not a unique index on the conversations collection: every index
+of the conversation document is rewritten on every send batch, and SecantusDB's
+cost per index entry made that index about half of the conversation write
+(bench/RESULTS.md, issue 14, fourth pass). The key document is the one place
+that decides which conversation is the pair's:
+
+1. read the key; if there is none, insert it naming this conversation (two
+   creators racing: one insert wins, the other gets a duplicate key, or a
+   write conflict in a transaction, and starts again from the read);
+2. insert the conversation the key names, if it does not exist yet. Without
+   transactions a creator can stop between 1 and 2: the next caller for the
+   pair stores the conversation under the id the key names, so the pair is
+   never left without one.
+
+``find_direct`` is two reads by ``_id`` (the key, the conversation). A database
+from before ``directKeys`` is moved at start-up
+(:func:`adapters.mongo.index_migration.migrate_direct_keys`).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +28,16 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+import attrs
 from pymongo import DESCENDING
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from adapters.mongo import values
 from adapters.mongo.documents import (
     CONVERSATIONS,
+    DIRECT_KEYS,
     Document,
     as_utc,
     conversation_to_document,
@@ -20,7 +45,8 @@ from adapters.mongo.documents import (
     document_to_conversation,
     is_member,
 )
-from adapters.mongo.errors import TimeBound, duplicate_key_fields, storage_call
+from adapters.mongo.errors import TimeBound, storage_call
+from adapters.mongo.transactions import Transactions
 from chatcore.errors import Conflict, ValidationFailed
 from chatcore.models import Conversation, ConversationCursor, ConversationType
 from chatcore.ports import ConversationRepository
@@ -29,6 +55,8 @@ from chatcore.ports import ConversationRepository
 LIST_ORDER = [("lastActivityAt", DESCENDING), ("_id", DESCENDING)]
 # Extra documents fetched with a page, for the ties skipped after a cursor.
 _TIE_SLACK = 4
+# Tries of a direct conversation's creation that lost a race on the pair's key.
+_DIRECT_TRIES = 5
 
 
 def _checked(conversation: Conversation) -> Conversation:
@@ -44,14 +72,24 @@ class MongoConversationRepository(ConversationRepository, TimeBound):
     message), so one compound index serves every member's list.
     """
 
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, db: AsyncDatabase[Document], transactions: Transactions) -> None:
         self.bound_by(db)
         self._conversations = db[CONVERSATIONS]
+        self._direct_keys = db[DIRECT_KEYS]
+        self._transactions = transactions
 
     @storage_call
     async def create(self, conversation: Conversation) -> None:
+        _checked(conversation)
+        if conversation.type is ConversationType.DIRECT:
+            # Stored with its pair's key, like get_or_create_direct's (a second one
+            # for the pair is a Conflict).
+            stored, created = await self._direct(conversation, take_over=False)
+            if not created or stored.id != conversation.id:
+                raise Conflict("conversation exists")
+            return
         try:
-            await self._conversations.insert_one(conversation_to_document(_checked(conversation)))
+            await self._conversations.insert_one(conversation_to_document(conversation))
         except DuplicateKeyError as exc:
             raise Conflict("conversation exists") from exc
 
@@ -63,25 +101,58 @@ class MongoConversationRepository(ConversationRepository, TimeBound):
             or len(set(conversation.member_ids)) != 2
         ):
             raise ValidationFailed("a direct conversation has exactly two members")
+        return await self._direct(conversation, take_over=True)
+
+    async def _direct(
+        self, conversation: Conversation, *, take_over: bool
+    ) -> tuple[Conversation, bool]:
+        """The pair's conversation and whether this call stored it (see the module's
+        docstring). ``take_over``: store ``conversation`` under the id of a key whose
+        conversation is missing (else that is a Conflict)."""
         key = direct_key(*conversation.member_ids)
-        # A plain insert guarded by the unique directKey index, not an upsert:
-        # concurrent callers race on the index and the losers read the winner's
-        # document. (SecantusDB may answer a racing upsert's loser with None.)
+
+        async def body(session: AsyncClientSession | None) -> tuple[Conversation, bool]:
+            found = await self._direct_keys.find_one({"_id": key}, session=session)
+            if found is None:
+                # Plain inserts, not upserts: racing creators clash on the key's _id
+                # (SecantusDB may answer a racing upsert's loser with None).
+                await self._direct_keys.insert_one(
+                    {"_id": key, "conversationId": conversation.id}, session=session
+                )
+                await self._conversations.insert_one(
+                    conversation_to_document(conversation), session=session
+                )
+                return conversation, True
+            existing = await self._conversations.find_one(
+                {"_id": found["conversationId"]}, session=session
+            )
+            if existing is not None:
+                return document_to_conversation(existing), False
+            if not take_over:
+                raise Conflict("direct conversation changed concurrently")
+            # Its creator stopped (or is) between its two inserts (no transactions):
+            # whoever inserts the conversation under the key's id first has it.
+            mine = attrs.evolve(conversation, id=found["conversationId"])
+            await self._conversations.insert_one(conversation_to_document(mine), session=session)
+            return mine, True
+
+        for _ in range(_DIRECT_TRIES - 1):
+            try:
+                return await self._transactions.run(body)
+            except DuplicateKeyError:
+                continue  # lost the race for the key (or its conversation): read again
         try:
-            await self._conversations.insert_one(conversation_to_document(conversation))
-        except DuplicateKeyError as exc:
-            if "directKey" not in duplicate_key_fields(exc):
-                raise Conflict("conversation exists") from exc
-            existing = await self._conversations.find_one({"directKey": key})
-            if existing is None:  # pragma: no cover - direct conversations are never deleted
-                raise Conflict("direct conversation changed concurrently") from exc
-            return document_to_conversation(existing), False
-        return conversation, True
+            return await self._transactions.run(body)
+        except DuplicateKeyError as exc:  # pragma: no cover - a conversation id clash
+            raise Conflict("conversation exists") from exc
 
     @storage_call
     async def find_direct(self, user_a: str, user_b: str) -> Conversation | None:
         key = direct_key(values.text(user_a, "userId"), values.text(user_b, "userId"))
-        doc = await self._conversations.find_one({"directKey": key})
+        found = await self._direct_keys.find_one({"_id": key})
+        if found is None:
+            return None
+        doc = await self._conversations.find_one({"_id": found["conversationId"]})
         return None if doc is None else document_to_conversation(doc)
 
     @storage_call

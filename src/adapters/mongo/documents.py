@@ -29,6 +29,9 @@ Document = dict[str, Any]
 
 USERS: Final = "users"
 CONVERSATIONS: Final = "conversations"
+# One document per direct conversation, {_id: direct_key(a, b), conversationId}:
+# one direct conversation per pair (adapters.mongo.conversations).
+DIRECT_KEYS: Final = "directKeys"
 MESSAGES: Final = "messages"
 RECEIPTS: Final = "receipts"
 REFRESH_TOKENS: Final = "refreshTokens"
@@ -286,9 +289,6 @@ def conversation_to_document(conversation: Conversation) -> Document:
         # Always set, so that one index sorts every conversation list.
         "lastActivityAt": conversation.activity_at,
     }
-    if conversation.type is ConversationType.DIRECT:
-        # Only direct conversations carry the key; its unique index is partial.
-        doc["directKey"] = direct_key(*conversation.member_ids)
     return doc
 
 

@@ -13,6 +13,14 @@ so documents without the fields are simply not in them yet):
 3. a flag in the ``meta`` collection makes every later start skip step 1 (one
    read), and step 2 costs one ``listIndexes`` per collection.
 
+:func:`migrate_direct_keys` (issue 14, fourth pass) moves the uniqueness of a
+direct conversation per pair from the ``directKey_unique`` index of the
+conversations collection to the ``directKeys`` collection: while that index
+exists, every direct conversation's key is copied (an insert of each, a key
+already there is left as it is), and then the index is dropped. Run again after
+a crash in between, it copies the same keys again, so it is idempotent; once
+the index is gone it costs one ``listIndexes``.
+
 The old unique ``clientMsgId`` index stays until step 2, so idempotency holds
 throughout; the new unique ``idem`` index cannot refuse a backfilled key, since
 the old one kept the same triples unique. Processes of an earlier version should
@@ -25,11 +33,13 @@ from __future__ import annotations
 
 from typing import Final
 
-from pymongo import UpdateOne
+from pymongo import InsertOne, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
 from adapters.mongo.documents import (
     CONVERSATIONS,
+    DIRECT_KEYS,
     IDEMPOTENCY_KEY,
     MENTIONED_AT,
     MESSAGES,
@@ -42,6 +52,8 @@ from adapters.mongo.errors import translate_errors
 META: Final = "meta"
 STATE_ID: Final = "indexFields"
 BATCH: Final = 500
+OLD_DIRECT_INDEX: Final = "directKey_unique"
+_DUPLICATE_KEY: Final = 11000
 
 OBSOLETE_INDEXES: Final = {
     CONVERSATIONS: ("id_memberIds",),
@@ -106,3 +118,39 @@ async def drop_obsolete_indexes(db: AsyncDatabase[Document]) -> None:
             for name in names:
                 if name in existing:
                     await db[collection].drop_index(name)
+
+
+async def migrate_direct_keys(db: AsyncDatabase[Document], *, batch: int = BATCH) -> int:
+    """Copy the keys of the direct conversations into ``directKeys`` and drop the old
+    unique index, if it is still there; returns how many keys were copied."""
+    with translate_errors():
+        conversations = db[CONVERSATIONS]
+        if OLD_DIRECT_INDEX not in await conversations.index_information():
+            return 0
+        copied = 0
+        inserts: list[InsertOne[Document]] = []
+        # The documents that index held: each carries the key it was unique on.
+        cursor = conversations.find({"type": "direct"}, projection={"directKey": 1})
+        async for doc in cursor:
+            key = doc.get("directKey")
+            if key is None:  # pragma: no cover - every direct conversation had one
+                continue
+            inserts.append(InsertOne({"_id": key, "conversationId": doc["_id"]}))
+            if len(inserts) >= batch:
+                copied += await _insert_new(db, inserts)
+                inserts = []
+        if inserts:
+            copied += await _insert_new(db, inserts)
+        await conversations.drop_index(OLD_DIRECT_INDEX)
+        return copied
+
+
+async def _insert_new(db: AsyncDatabase[Document], inserts: list[InsertOne[Document]]) -> int:
+    """Insert the keys; those already there (copied by an earlier, cut-off run) stay."""
+    try:
+        return (await db[DIRECT_KEYS].bulk_write(inserts, ordered=False)).inserted_count
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(e.get("code") != _DUPLICATE_KEY for e in errors):
+            raise
+        return int(exc.details.get("nInserted", 0))

@@ -18,7 +18,7 @@ from adapters.mongo.documents import (
     Document,
 )
 from adapters.mongo.errors import translate_errors
-from adapters.mongo.index_migration import migrate_index_fields
+from adapters.mongo.index_migration import migrate_direct_keys, migrate_index_fields
 
 INDEXES: dict[str, list[IndexModel]] = {
     USERS: [
@@ -27,10 +27,9 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("displayNameLower", ASCENDING)], name="displayNameLower"),
     ],
     CONVERSATIONS: [
-        # One direct conversation per pair. Groups have no directKey field, so a
-        # sparse index leaves them out (sparse rather than partial: SecantusDB's
-        # planner never uses partial indexes for queries, find_direct needs it).
-        IndexModel([("directKey", ASCENDING)], name="directKey_unique", unique=True, sparse=True),
+        # No directKey index: one direct conversation per pair is the directKeys
+        # collection's _id (adapters.mongo.conversations), so that the conversation
+        # document, rewritten on every send batch, has one index fewer.
         # No (_id, memberIds) index: "this conversation, if the user is a member"
         # reads by _id with the hint BY_ID (SecantusDB's planner otherwise scans for
         # a filter field outside the index). Every index of this document is
@@ -108,8 +107,10 @@ INDEXES: dict[str, list[IndexModel]] = {
 async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
     """Create the adapter's indexes if they are missing (one command per collection),
     then move a database from before them (:mod:`adapters.mongo.index_migration`,
-    which also drops the indexes nothing queries any more: one read once it has run)."""
+    which also drops the indexes nothing queries any more: a few reads once it has
+    run)."""
     with translate_errors():
         for collection, models in INDEXES.items():
             await db[collection].create_indexes(models)
+    await migrate_direct_keys(db)
     await migrate_index_fields(db)

@@ -62,6 +62,15 @@ def plain_mention_updates(mentioned: Mapping[str, Sequence[int]]) -> dict[str, A
     }
 
 
+def recorded_mentions(conversation: Document, mentioned: Mapping[str, Sequence[int]]) -> Document:
+    """The ``mentionSeqs`` field of ``conversation`` after :func:`plain_mention_updates`
+    (the same change, done here: for a batch that rewrites the whole document)."""
+    kept = dict(conversation.get("mentionSeqs") or {})
+    for user_id, seqs in mentioned.items():
+        kept[user_id] = [*kept.get(user_id, ()), *seqs][-MENTION_SEQS_KEPT:]
+    return {"mentionSeqs": kept}
+
+
 def forget_mentions(user_ids: Iterable[str]) -> dict[str, Any]:
     """``$set`` expressions marking these users' records unknown (after an edit or a
     deletion changed whether an older message mentions them)."""

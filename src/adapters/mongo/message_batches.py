@@ -10,7 +10,7 @@ from functools import partial
 from typing import Any
 
 import attrs
-from pymongo import UpdateOne
+from pymongo import ReplaceOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
@@ -27,14 +27,25 @@ from adapters.mongo.documents import (
     stored_message_document,
     without_search_keys,
 )
-from adapters.mongo.mention_counters import mention_updates, plain_mention_updates
+from adapters.mongo.mention_counters import (
+    mention_updates,
+    plain_mention_updates,
+    recorded_mentions,
+)
 from adapters.mongo.threads import record_replies
 from adapters.mongo.transactions import Transactions
-from adapters.mongo.unread_counters import counter_updates, plain_counter_updates
+from adapters.mongo.unread_counters import (
+    counter_updates,
+    plain_counter_updates,
+    recorded_counters,
+)
 from chatcore.errors import Conflict, NotFound, Unavailable
 from chatcore.models import AppendResult, Message, NewMessage
 
 Outcome = AppendResult | Exception
+# From this many conversations in one batch, they are rewritten by one delete + one
+# insert instead of a replace each (MessageBatches._rewrite).
+REWRITE_FROM = 3
 _DUPLICATE_KEY = 11000
 _ReplayKey = tuple[str, str, str]  # (conversationId, senderId, clientMsgId)
 # conversationId -> (position in the batch, message with its seq), in seq order
@@ -163,6 +174,26 @@ def _plain_conversation_update(before: Document, messages: list[Message]) -> Upd
             **recorded,
         },
     )
+
+
+def _rewritten(before: Document, messages: list[Message]) -> Document | None:
+    """``before`` with the change of :func:`_plain_conversation_update` made here, for
+    a transaction that rewrites the whole document; None when that update cannot be
+    written with plain operators (then neither is this: the pipeline form is used)."""
+    own, mentioned = _recorded_seqs(messages)
+    if not all(_is_field_name(u) for u in (*own, *mentioned)):
+        return None
+    last = messages[-1]
+    after = {
+        **before,
+        "lastSeq": last.seq,
+        "lastActivityAt": last.created_at,
+        "lastMessage": without_search_keys(message_to_document(last)),
+        **recorded_counters(before, before.get("lastSeq", 0), own),
+    }
+    if mentioned:
+        after |= recorded_mentions(before, mentioned)
+    return after
 
 
 def _update_for(before: Document, messages: list[Message], in_transaction: bool) -> UpdateOne:
@@ -309,6 +340,12 @@ class MessageBatches:
     ) -> set[str]:
         """Move every conversation's lastSeq; the ids of those another process moved first."""
         in_transaction = session is not None
+        if in_transaction:
+            docs = [_rewritten(found[cid], [m for _, m in sent]) for cid, sent in taken.items()]
+            rewritten = [d for d in docs if d is not None]
+            if len(rewritten) == len(docs):
+                await self._rewrite(rewritten, session)
+                return set()
         updates = [
             _update_for(found[cid], [m for _, m in sent], in_transaction)
             for cid, sent in taken.items()
@@ -329,6 +366,29 @@ class MessageBatches:
             if (doc.get("lastMessage") or {}).get("_id") == ours[doc["_id"]]
         }
         return set(ours) - moved
+
+    async def _rewrite(self, docs: list[Document], session: AsyncClientSession | None) -> None:
+        """Store the batch's conversations whole, in the transaction that read them.
+
+        Why not ``update``: SecantusDB's cost is per command, per statement and per
+        index entry; a replacement skips evaluating update operators and diffing, and
+        from ``REWRITE_FROM`` conversations one ``delete`` + one ``insert`` of them all
+        costs it less than as many replace statements (bench/RESULTS.md, issue 14,
+        fourth pass). Safe only in a transaction: the documents were read in it, so
+        any write to them since (another process's batch, a member change, an edit's
+        lastMessage) is a write conflict and the round is retried from its read;
+        nothing written meanwhile is overwritten, and nobody sees a conversation
+        missing between the delete and the insert.
+        """
+        if len(docs) < REWRITE_FROM:
+            await self._conversations.bulk_write(
+                [ReplaceOne({"_id": doc["_id"]}, doc) for doc in docs], session=session
+            )
+            return
+        await self._conversations.delete_many(
+            {"_id": {"$in": [doc["_id"] for doc in docs]}}, session=session
+        )
+        await self._conversations.insert_many(docs, session=session)
 
     async def _insert(
         self, sends: list[tuple[int, Message]], session: AsyncClientSession | None

@@ -22,16 +22,18 @@ One batch, in one transaction (:mod:`adapters.mongo.message_batches`):
    own against the document read: a missing conversation, or a sender who is
    not a member, is NotFound for that send only; the others go on. Each conversation's sends get the
    seqs after its ``lastSeq``, in arrival order.
-2. ``update`` (one ``bulk_write``) of every conversation: ``lastSeq``,
-   ``lastMessage`` and ``lastActivityAt`` move to the batch's last message,
-   guarded by the ``lastSeq`` read in step 1. The conversation document is the
-   seq counter: another process writing it in between makes this a write
-   conflict, and the whole batch is retried from step 1; so in a transaction the
-   update is plain ``$set``/``$push``/``$min`` (cheaper for SecantusDB than a
-   pipeline), and without one a pipeline that changes nothing if ``lastSeq``
-   moved. The same update records each sender's last seqs, from
-   which a conversation list counts unread messages
-   (:mod:`adapters.mongo.unread_counters`).
+2. write every conversation: ``lastSeq``, ``lastMessage`` and
+   ``lastActivityAt`` move to the batch's last message. The conversation
+   document is the seq counter: another process writing it after step 1's read
+   makes this a write conflict, and the whole batch is retried from step 1; so
+   in a transaction the documents read in step 1 are changed in Python and
+   stored whole: a ``replace`` (one ``bulk_write``) of one or two, one
+   ``delete`` + one ``insert`` of three or more (``REWRITE_FROM``; cheaper for
+   SecantusDB, whose cost is per statement and per index entry, than update
+   operators: bench/RESULTS.md, issue 14 fourth pass). Without a transaction it
+   is an ``update`` with a pipeline that changes nothing if ``lastSeq`` moved
+   since the read. The same write records each sender's last seqs, from which a
+   conversation list counts unread messages (:mod:`adapters.mongo.unread_counters`).
 3. ``insert`` (one ``insert_many``) of the messages.
 4. ``commitTransaction``.
 
@@ -42,8 +44,9 @@ summaries (:mod:`adapters.mongo.threads`: a ``bulk_write`` and a ``find``), afte
 the insert, so a replay (caught by the insert) never counts. A reaction is one
 conditional pipeline update of the message (:mod:`adapters.mongo.reactions`).
 
-Four commands per batch, whatever its size, with or without clientMsgIds, a
-lone send included (it used to be three: one ``findAndModify`` instead of steps
+Four commands per batch (five from three conversations in a transaction: the
+delete and the insert of step 2), whatever its size, with or without
+clientMsgIds, a lone send included (it used to be three: one ``findAndModify`` instead of steps
 1 and 2, but SecantusDB runs every ``findAndModify`` as a scan of the whole
 collection, 44 ms with 5,000 conversations; see bench/RESULTS.md). No read
 filters on ``{_id, memberIds}``: SecantusDB would need an index on both, and
@@ -88,7 +91,6 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -231,10 +233,16 @@ class MongoMessageRepository(MessageRepository, TimeBound):
             return []
         # A range on the (conversationId, seq) index: gapless seqs make every
         # history window one, never a sort + limit over the whole conversation.
+        # Sorted here, not by the server: the window is bounded (no limit needs the
+        # order) and seqs are unique in a conversation, so the result is the same,
+        # and SecantusDB spends 9-24 % less CPU on a page without its sort
+        # (bench/RESULTS.md, issue 14, fourth pass).
         cursor = self._messages.find(
             {"conversationId": conversation_id, "seq": {"$gte": first, "$lte": last}}
-        ).sort("seq", ASCENDING)
-        return [document_to_message(doc) async for doc in cursor]
+        )
+        found = [document_to_message(doc) async for doc in cursor]
+        found.sort(key=lambda m: m.seq)
+        return found
 
     @storage_call
     async def edit(
@@ -249,7 +257,9 @@ class MongoMessageRepository(MessageRepository, TimeBound):
             MENTIONED_AT: mentioned_at(message.conversation_id, message.seq),
             SEARCH_KEYS: search_keys(body, deleted=False),
         }
-        return await self._change(message, changes, set(message.mentions) ^ set(mentioned))
+        return await self._change(
+            message, changes, set(message.mentions) ^ set(mentioned), live_only=True
+        )
 
     @storage_call
     async def delete(self, message: Message, at: datetime) -> Message:
@@ -322,11 +332,17 @@ class MongoMessageRepository(MessageRepository, TimeBound):
         )
 
     async def _change(
-        self, message: Message, changes: dict[str, Any], rementioned: set[str]
+        self,
+        message: Message,
+        changes: dict[str, Any],
+        rementioned: set[str],
+        *,
+        live_only: bool = False,
     ) -> Message:
         """Update a message and, if it is the newest, the conversation's copy with it;
         ``rementioned``: users whose mention by this message changes (their records on
-        the conversation are marked unknown, see :mod:`adapters.mongo.mention_counters`)."""
+        the conversation are marked unknown, see :mod:`adapters.mongo.mention_counters`).
+        ``live_only`` (an edit): a deleted message is left as it is, Conflict."""
         message_id = values.text(message.id, "messageId")
         conversation_id = values.text(message.conversation_id, "conversationId")
 
@@ -338,7 +354,13 @@ class MongoMessageRepository(MessageRepository, TimeBound):
             # issue 14 third pass). In a transaction the read sees exactly this
             # change; without one, this change or a later one (the newest state is
             # also the right lastMessage copy).
-            same_conversation = {"$eq": ["$conversationId", conversation_id]}
+            same_conversation: Document = {"$eq": ["$conversationId", conversation_id]}
+            if live_only:
+                # The service checked the message it read, but a delete (from any
+                # process) may have landed since: an edit must not write a body
+                # back into a deleted message. Decided here, atomically on the document.
+                live = {"$eq": [{"$ifNull": ["$deletedAt", None]}, None]}
+                same_conversation = {"$and": [same_conversation, live]}
             key = {"_id": message_id}
             result = await self._messages.update_one(
                 key,
@@ -357,6 +379,8 @@ class MongoMessageRepository(MessageRepository, TimeBound):
             doc = await self._messages.find_one(key, session=session)
             if doc is None or doc["conversationId"] != conversation_id:
                 raise NotFound("message not found")
+            if live_only and doc.get("deletedAt") is not None:
+                raise Conflict("a deleted message cannot be edited")
             also = forget_mentions(sorted(rementioned)) if rementioned else {}
             await self._keep_last_message(conversation_id, doc, session, also)
             return document_to_message(doc)

@@ -19,6 +19,7 @@ from adapters.mongo.receipts import MongoReceiptRepository
 from adapters.mongo.refresh_tokens import MongoRefreshTokenRepository
 from adapters.mongo.search import MongoMessageSearch
 from adapters.mongo.server import ServerInfo
+from adapters.mongo.transactions import Transactions
 from adapters.mongo.users import MongoUserRepository
 from chatcore.chat import Storage
 from chatcore.errors import Unavailable
@@ -40,7 +41,7 @@ def mongo_storage(
     server = ServerInfo(db.client, transactions=transactions)
     return Storage(
         users=MongoUserRepository(db),
-        conversations=MongoConversationRepository(db),
+        conversations=MongoConversationRepository(db, Transactions(server)),
         messages=MongoMessageRepository(db, server),
         receipts=MongoReceiptRepository(db),
         refresh_tokens=MongoRefreshTokenRepository(db),

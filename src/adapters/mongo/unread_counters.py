@@ -71,6 +71,18 @@ def plain_counter_updates(read_seq: int, own_seqs: Mapping[str, Sequence[int]]) 
     }
 
 
+def recorded_counters(
+    conversation: Document, read_seq: int, own_seqs: Mapping[str, Sequence[int]]
+) -> Document:
+    """The counter fields of ``conversation`` after :func:`plain_counter_updates`
+    (the same change, done here: for a batch that rewrites the whole document)."""
+    since = conversation.get("ownSince")
+    kept = dict(conversation.get("ownSeqs") or {})
+    for user_id, seqs in own_seqs.items():
+        kept[user_id] = [*kept.get(user_id, ()), *seqs][-OWN_SEQS_KEPT:]
+    return {"ownSince": read_seq if since is None else min(since, read_seq), "ownSeqs": kept}
+
+
 def unread_from_counters(conversation: Document, user_id: str, after: int) -> int | None:
     """Messages from others after seq ``after``, from ``conversation``'s counters
     (:data:`COUNTER_FIELDS` at least); None when the counters cannot tell."""

@@ -254,6 +254,8 @@ class InMemoryMessageRepository(MessageRepository):
         self, message: Message, body: str, at: datetime, mentions: Sequence[str] = ()
     ) -> Message:
         current = self._current(message)
+        if current.is_deleted:  # deleted since the caller read it
+            raise Conflict("a deleted message cannot be edited")
         return self._replace(
             attrs.evolve(current, body=body, edited_at=at, mentions=tuple(mentions))
         )
