@@ -75,6 +75,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
+from attrs import frozen
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -131,6 +132,10 @@ READ_COST: Final = 20
 # caps a batch).
 BATCH_SIZE: Final = 10_000
 _PROJECTION: Final = {OLD_SEARCH_KEYS: 0}
+# Per-conversation windows: the hits a user's own first window must show before its
+# rate replaces the expected one, and how many times over a window is sized.
+_SEEN: Final = 3
+_OWN_MARGIN: Final = 2.0
 
 
 def doc_matches(doc: Document, wanted: Sequence[str]) -> bool:
@@ -204,6 +209,25 @@ def _older_matches(word: str, lower: datetime) -> Document:
     """Every message older than ``lower`` with a word starting with ``word``, through
     the word index (the first clause; the time is checked on the server)."""
     return {SEARCH_KEYS: prefix_range(word), "createdAt": {"$lt": lower}}
+
+
+@frozen
+class _Own:
+    """The conversations of a user who has few, and how many messages they get per
+    second over their lifetimes (their ``lastSeq`` since their creation)."""
+
+    ids: list[str]
+    rate: float
+
+
+def _own_window(previous: timedelta, needed: int, rate: float) -> timedelta:
+    """The next per-conversation window: long enough for the ``needed`` hits at
+    ``rate`` (per second) ``_OWN_MARGIN`` times over, since another round of reads
+    (one per conversation) costs more than the extra messages; never shorter than
+    the last one, and ``_GROWTH`` times it while nothing is found."""
+    if rate <= 0:
+        return previous * _GROWTH
+    return max(previous, timedelta(seconds=needed / rate * _OWN_MARGIN))
 
 
 class _Membership:
@@ -346,46 +370,82 @@ class MongoMessageSearch(MessageSearch, TimeBound):
             await page.add(first + rest, _Membership(self._conversations, user_id, None))
             return page.result()
         # A common word: the windows go on, per conversation when the user has few.
-        own = await self._own_conversations(user_id)
-        if own == []:
+        own = await self._own_conversations(user_id, anchor)
+        if own is None:
+            return await self._global_windows(page, user_id, first, counts, anchor, lower)
+        if not own.ids:
             return []
-        membership = _Membership(self._conversations, user_id, own)
+        membership = _Membership(self._conversations, user_id, own.ids)
         await page.add(first, membership)
-        if page.full:
+        # The share of messages that match, whoever's they are: with the user's
+        # message rate, how far back the windows have to reach.
+        share = sum(doc_matches(doc, page.wanted) for doc in first) / max(len(first), 1)
+        window = FIRST_WINDOW
+        before: int | None = None  # hits before the last round (None: no round yet)
+        while not page.full:
+            hits = len(page.found)
+            searched = (anchor - lower).total_seconds()
+            if before is None and hits < _SEEN:
+                rate = own.rate * share  # expected hits per second, before any round
+            elif hits == before:
+                rate = 0.0  # the last round found nothing: the window grows
+            else:
+                rate = hits / searched  # observed
+            before = hits
+            window = _own_window(window, page.limit - hits, rate)
+            windows_read = own.rate * window.total_seconds() + len(own.ids) * READ_COST
+            if counts[word] * (HORIZON / counted) <= windows_read:
+                break
+            older = _reach_back(lower, window)
+            docs = await self._per_conversation(own.ids, _time_range({"$lt": lower}, older, anchor))
+            await page.add(docs, membership)
+            if older is None:
+                return page.result()
+            lower = older
+        else:
             return page.result()
-        visible = len(first) if own is None else sum(doc["conversationId"] in own for doc in first)
-        while True:
+        await page.add(await self._find(_older_matches(word, lower)), membership)
+        return page.result()
+
+    async def _global_windows(
+        self,
+        page: _Page,
+        user_id: str,
+        first: list[Document],
+        counts: dict[str, int],
+        anchor: datetime,
+        lower: datetime,
+    ) -> list[Message]:
+        """A common word for a user in many conversations: windows across
+        conversations, every message of each, until the page is full or the word
+        index becomes the cheaper way to the rest."""
+        membership = _Membership(self._conversations, user_id, None)
+        await page.add(first, membership)
+        window = FIRST_WINDOW
+        counted = FIRST_WINDOW
+        while not page.full:
             searched = anchor - lower
             hits = len(page.found)
             needed = page.limit - hits
             # How much further back the windows still have to reach, at the hit rate
-            # so far, and how many documents they would read on the way.
+            # so far, and how many documents they would read on the way; against all
+            # the older matches of the cheapest word, at the rate seen so far.
             more = searched * (needed / max(hits, 0.5))
-            windows_read = visible * (more / searched)
-            if own is not None:
-                windows_read += len(own) * READ_COST
-            # What the word index would return for each word: all its older matches,
-            # at the rate the windows across conversations saw.
+            windows_read = page.read * (more / searched)
             word = _cheapest(counts)
             if counts[word] * (HORIZON / counted) <= max(windows_read, SMALL_READ):
+                await page.add(await self._find(_older_matches(word, lower)), membership)
                 break
             window = next_window(window, searched, hits, needed)
             older = _reach_back(lower, window)
-            bounds = _time_range({"$lt": lower}, older, anchor)
-            if own is None:
-                docs = await self._find({"createdAt": bounds})
-                for prefix, count in _word_counts(page.wanted, docs).items():
-                    counts[prefix] += count
-                counted = anchor - older if older is not None else counted
-            else:
-                docs = await self._per_conversation(own, bounds)
-            visible += len(docs)
+            docs = await self._find({"createdAt": _time_range({"$lt": lower}, older, anchor)})
+            for prefix, count in _word_counts(page.wanted, docs).items():
+                counts[prefix] += count
             await page.add(docs, membership)
-            if page.full or older is None:
-                # Full, or the windows reached 1970 (the last one unbounded below).
-                return page.result()
+            if older is None:
+                break  # the windows reached 1970 (the last one unbounded below)
+            counted = anchor - older
             lower = older
-        await page.add(await self._find(_older_matches(word, lower)), membership)
         return page.result()
 
     async def _in_conversation(
@@ -442,14 +502,22 @@ class MongoMessageSearch(MessageSearch, TimeBound):
         await page.add(await self._find(rest), membership)
         return page.result()
 
-    async def _own_conversations(self, user_id: str) -> list[str] | None:
-        """The ids of the conversations ``user_id`` is in, or None when more than
-        ``few_conversations`` (the ``memberIds`` index serves the lookup)."""
+    async def _own_conversations(self, user_id: str, anchor: datetime) -> _Own | None:
+        """The conversations ``user_id`` is in and their message rate, or None when
+        more than ``few_conversations`` (the ``memberIds`` index serves the lookup)."""
         cursor = self._conversations.find(
-            {"memberIds": user_id}, projection={"_id": 1}, limit=self._few_conversations + 1
+            {"memberIds": user_id},
+            projection={"lastSeq": 1, "createdAt": 1},
+            limit=self._few_conversations + 1,
         )
-        ids = [doc["_id"] for doc in await cursor.to_list()]
-        return ids if len(ids) <= self._few_conversations else None
+        docs = await cursor.to_list()
+        if len(docs) > self._few_conversations:
+            return None
+        rate = 0.0
+        for doc in docs:
+            lifetime = (anchor - as_utc(doc.get("createdAt", anchor))).total_seconds()
+            rate += int(doc.get("lastSeq", 0)) / max(lifetime, FIRST_WINDOW.total_seconds())
+        return _Own([doc["_id"] for doc in docs], rate)
 
     async def _per_conversation(self, own: Sequence[str], bounds: Document) -> list[Document]:
         """Every message of the window ``bounds`` in each of ``own``: one small range of
