@@ -10,62 +10,78 @@ entry per distinct word (10 for a 12-word message) in ONE multikey index,
 every 1..8-character prefix, ~65 per message, in two indexes: ~130 entries,
 ~600 us of SecantusDB CPU per stored message; see bench/RESULTS.md.)
 
-How a query runs. A query word ``abc`` is the range ``["abc", "abd")`` of indexed
-words (the longest query word is looked up; the others are checked on each
-candidate). SecantusDB bounds a scan by equalities plus ONE range, so a word
-range and a time range cannot both bound the same index scan; and it reads every
-entry in the bounds before it applies ``limit`` (a ``sort`` does not use an
-index's order), so "newest first, stop at 20" has to come from time windows:
+What a query costs on SecantusDB: it bounds a scan by equalities plus ONE range
+(a word range and a time range cannot both bound one scan), it reads every entry
+in the bounds before it applies ``limit`` (a ``sort`` does not use an index's
+order), it fetches and checks every document it scanned (~70 us each, whether or
+not the document travels: a word check on the server saves no time), and each
+read costs about what 20 more documents would. So "newest first, stop at 20"
+comes from time windows that send NO word predicate: every message of a window
+travels, and the words are checked here by :func:`doc_matches` on the document's
+``searchWords`` (the body only for a query word longer than 32 characters), which
+answers exactly as the domain's :func:`chatcore.search.message_matches`. A query
+word ``abc`` read through the word index is the range ``["abc", "abd")``.
 
-1. Windows, newest first: the last hour before the cursor (or now), each next
-   one reaching further back, sized from the hit rate so far (at most four times
-   the previous one), as long as the page is not full.
-   - All conversations: ``{createdAt: window, searchWords: range}``. SecantusDB
-     serves a filter of two ranges from an index on its first clause, so the
-     window is read through ``createdAt`` and the word range is checked on the
-     server: only matches travel, but the server reads every message of the
-     window (cheap per message; a word in most messages fills a page in one or
-     two windows).
-   - A user in at most :data:`FEW_CONVERSATIONS` conversations, once the first
-     window showed the word to be common (step 2 not taken, page not full): the
-     next windows are read per conversation of the user, ``{conversationId,
-     createdAt: window}`` each (concurrently; ``$in`` would make SecantusDB scan
-     the collection), checked here, so the other conversations' matches are not
-     read. The user's conversations come from the ``memberIds`` index.
-   - One conversation: ``{conversationId, createdAt: window}``, every message of
-     the window, checked here (a third clause would make SecantusDB read the whole
-     conversation). Once at most 2,000 of its messages are left they are read in
-     one go.
-2. The rest at once, through the word index: ``{searchWords: range, createdAt:
-   older than the windows}`` (and the conversation, checked on the server). Taken
-   when the windows would read more than that: across conversations when all the
-   word's older matches, estimated from its rate so far over a 30-day history
-   (:data:`HORIZON`), are at most 1,000 documents or fewer than the windows would
-   still return; in one conversation when the windows would read more than 2,000
-   messages. A rare word thus costs one window and one read of its few matches.
-   With several words, the windows are weighed by every message they span (the
-   first window is read whole, which gives the message rate): their combination
-   can be much rarer than the looked-up word, and a window costs the server all
-   its messages, not only the returned ones.
+All conversations:
 
-Every candidate's body is normalised again and checked against every query word,
-and its conversation must have the user as a member *now*: the distinct
-conversation ids of the candidates are looked up by ``_id`` (one point lookup
-per read with new ones), so the cost does not depend on how many conversations
-the user is in (10,000 cost what 10 do), only on how many candidates are read.
+1. The first window: every message of the hour before the cursor (or now),
+   ``{createdAt: window}``, through the ``createdAt`` index. It decides the plan:
+   for each query word, how many of its messages the word index would return for
+   it, scaled to a 30-day history (:data:`HORIZON`).
+2. A rare word (the cheapest word's estimate at most :data:`SMALL_READ`): all its
+   older matches at once, ``{searchWords: range, createdAt: older}`` (the first
+   clause's index serves it, the time is checked on the server). With several
+   words the one with the fewest estimated matches is read (the others are checked
+   here). The first window's and these candidates' conversations are then looked
+   up in ONE membership read: a rare word costs three reads.
+3. A common word, a user in at most :data:`FEW_CONVERSATIONS` conversations (read
+   from the ``memberIds`` index with their ``lastSeq`` and ``createdAt``): the
+   membership is that list (no other membership read), and the next windows are
+   read per conversation of the user, ``{conversationId, createdAt: window}``
+   each, :data:`CONCURRENT_READS` in flight ($in would make SecantusDB scan the
+   collection), so the other conversations' messages are not read. A window is
+   sized for twice the hits the page still needs, at the rate expected from the
+   user's message rate (their conversations' ``lastSeq`` over their lifetimes)
+   times the share of the first window's messages that match, then at the rate
+   observed; a window that finds nothing makes the next one :data:`_GROWTH` times
+   longer (never the end of the search). Before each window its cost (the user's
+   messages it spans, plus :data:`READ_COST` per read) is weighed against the
+   cheapest word's older matches; the word index takes over when it is cheaper (a
+   rare combination of common words).
+4. A common word, a user in more conversations: windows across conversations,
+   ``{createdAt: window}``, sized from the hit rate so far (at most four times the
+   previous one); membership is learnt for the conversations of the newest
+   candidates the page still needs only (the first 21 matches of a window cost one
+   lookup by conversation ``_id``, whatever the user's count: 10,000 cost what 10
+   do). The word index takes over when all the older matches are estimated to be at
+   most ``SMALL_READ`` or fewer than the windows would still read.
+
+One conversation: ``{conversationId, createdAt: window}``, every message of the
+window, checked here (a third clause would make SecantusDB read the whole
+conversation); once at most :data:`CONVERSATION_REST` of its messages are left
+they are read in one go, and when the windows are expected to read more than that,
+the cheapest word's older matches in the conversation are read through the word
+index (the conversation and time checked on the server).
+
+Every read is one batch (:data:`BATCH_SIZE`: no getMore round trips). No message
+is ever read by ``_id`` and membership is never looked up per message.
 
 Guarantees: AND of word prefixes, case- and accent-insensitive
 (:mod:`chatcore.search`); newest first by (createdAt, id); a deleted message has
-no words and never matches; an edited one matches its new body only; membership
-is the one of the moment of the query; cursor paging is exact-once (every read
-is bounded by the cursor, windows do not overlap, and results are ordered and
-cut here). Costs that remain: a user who is in few of the conversations that use
-a common word reads the others' matches; a word that is rare lately but was
-common long ago makes step 2 read all its old matches; a one-conversation search
-for a word that is common elsewhere but rare in the conversation reads the word's
-matches in every conversation on the server; a word common elsewhere but rare in
-the conversations of a user in few of them makes the per-conversation windows read
-the user's messages far back (they do not switch to the word index).
+no words and never matches; an edited one matches its new body only (its words
+are rewritten with the body); membership is the one of the moment of the query;
+cursor paging is exact-once (every read is bounded by the cursor, windows do not
+overlap, candidates are taken newest first and results cut here). A message with
+no ``searchWords`` (stored by v1) is found once the start-up backfill
+(:mod:`adapters.mongo.backfill`) has given it its words, also within one
+conversation.
+
+Costs that remain: a word that is rare lately but was common long ago makes step
+2 read all its old matches; a rare combination of common words reads the
+cheapest word's older matches in every conversation (no index holds words by
+conversation); a one-conversation search for a word common elsewhere but rare in
+the conversation reads the word's matches in every conversation; a user with a
+busy conversation reads all of its messages in each window.
 """
 
 from __future__ import annotations
@@ -199,10 +215,13 @@ def _cheapest(counts: dict[str, int]) -> str:
 
 
 def _time_range(newest: Document, lower: datetime | None, anchor: datetime) -> Document:
-    """A window: from ``lower`` (None: unbounded) up to ``newest`` (or ``anchor``)."""
+    """A window: from ``lower`` (None: unbounded) up to ``newest`` (the cursor or the
+    previous window; ``anchor`` when unbounded both ways)."""
     if lower is None:
         return newest or {"$lte": anchor}
-    return {**(newest or {"$lte": anchor}), "$gte": lower}
+    # Without a cursor the first window is open above: a message stamped by a clock
+    # ahead of this one (another server) is the newest, not lost.
+    return {**newest, "$gte": lower}
 
 
 def _older_matches(word: str, lower: datetime) -> Document:
@@ -367,7 +386,12 @@ class MongoMessageSearch(MessageSearch, TimeBound):
             # A rare word (or the windows reached 1970): its older matches at once,
             # and the membership of all the candidates' conversations in one read.
             rest = [] if lower is None else await self._find(_older_matches(word, lower))
-            await page.add(first + rest, _Membership(self._conversations, user_id, None))
+            candidates = first + rest
+            membership = _Membership(self._conversations, user_id, None)
+            await membership.learn(
+                {doc["conversationId"] for doc in candidates if doc_matches(doc, page.wanted)}
+            )
+            await page.add(candidates, membership)
             return page.result()
         # A common word: the windows go on, per conversation when the user has few.
         own = await self._own_conversations(user_id, anchor)
