@@ -296,11 +296,22 @@ async def test_backfill_makes_v1_messages_searchable_once(backend: str) -> None:
             )
             == []
         )
+        # Within one conversation too (its windows check each document's words).
+        assert (
+            await storage.search.search(
+                ALICE, ["legacy"], conversation_id=second.id, limit=50, after=None
+            )
+            == []
+        )
         assert await SearchBackfill(db, batch=3).run() == 13
         found = await storage.search.search(
             ALICE, ["legacy"], conversation_id=None, limit=50, after=None
         )
         assert len(found) == 13
+        in_second = await storage.search.search(
+            ALICE, ["legacy"], conversation_id=second.id, limit=50, after=None
+        )
+        assert [m.seq for m in in_second] == list(range(1, 8))  # seq 1 is the newest
         assert [
             m.body
             for m in await storage.search.search(
