@@ -73,6 +73,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--search-queries", type=int, help="runs of each search query (40; quick 15)")
     p.add_argument("--search-writes", type=int, default=300, help="sends per write-cost run")
     p.add_argument("--search-cache", help="SecantusDB --cache-size for the search data set")
+    p.add_argument(
+        "--search-against",
+        metavar="REV",
+        help="also run the SecantusDB queries through REV's search adapter (side by side)",
+    )
     p.add_argument("--budget", type=float, help="hard limit for the whole run (1500 s; quick 400)")
     p.add_argument("--keep-logs", action="store_true", help="keep the servers' logs")
     args = p.parse_args(argv)

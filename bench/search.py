@@ -9,17 +9,24 @@ is filled with ``insert_many`` of the documents the adapter itself writes
 
 Each query kind runs ``--search-queries`` times through :class:`SearchService`
 (validation, membership, the port), with a different searcher each time, one
-after another; p50/p95/max in milliseconds. The plans of the SecantusDB queries
-are read with ``explain`` and printed. A scenario of ``make bench``
-(``--scenarios search``), not a test: nothing here asserts a time.
+after another; p50/p95/max in milliseconds, and on SecantusDB the database
+process's CPU time per query ("db ms"). With ``--search-against REV`` the same
+queries also run through the search adapter of git revision ``REV``
+(``src/adapters/mongo/search.py`` as it was there, on this tree's other modules),
+kind by kind in turns with this one's, on the same database: a side-by-side figure
+on a machine whose load moves. The plans of the SecantusDB queries are read with
+``explain`` and printed. A scenario of ``make bench`` (``--scenarios search``), not
+a test: nothing here asserts a time.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import itertools
 import random
 import statistics
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -27,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import attrs
@@ -44,9 +52,10 @@ from adapters.mongo.documents import (
     message_to_document,
 )
 from bench import report
-from bench.procs import Children, CpuMeter, free_port, wait_quiet, wait_tcp
+from bench.procs import Children, CpuMeter, free_port, group_cpu_seconds, wait_quiet, wait_tcp
 from chatcore.chat import Storage
 from chatcore.models import Conversation, ConversationType, Message, NewMessage
+from chatcore.ports import MessageSearch
 from chatcore.search import index_words, words
 from chatcore.services.search import SearchService
 from chatcore.system import SystemClock
@@ -218,11 +227,17 @@ def _plan_summary(explained: Document) -> str:
 
 
 async def measure(
-    service: SearchService, kinds: list[Query], repeat: int, meter: CpuMeter
+    service: SearchService,
+    kinds: list[Query],
+    repeat: int,
+    meter: CpuMeter,
+    db_pid: int | None = None,
 ) -> list[dict[str, Any]]:
+    """Each kind ``repeat`` times; with ``db_pid``, the database's CPU time of the
+    measured queries too (not of a 2nd page's first page)."""
     rows = []
     for query in kinds:
-        times, found = [], 0
+        times, found, db_seconds = [], 0, 0.0
         meter.start()
         cpu0, wall0 = time.process_time(), time.monotonic()
         for i in range(repeat):
@@ -231,11 +246,14 @@ async def measure(
             if query.second_page:
                 first = await service.messages(user, query.q, conversation_id=conversation_id)
                 cursor = first.next_cursor
+            db_before = group_cpu_seconds(db_pid) if db_pid is not None else 0.0
             started = time.perf_counter()
             page = await service.messages(
                 user, query.q, conversation_id=conversation_id, cursor=cursor
             )
             times.append((time.perf_counter() - started) * 1000)
+            if db_pid is not None:
+                db_seconds += group_cpu_seconds(db_pid) - db_before
             found += len(page.items)
         cpu = meter.stop()
         # This process's CPU is not "others'": take it out of that figure.
@@ -252,9 +270,35 @@ async def measure(
                 "p95": round(times[max(0, round(0.95 * len(times)) - 1)], 1),
                 "max": round(times[-1], 1),
                 "cpu": cpu,
+                **({"dbMs": round(1000 * db_seconds / repeat, 1)} if db_pid is not None else {}),
             }
         )
     return rows
+
+
+def adapter_at(revision: str) -> Callable[..., MessageSearch]:
+    """The ``MongoMessageSearch`` of ``src/adapters/mongo/search.py`` at git
+    ``revision``, imported as a module of its own next to this tree's modules."""
+    root = Path(__file__).resolve().parents[1]
+    source = subprocess.run(
+        ["git", "show", f"{revision}:src/adapters/mongo/search.py"],
+        cwd=root,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    name = f"bench_search_at_{''.join(c if c.isalnum() else '_' for c in revision)}"
+    spec = importlib.util.spec_from_loader(name, loader=None)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    exec(compile(source, f"{revision}:src/adapters/mongo/search.py", "exec"), module.__dict__)
+    sys.modules[name] = module
+    return _search_class(module)
+
+
+def _search_class(module: ModuleType) -> Callable[..., MessageSearch]:
+    found: Callable[..., MessageSearch] = module.MongoMessageSearch
+    return found
 
 
 async def _fill_memory(data: DataSet) -> Storage:
@@ -334,18 +378,32 @@ async def search(args: argparse.Namespace, children: Children, work: Path) -> di
         result["secantusFillSeconds"] = round(time.monotonic() - started, 1)
         _progress(f"SecantusDB filled (insert_many of {FILL_BATCH})", started)
         service = SearchService(store.storage.search, store.storage.conversations)
+        services = {"secantus": service}
+        if args.search_against:
+            adapter = adapter_at(args.search_against)(database, SystemClock())
+            against = SearchService(adapter, store.storage.conversations)
+            services[f"secantus@{args.search_against}"] = against
         meter = CpuMeter({"db": db.pid})
         await wait_quiet(within=args.quiet)
-        rows = await measure(service, kinds, args.search_queries, meter)
-        for row, query in zip(rows, kinds, strict=True):
-            filters.clear()
-            await service.messages(query.who(0), query.q, conversation_id=query.conversation(0))
-            row["windows"] = len(filters.filters(MESSAGES))
-            explained = await database.command(
-                {"explain": {"find": MESSAGES, "filter": _served_by(filters.filters(MESSAGES)[0])}}
-            )
-            row["plan"] = _plan_summary(explained)
-        result["backends"]["secantus"] = rows
+        measured: dict[str, list[dict[str, Any]]] = {name: [] for name in services}
+        for query in kinds:
+            # Kind by kind in turns: both adapters see the same load, near enough.
+            for name, each in services.items():
+                rows = await measure(each, [query], args.search_queries, meter, db.pid)
+                filters.clear()
+                await each.messages(query.who(0), query.q, conversation_id=query.conversation(0))
+                rows[0]["windows"] = len(filters.filters(MESSAGES))
+                explained = await database.command(
+                    {
+                        "explain": {
+                            "find": MESSAGES,
+                            "filter": _served_by(filters.filters(MESSAGES)[0]),
+                        }
+                    }
+                )
+                rows[0]["plan"] = _plan_summary(explained)
+                measured[name] += rows
+        result["backends"].update(measured)
         started = time.monotonic()
         result["writes"] = await write_cost(store, data, args.search_writes, db.pid)
         _progress("write cost with and without the search indexes", started)
@@ -478,6 +536,7 @@ def table(result: dict[str, Any]) -> str:
         "p50 ms",
         "p95 ms",
         "max ms",
+        "db ms",
         "windows",
         "other%",
     ]
@@ -493,6 +552,7 @@ def table(result: dict[str, Any]) -> str:
                     row["p50"],
                     row["p95"],
                     row["max"],
+                    row.get("dbMs", ""),
                     row.get("windows", ""),
                     row["cpu"].get("other", ""),
                 ]

@@ -296,11 +296,22 @@ async def test_backfill_makes_v1_messages_searchable_once(backend: str) -> None:
             )
             == []
         )
+        # Within one conversation too (its windows check each document's words).
+        assert (
+            await storage.search.search(
+                ALICE, ["legacy"], conversation_id=second.id, limit=50, after=None
+            )
+            == []
+        )
         assert await SearchBackfill(db, batch=3).run() == 13
         found = await storage.search.search(
             ALICE, ["legacy"], conversation_id=None, limit=50, after=None
         )
         assert len(found) == 13
+        in_second = await storage.search.search(
+            ALICE, ["legacy"], conversation_id=second.id, limit=50, after=None
+        )
+        assert [m.seq for m in in_second] == list(range(1, 8))  # seq 1 is the newest
         assert [
             m.body
             for m in await storage.search.search(
@@ -388,3 +399,77 @@ async def test_of_several_words_the_rarest_in_the_first_window_is_looked_up(
     # The first window whole (no word clause), then the word index for "quart".
     assert [list(f) for f in reads] == [["createdAt"], [SEARCH_KEYS, "createdAt"]]
     assert reads[1][SEARCH_KEYS] == {"$gte": "quart", "$lt": "quaru"}
+
+
+async def test_membership_comes_from_the_candidates_conversations_or_the_users_list(
+    recorded: tuple[AsyncDatabase[Document], CommandCounter],
+) -> None:
+    """A rare word: one membership read for all its candidates. A common word for a
+    user in few conversations: the user's list of conversations, nothing else. Never
+    a read of messages by ``_id``, never a membership read per message."""
+    db, recorder = recorded
+    ours, theirs = _conversation(ALICE, BOB), _conversation(BOB, "u-carol")
+    messages = [
+        _message(c.id, seq, f"daily standup notes {seq}", hours_ago=seq * 0.02)
+        for c in (ours, theirs)
+        for seq in range(1, 41)
+    ]
+    messages += [
+        _message(c.id, 41 + i, f"quarterly zebra {i}", hours_ago=24 * (3 + i))
+        for i, c in enumerate([ours, theirs, ours, theirs])
+    ]
+    await _seed(db, [ours, theirs], messages)
+    search = mongo_storage(db).search
+
+    recorder.clear()
+    rare = await search.search(ALICE, ["zebra"], conversation_id=None, limit=21, after=None)
+    rare_finds = list(recorder.finds)
+    recorder.clear()
+    common = await search.search(ALICE, ["standup"], conversation_id=None, limit=21, after=None)
+    common_finds = list(recorder.finds)
+
+    assert [m.body for m in rare] == ["quarterly zebra 0", "quarterly zebra 2"]
+    assert [m.seq for m in common] == list(range(1, 22))
+    assert common[0].conversation_id == ours.id
+    for _, query in rare_finds + common_finds:
+        assert "_id" not in query or query["_id"].keys() == {"$in"}, query
+    assert not [q for coll, q in rare_finds + common_finds if coll == MESSAGES and "_id" in q]
+    rare_members = [q for coll, q in rare_finds if coll == CONVERSATIONS]
+    assert len(rare_members) == 1
+    assert sorted(rare_members[0]["_id"]["$in"]) == sorted([ours.id, theirs.id])
+    assert [q for coll, q in common_finds if coll == CONVERSATIONS] == [{"memberIds": ALICE}]
+
+
+async def test_windows_that_find_nothing_reach_further_back(
+    recorded: tuple[AsyncDatabase[Document], CommandCounter],
+) -> None:
+    """A word common in the first hour (in someone else's conversation), a user
+    whose busy conversation (by its lastSeq) had two of its matches then and the
+    rest weeks ago: the per-conversation windows grow across the gap instead of
+    ending the search or creeping back an hour at a time."""
+    db, recorder = recorded
+    ours, theirs = _conversation(ALICE, BOB), _conversation(BOB, "u-carol")
+    recent = [
+        _message(theirs.id, s, f"daily standup {s}", hours_ago=s * 0.05) for s in range(1, 11)
+    ]
+    recent += [_message(ours.id, s, f"daily standup {s}", hours_ago=s * 0.1) for s in (1, 2)]
+    old = [
+        _message(ours.id, 3 + i, f"standup archive {i}", hours_ago=24 * 40 + i) for i in range(25)
+    ]
+    await _seed(db, [ours, theirs], recent + old)
+    # Busy by its counter: the expected rate alone would keep the windows at an hour.
+    await db[CONVERSATIONS].update_one({"_id": ours.id}, {"$set": {"lastSeq": 10_000_000}})
+    search = mongo_storage(db).search
+
+    recorder.clear()
+    found = await search.search(ALICE, ["standup"], conversation_id=None, limit=21, after=None)
+    reads = [q for coll, q in recorder.finds if coll == MESSAGES]
+
+    assert [m.body for m in found] == ["daily standup 1", "daily standup 2"] + [
+        f"standup archive {i}" for i in range(19)
+    ]
+    # The first window across conversations, then Alice's one conversation in
+    # growing windows (or the word index once that is cheaper): 40 days an hour at a
+    # time would be 960 reads.
+    assert next(iter(reads[0])) == "createdAt"
+    assert len(reads) <= 12

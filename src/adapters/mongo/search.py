@@ -10,71 +10,89 @@ entry per distinct word (10 for a 12-word message) in ONE multikey index,
 every 1..8-character prefix, ~65 per message, in two indexes: ~130 entries,
 ~600 us of SecantusDB CPU per stored message; see bench/RESULTS.md.)
 
-How a query runs. A query word ``abc`` is the range ``["abc", "abd")`` of indexed
-words (the longest query word is looked up; the others are checked on each
-candidate). SecantusDB bounds a scan by equalities plus ONE range, so a word
-range and a time range cannot both bound the same index scan; and it reads every
-entry in the bounds before it applies ``limit`` (a ``sort`` does not use an
-index's order), so "newest first, stop at 20" has to come from time windows:
+What a query costs on SecantusDB: it bounds a scan by equalities plus ONE range
+(a word range and a time range cannot both bound one scan), it reads every entry
+in the bounds before it applies ``limit`` (a ``sort`` does not use an index's
+order), it fetches and checks every document it scanned (~70 us each, whether or
+not the document travels: a word check on the server saves no time), and each
+read costs about what 20 more documents would. So "newest first, stop at 20"
+comes from time windows that send NO word predicate: every message of a window
+travels, and the words are checked here by :func:`doc_matches` on the document's
+``searchWords`` (the body only for a query word longer than 32 characters), which
+answers exactly as the domain's :func:`chatcore.search.message_matches`. A query
+word ``abc`` read through the word index is the range ``["abc", "abd")``.
 
-1. Windows, newest first: the last hour before the cursor (or now), each next
-   one reaching further back, sized from the hit rate so far (at most four times
-   the previous one), as long as the page is not full.
-   - All conversations: ``{createdAt: window, searchWords: range}``. SecantusDB
-     serves a filter of two ranges from an index on its first clause, so the
-     window is read through ``createdAt`` and the word range is checked on the
-     server: only matches travel, but the server reads every message of the
-     window (cheap per message; a word in most messages fills a page in one or
-     two windows).
-   - A user in at most :data:`FEW_CONVERSATIONS` conversations, once the first
-     window showed the word to be common (step 2 not taken, page not full): the
-     next windows are read per conversation of the user, ``{conversationId,
-     createdAt: window}`` each (concurrently; ``$in`` would make SecantusDB scan
-     the collection), checked here, so the other conversations' matches are not
-     read. The user's conversations come from the ``memberIds`` index.
-   - One conversation: ``{conversationId, createdAt: window}``, every message of
-     the window, checked here (a third clause would make SecantusDB read the whole
-     conversation). Once at most 2,000 of its messages are left they are read in
-     one go.
-2. The rest at once, through the word index: ``{searchWords: range, createdAt:
-   older than the windows}`` (and the conversation, checked on the server). Taken
-   when the windows would read more than that: across conversations when all the
-   word's older matches, estimated from its rate so far over a 30-day history
-   (:data:`HORIZON`), are at most 1,000 documents or fewer than the windows would
-   still return; in one conversation when the windows would read more than 2,000
-   messages. A rare word thus costs one window and one read of its few matches.
-   With several words, the windows are weighed by every message they span (the
-   first window is read whole, which gives the message rate): their combination
-   can be much rarer than the looked-up word, and a window costs the server all
-   its messages, not only the returned ones.
+All conversations:
 
-Every candidate's body is normalised again and checked against every query word,
-and its conversation must have the user as a member *now*: the distinct
-conversation ids of the candidates are looked up by ``_id`` (one point lookup
-per read with new ones), so the cost does not depend on how many conversations
-the user is in (10,000 cost what 10 do), only on how many candidates are read.
+1. The first window: every message of the hour before the cursor (or now),
+   ``{createdAt: window}``, through the ``createdAt`` index. It decides the plan:
+   for each query word, how many of its messages the word index would return for
+   it, scaled to a 30-day history (:data:`HORIZON`).
+2. A rare word (the cheapest word's estimate at most :data:`SMALL_READ`): all its
+   older matches at once, ``{searchWords: range, createdAt: older}`` (the first
+   clause's index serves it, the time is checked on the server). With several
+   words the one with the fewest estimated matches is read (the others are checked
+   here). The first window's and these candidates' conversations are then looked
+   up in ONE membership read: a rare word costs three reads.
+3. A common word, a user in at most :data:`FEW_CONVERSATIONS` conversations (read
+   from the ``memberIds`` index with their ``lastSeq`` and ``createdAt``): the
+   membership is that list (no other membership read), and the next windows are
+   read per conversation of the user, ``{conversationId, createdAt: window}``
+   each, :data:`CONCURRENT_READS` in flight ($in would make SecantusDB scan the
+   collection), so the other conversations' messages are not read. A window is
+   sized for twice the hits the page still needs, at the rate expected from the
+   user's message rate (their conversations' ``lastSeq`` over their lifetimes)
+   times the share of the first window's messages that match, then at the rate
+   observed; a window that finds nothing makes the next one :data:`_GROWTH` times
+   longer (never the end of the search). Before each window its cost (the user's
+   messages it spans, plus :data:`READ_COST` per read) is weighed against the
+   cheapest word's older matches; the word index takes over when it is cheaper (a
+   rare combination of common words).
+4. A common word, a user in more conversations: windows across conversations,
+   ``{createdAt: window}``, sized from the hit rate so far (at most four times the
+   previous one); membership is learnt for the conversations of the newest
+   candidates the page still needs only (the first 21 matches of a window cost one
+   lookup by conversation ``_id``, whatever the user's count: 10,000 cost what 10
+   do). The word index takes over when all the older matches are estimated to be at
+   most ``SMALL_READ`` or fewer than the windows would still read.
+
+One conversation: ``{conversationId, createdAt: window}``, every message of the
+window, checked here (a third clause would make SecantusDB read the whole
+conversation); once at most :data:`CONVERSATION_REST` of its messages are left
+they are read in one go, and when the windows are expected to read more than that,
+the cheapest word's older matches in the conversation are read through the word
+index (the conversation and time checked on the server).
+
+Every read is one batch (:data:`BATCH_SIZE`: no getMore round trips). No message
+is ever read by ``_id`` and membership is never looked up per message.
 
 Guarantees: AND of word prefixes, case- and accent-insensitive
 (:mod:`chatcore.search`); newest first by (createdAt, id); a deleted message has
-no words and never matches; an edited one matches its new body only; membership
-is the one of the moment of the query; cursor paging is exact-once (every read
-is bounded by the cursor, windows do not overlap, and results are ordered and
-cut here). Costs that remain: a user who is in few of the conversations that use
-a common word reads the others' matches; a word that is rare lately but was
-common long ago makes step 2 read all its old matches; a one-conversation search
-for a word that is common elsewhere but rare in the conversation reads the word's
-matches in every conversation on the server; a word common elsewhere but rare in
-the conversations of a user in few of them makes the per-conversation windows read
-the user's messages far back (they do not switch to the word index).
+no words and never matches; an edited one matches its new body only (its words
+are rewritten with the body); membership is the one of the moment of the query;
+cursor paging is exact-once (every read is bounded by the cursor, windows do not
+overlap, candidates are taken newest first and results cut here). A message with
+no ``searchWords`` (stored by v1) is found once the start-up backfill
+(:mod:`adapters.mongo.backfill`) has given it its words, also within one
+conversation.
+
+Costs that remain: a word that is rare lately but was common long ago makes step
+2 read all its old matches; a rare combination of common words reads the
+cheapest word's older matches in every conversation (no index holds words by
+conversation); a one-conversation search for a word common elsewhere but rare in
+the conversation reads the word's matches in every conversation; a user with a
+busy conversation reads all of its messages in each window.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Final
 
+from attrs import frozen
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from adapters.mongo import values
@@ -84,12 +102,20 @@ from adapters.mongo.documents import (
     OLD_SEARCH_KEYS,
     SEARCH_KEYS,
     Document,
+    as_utc,
     document_to_message,
 )
 from adapters.mongo.errors import TimeBound, storage_call
 from chatcore.models import Message
 from chatcore.ports import Clock, MessageSearch
-from chatcore.search import SearchPosition, lookup_word, message_matches, newest_first
+from chatcore.search import (
+    WORD_CHARS,
+    SearchPosition,
+    lookup_word,
+    matches,
+    newest_first,
+    words,
+)
 
 FIRST_WINDOW: Final = timedelta(hours=1)
 _SMALLEST_WINDOW: Final = timedelta(minutes=1)
@@ -107,11 +133,44 @@ SMALL_READ: Final = 1_000
 # left they are read in one go, and when the windows are expected to read more than
 # this, the word index is read instead.
 CONVERSATION_REST: Final = 2_000
-_WITHOUT_KEYS: Final = {SEARCH_KEYS: 0, OLD_SEARCH_KEYS: 0}
 # A user in at most this many conversations has the windows after the first read
 # per conversation (their messages only) once the first window showed the word to
 # be common; see the module docs.
 FEW_CONVERSATIONS: Final = 50
+# Per-conversation window reads in flight at once: enough to hide the round trips,
+# few enough not to queue a user's 50 reads ahead of everyone else's on the server.
+CONCURRENT_READS: Final = 4
+# What one more read costs the server, in documents it would read instead (its
+# round trip, query parsing and cursor): weighs per-conversation windows (one read
+# per conversation and window) against the word index.
+READ_COST: Final = 20
+# A window comes back in one batch: a getMore is one more round trip (16 MB still
+# caps a batch).
+BATCH_SIZE: Final = 10_000
+_PROJECTION: Final = {OLD_SEARCH_KEYS: 0}
+# Per-conversation windows: the hits a user's own first window must show before its
+# rate replaces the expected one, and how many times over a window is sized.
+_SEEN: Final = 3
+_OWN_MARGIN: Final = 2.0
+
+
+def doc_matches(doc: Document, wanted: Sequence[str]) -> bool:
+    """Whether the stored message ``doc`` matches ``wanted`` (from
+    :func:`chatcore.search.query_words`), the same answer as
+    :func:`chatcore.search.message_matches` gives for its message, read from its
+    ``searchWords``: a query word is a prefix of a body word exactly when its first
+    ``WORD_CHARS`` characters are a prefix of an indexed word (a word dropped from
+    the index is a prefix of one kept). Only a query word longer than that needs
+    the body. A document without ``searchWords`` (stored by v1 and not backfilled
+    yet) never matches; a deleted one has none."""
+    if doc.get("deletedAt") is not None:
+        return False
+    indexed = doc.get(SEARCH_KEYS)
+    if not indexed:
+        return False
+    if not all(any(word.startswith(w[:WORD_CHARS]) for word in indexed) for w in wanted):
+        return False
+    return all(len(w) <= WORD_CHARS for w in wanted) or matches(words(doc["body"]), wanted)
 
 
 def next_window(window: timedelta, searched: timedelta, hits: int, needed: int) -> timedelta:
@@ -139,36 +198,133 @@ def _has_prefix(doc: Document, prefix: str) -> bool:
     return any(word.startswith(prefix) for word in doc.get(SEARCH_KEYS) or ())
 
 
-def _rarest(wanted: Sequence[str], docs: Sequence[Document]) -> str:
-    """The query word (cut as looked up) that the fewest of ``docs`` have; ties: the
-    longest (the first in ``wanted``)."""
+def _word_counts(wanted: Sequence[str], docs: Iterable[Document]) -> dict[str, int]:
+    """For each query word (cut as looked up), how many of ``docs`` the word index
+    would return for it."""
     prefixes = [lookup_word([word]) for word in wanted]
-    return min(prefixes, key=lambda p: sum(_has_prefix(doc, p) for doc in docs))
+    counts = dict.fromkeys(prefixes, 0)
+    for doc in docs:
+        for prefix in prefixes:
+            counts[prefix] += _has_prefix(doc, prefix)
+    return counts
+
+
+def _cheapest(counts: dict[str, int]) -> str:
+    """The word the fewest documents have; ties: the longest (the first)."""
+    return min(counts, key=counts.__getitem__)
+
+
+def _time_range(newest: Document, lower: datetime | None, anchor: datetime) -> Document:
+    """A window: from ``lower`` (None: unbounded) up to ``newest`` (the cursor or the
+    previous window; ``anchor`` when unbounded both ways)."""
+    if lower is None:
+        return newest or {"$lte": anchor}
+    # Without a cursor the first window is open above: a message stamped by a clock
+    # ahead of this one (another server) is the newest, not lost.
+    return {**newest, "$gte": lower}
+
+
+def _older_matches(word: str, lower: datetime) -> Document:
+    """Every message older than ``lower`` with a word starting with ``word``, through
+    the word index (the first clause; the time is checked on the server)."""
+    return {SEARCH_KEYS: prefix_range(word), "createdAt": {"$lt": lower}}
+
+
+@frozen
+class _Own:
+    """The conversations of a user who has few, and how many messages they get per
+    second over their lifetimes (their ``lastSeq`` since their creation)."""
+
+    ids: list[str]
+    rate: float
+
+
+def _own_window(previous: timedelta, needed: int, rate: float) -> timedelta:
+    """The next per-conversation window: long enough for the ``needed`` hits at
+    ``rate`` (per second) ``_OWN_MARGIN`` times over, since another round of reads
+    (one per conversation) costs more than the extra messages; never shorter than
+    the last one, and ``_GROWTH`` times it while nothing is found."""
+    if rate <= 0:
+        return previous * _GROWTH
+    return max(previous, timedelta(seconds=needed / rate * _OWN_MARGIN))
+
+
+class _Membership:
+    """Whether the user is in a conversation now: from the list of the user's
+    conversations when it was read, else looked up by conversation ``_id`` for the
+    conversations that candidates need, once each."""
+
+    def __init__(
+        self, conversations: AsyncCollection[Document], user_id: str, own: Iterable[str] | None
+    ) -> None:
+        self._conversations = conversations
+        self._user_id = user_id
+        self.complete = own is not None
+        self.known: dict[str, bool] = dict.fromkeys(own or (), True)
+
+    def has(self, conversation_id: str) -> bool:
+        """Known to hold the user (an unknown one does not, when the list is complete)."""
+        return self.known.get(conversation_id, False)
+
+    async def learn(self, conversation_ids: set[str]) -> None:
+        """Record membership for those of ``conversation_ids`` not known yet (one read)."""
+        unknown = [c for c in conversation_ids if c not in self.known]
+        if self.complete or not unknown:
+            return
+        cursor = self._conversations.find({"_id": {"$in": unknown}}, projection={"memberIds": 1})
+        members = {doc["_id"]: doc.get("memberIds", ()) for doc in await cursor.to_list()}
+        for conversation_id in unknown:
+            self.known[conversation_id] = self._user_id in members.get(conversation_id, ())
 
 
 class _Page:
     """What one search has found so far."""
 
-    def __init__(self, wanted: Sequence[str], after: SearchPosition | None) -> None:
+    def __init__(self, wanted: Sequence[str], after: SearchPosition | None, limit: int) -> None:
         self.wanted = wanted
         self.after = after
+        self.limit = limit
         self.read = 0  # documents the reads returned
         self.found: list[Message] = []
 
-    def add(self, docs: Iterable[Document], member: Mapping[str, bool]) -> None:
-        """Keep the live matches after the cursor among ``docs`` whose conversation has
-        the user. Membership first: a document of someone else's conversation (most of
-        them, for a user in few of a word's conversations) is never decoded or
-        normalised."""
-        for doc in docs:
-            self.read += 1
-            if not member[doc["conversationId"]]:
-                continue
-            message = document_to_message(doc)
-            if (self.after is None or self.after.is_before(message)) and message_matches(
-                message, self.wanted
-            ):
-                self.found.append(message)
+    @property
+    def full(self) -> bool:
+        return len(self.found) >= self.limit
+
+    def result(self) -> list[Message]:
+        return newest_first(self.found)[: self.limit]
+
+    def _after_cursor(self, doc: Document) -> bool:
+        if self.after is None:
+            return True
+        key = (as_utc(doc["createdAt"]), doc["_id"])
+        return key < (self.after.created_at, self.after.message_id)
+
+    async def add(self, docs: Sequence[Document], membership: _Membership) -> None:
+        """Keep the newest matches among ``docs`` (all older than what was kept so
+        far) whose conversation has the user, until the page is full. Membership is
+        learnt for the conversations of the next matches the page still needs only,
+        newest first, so a window full of matches costs one small lookup."""
+        self.read += len(docs)
+        candidates = sorted(
+            (
+                doc
+                for doc in docs
+                if (not membership.complete or membership.has(doc["conversationId"]))
+                and self._after_cursor(doc)
+                and doc_matches(doc, self.wanted)
+            ),
+            key=lambda doc: (doc["createdAt"], doc["_id"]),
+            reverse=True,
+        )
+        start = 0
+        while start < len(candidates) and not self.full:
+            batch = candidates[start : start + self.limit - len(self.found)]
+            start += len(batch)
+            await membership.learn({doc["conversationId"] for doc in batch})
+            self.found += [
+                document_to_message(doc) for doc in batch if membership.has(doc["conversationId"])
+            ]
 
 
 class MongoMessageSearch(MessageSearch, TimeBound):
@@ -204,141 +360,202 @@ class MongoMessageSearch(MessageSearch, TimeBound):
         limit = values.integer(limit, "limit")
         if not wanted or limit < 1:
             return []
-        words = prefix_range(lookup_word(wanted))
-        page = _Page(wanted, after)
-        membership: dict[str, bool] = {}
-        scope: Document = {}
-        last_seq = 0
-        if conversation_id is not None:
-            conversation_id = values.text(conversation_id, "conversationId")
-            scope = {"conversationId": conversation_id}
-            conversation = await self._conversations.find_one(
-                {"_id": conversation_id}, projection={"memberIds": 1, "lastSeq": 1}
-            )
-            if conversation is None or user_id not in conversation.get("memberIds", ()):
-                return []
-            membership[conversation_id] = True
-            last_seq = int(conversation.get("lastSeq", 0))
-        newest: dict[str, Any] = {}
+        page = _Page(wanted, after, limit)
+        newest: Document = {}
         if after is not None:
             # Inclusive: messages of the same millisecond with a smaller id still follow.
             newest = {"$lte": values.moment(after.created_at, "cursor")}
         anchor = after.created_at if after is not None else self._clock.now()
+        if conversation_id is not None:
+            conversation_id = values.text(conversation_id, "conversationId")
+            return await self._in_conversation(page, user_id, conversation_id, newest, anchor)
+        return await self._everywhere(page, user_id, newest, anchor)
+
+    async def _everywhere(
+        self, page: _Page, user_id: str, newest: Document, anchor: datetime
+    ) -> list[Message]:
         window = FIRST_WINDOW
         lower = _reach_back(anchor, window)
-        probed: list[Document] | None = None
-        # Messages per unit of time in the first window, when it was read whole: what
-        # a window costs the server (it reads every message of the window, not only
-        # the matches that travel).
-        message_rate: float | None = None
-        if conversation_id is None and len(wanted) > 1 and lower is not None:
-            # Several words: the first window is read whole, and the word fewest of
-            # its messages have is the one looked up (the others are checked here).
-            probed = await self._find({"createdAt": {**newest, "$gte": lower}}, words=True)
-            message_rate = len(probed) / window.total_seconds()
-            look_up = _rarest(wanted, probed)
-            probed = [doc for doc in probed if _has_prefix(doc, look_up)]
-            words = prefix_range(look_up)
-        # The user's conversations, once the windows are read per conversation.
-        own: list[str] | None = None
-        while True:
-            bounds = {**newest, "$gte": lower} if lower is not None else newest or {"$lte": anchor}
-            if own is not None:
-                # Every message of the window in each of the user's conversations,
-                # concurrently: one small range of (conversationId, createdAt) each
-                # ($in would make SecantusDB scan the collection). Checked here.
-                reads = [
-                    self._find({"conversationId": own_id, "createdAt": bounds}) for own_id in own
-                ]
-                docs = [doc for read in await asyncio.gather(*reads) for doc in read]
-            elif conversation_id is None:
-                # createdAt first: SecantusDB serves a filter of two ranges from an
-                # index on its first clause (here the time window); the words are
-                # checked on the server, so only the matches travel. $elemMatch: ONE
-                # word within both bounds (a bare range on an array is met by one word
-                # above the lower bound and another below the upper).
-                query: Document = {"createdAt": bounds, SEARCH_KEYS: {"$elemMatch": words}}
-                docs = probed if probed is not None else await self._find(query)
+        # The first window across conversations, every message of it: the words are
+        # checked here, and it shows what each plan would cost (see the module docs).
+        first = await self._find({"createdAt": _time_range(newest, lower, anchor)})
+        counts = _word_counts(page.wanted, first)
+        counted = FIRST_WINDOW  # the time the counts span (windows across conversations)
+        word = _cheapest(counts)
+        if lower is None or counts[word] * (HORIZON / counted) <= SMALL_READ:
+            # A rare word (or the windows reached 1970): its older matches at once,
+            # and the membership of all the candidates' conversations in one read.
+            rest = [] if lower is None else await self._find(_older_matches(word, lower))
+            candidates = first + rest
+            membership = _Membership(self._conversations, user_id, None)
+            await membership.learn(
+                {doc["conversationId"] for doc in candidates if doc_matches(doc, page.wanted)}
+            )
+            await page.add(candidates, membership)
+            return page.result()
+        # A common word: the windows go on, per conversation when the user has few.
+        own = await self._own_conversations(user_id, anchor)
+        if own is None:
+            return await self._global_windows(page, user_id, first, counts, anchor, lower)
+        if not own.ids:
+            return []
+        membership = _Membership(self._conversations, user_id, own.ids)
+        await page.add(first, membership)
+        # The share of messages that match, whoever's they are: with the user's
+        # message rate, how far back the windows have to reach.
+        share = sum(doc_matches(doc, page.wanted) for doc in first) / max(len(first), 1)
+        window = FIRST_WINDOW
+        before: int | None = None  # hits before the last round (None: no round yet)
+        while not page.full:
+            hits = len(page.found)
+            searched = (anchor - lower).total_seconds()
+            if before is None and hits < _SEEN:
+                rate = own.rate * share  # expected hits per second, before any round
+            elif hits == before:
+                rate = 0.0  # the last round found nothing: the window grows
             else:
-                # Every message of the window; the words are checked here (a third
-                # clause would make SecantusDB read the whole conversation).
-                docs = await self._find({"conversationId": conversation_id, "createdAt": bounds})
-            probed = None
-            await self._add(page, membership, user_id, docs)
-            if len(page.found) >= limit or lower is None:
-                # Full, or the windows reached 1970 (the last one unbounded below).
-                return newest_first(page.found)[:limit]
+                rate = hits / searched  # observed
+            before = hits
+            window = _own_window(window, page.limit - hits, rate)
+            windows_read = own.rate * window.total_seconds() + len(own.ids) * READ_COST
+            if counts[word] * (HORIZON / counted) <= windows_read:
+                break
+            older = _reach_back(lower, window)
+            docs = await self._per_conversation(own.ids, _time_range({"$lt": lower}, older, anchor))
+            await page.add(docs, membership)
+            if older is None:
+                return page.result()
+            lower = older
+        else:
+            return page.result()
+        await page.add(await self._find(_older_matches(word, lower)), membership)
+        return page.result()
+
+    async def _global_windows(
+        self,
+        page: _Page,
+        user_id: str,
+        first: list[Document],
+        counts: dict[str, int],
+        anchor: datetime,
+        lower: datetime,
+    ) -> list[Message]:
+        """A common word for a user in many conversations: windows across
+        conversations, every message of each, until the page is full or the word
+        index becomes the cheaper way to the rest."""
+        membership = _Membership(self._conversations, user_id, None)
+        await page.add(first, membership)
+        window = FIRST_WINDOW
+        counted = FIRST_WINDOW
+        while not page.full:
+            searched = anchor - lower
+            hits = len(page.found)
+            needed = page.limit - hits
+            # How much further back the windows still have to reach, at the hit rate
+            # so far, and how many documents they would read on the way; against all
+            # the older matches of the cheapest word, at the rate seen so far.
+            more = searched * (needed / max(hits, 0.5))
+            windows_read = page.read * (more / searched)
+            word = _cheapest(counts)
+            if counts[word] * (HORIZON / counted) <= max(windows_read, SMALL_READ):
+                await page.add(await self._find(_older_matches(word, lower)), membership)
+                break
+            window = next_window(window, searched, hits, needed)
+            older = _reach_back(lower, window)
+            docs = await self._find({"createdAt": _time_range({"$lt": lower}, older, anchor)})
+            for prefix, count in _word_counts(page.wanted, docs).items():
+                counts[prefix] += count
+            await page.add(docs, membership)
+            if older is None:
+                break  # the windows reached 1970 (the last one unbounded below)
+            counted = anchor - older
+            lower = older
+        return page.result()
+
+    async def _in_conversation(
+        self,
+        page: _Page,
+        user_id: str,
+        conversation_id: str,
+        newest: Document,
+        anchor: datetime,
+    ) -> list[Message]:
+        conversation = await self._conversations.find_one(
+            {"_id": conversation_id}, projection={"memberIds": 1, "lastSeq": 1}
+        )
+        if conversation is None or user_id not in conversation.get("memberIds", ()):
+            return []
+        membership = _Membership(self._conversations, user_id, [conversation_id])
+        last_seq = int(conversation.get("lastSeq", 0))
+        window = FIRST_WINDOW
+        lower = _reach_back(anchor, window)
+        word = lookup_word(page.wanted)
+        while True:
+            # Every message of the window; the words are checked here (a third clause
+            # would make SecantusDB read the whole conversation).
+            query = {
+                "conversationId": conversation_id,
+                "createdAt": _time_range(newest, lower, anchor),
+            }
+            docs = await self._find(query)
+            if page.read == 0:
+                word = _cheapest(_word_counts(page.wanted, docs))
+            await page.add(docs, membership)
+            if page.full or lower is None:
+                return page.result()
             newest = {"$lt": lower}
             searched = anchor - lower
             hits = len(page.found)
-            # How much further back the windows still have to reach, at the hit rate so far.
-            more = searched * ((limit - hits) / max(hits, 0.5))
-            windows_read = page.read * (more / searched)
-            if own is not None:
-                pass  # Per conversation the windows go on until the page is full or 1970.
-            elif conversation_id is None:
-                # What the word index would return: every older message with a word
-                # starting like the looked-up one (the other query words are checked
-                # after), at the rate the windows saw.
-                all_read = page.read * (HORIZON / searched)
-                if message_rate is not None:
-                    # Several words: their combination is rarer than the looked-up
-                    # word, so the windows would read many messages per hit; they cost
-                    # every message they span, not only the returned ones.
-                    windows_read = max(windows_read, message_rate * more.total_seconds())
-                if all_read <= max(windows_read, SMALL_READ):
-                    break
-                if own is None and message_rate is None and len(page.found) < limit:
-                    # A common word: the windows would read every conversation's
-                    # matches; a user in few conversations reads only theirs instead.
-                    own = await self._own_conversations(user_id)
-            else:
-                if last_seq - page.read <= self._conversation_rest:
-                    # The rest of the conversation, in one read.
-                    rest = {"conversationId": conversation_id, "createdAt": newest}
-                    await self._add(page, membership, user_id, await self._find(rest))
-                    return newest_first(page.found)[:limit]
-                if windows_read > self._conversation_rest:
-                    break
-            window = next_window(window, searched, hits, limit - hits)
+            more = searched * ((page.limit - hits) / max(hits, 0.5))
+            if last_seq - page.read <= self._conversation_rest:
+                # The rest of the conversation, in one read.
+                rest = {"conversationId": conversation_id, "createdAt": newest}
+                await page.add(await self._find(rest), membership)
+                return page.result()
+            if page.read * (more / searched) > self._conversation_rest:
+                break
+            window = next_window(window, searched, hits, page.limit - hits)
             lower = _reach_back(lower, window)
-        # Every older match at once, through the word index (the first clause, as above).
-        rest = {SEARCH_KEYS: words, **scope, "createdAt": newest}
-        await self._add(page, membership, user_id, await self._find(rest))
-        return newest_first(page.found)[:limit]
+        # The word's older matches in the conversation through the word index (its
+        # first clause; the conversation and the time are checked on the server).
+        rest = {
+            SEARCH_KEYS: prefix_range(word),
+            "conversationId": conversation_id,
+            "createdAt": newest,
+        }
+        await page.add(await self._find(rest), membership)
+        return page.result()
 
-    async def _own_conversations(self, user_id: str) -> list[str] | None:
-        """The ids of the conversations ``user_id`` is in, or None when more than
-        ``few_conversations`` (the ``memberIds`` index serves the lookup)."""
+    async def _own_conversations(self, user_id: str, anchor: datetime) -> _Own | None:
+        """The conversations ``user_id`` is in and their message rate, or None when
+        more than ``few_conversations`` (the ``memberIds`` index serves the lookup)."""
         cursor = self._conversations.find(
-            {"memberIds": user_id}, projection={"_id": 1}, limit=self._few_conversations + 1
+            {"memberIds": user_id},
+            projection={"lastSeq": 1, "createdAt": 1},
+            limit=self._few_conversations + 1,
         )
-        ids = [doc["_id"] for doc in await cursor.to_list()]
-        return ids if len(ids) <= self._few_conversations else None
+        docs = await cursor.to_list()
+        if len(docs) > self._few_conversations:
+            return None
+        rate = 0.0
+        for doc in docs:
+            lifetime = (anchor - as_utc(doc.get("createdAt", anchor))).total_seconds()
+            rate += int(doc.get("lastSeq", 0)) / max(lifetime, FIRST_WINDOW.total_seconds())
+        return _Own([doc["_id"] for doc in docs], rate)
 
-    async def _find(self, query: Document, *, words: bool = False) -> list[Document]:
-        projection = {OLD_SEARCH_KEYS: 0} if words else _WITHOUT_KEYS
-        return await self._messages.find(query, projection=projection).to_list()
+    async def _per_conversation(self, own: Sequence[str], bounds: Document) -> list[Document]:
+        """Every message of the window ``bounds`` in each of ``own``: one small range of
+        (conversationId, createdAt) each ($in would make SecantusDB scan the
+        collection), ``CONCURRENT_READS`` at a time."""
+        gate = asyncio.Semaphore(CONCURRENT_READS)
 
-    async def _add(
-        self,
-        page: _Page,
-        membership: dict[str, bool],
-        user_id: str,
-        docs: list[Document],
-    ) -> None:
-        await self._learn_membership(user_id, {doc["conversationId"] for doc in docs}, membership)
-        page.add(docs, membership)
+        async def one(conversation_id: str) -> list[Document]:
+            async with gate:
+                return await self._find({"conversationId": conversation_id, "createdAt": bounds})
 
-    async def _learn_membership(
-        self, user_id: str, conversation_ids: set[str], membership: dict[str, bool]
-    ) -> None:
-        """Record, for the conversations not seen yet, whether ``user_id`` is a member
-        now (one lookup by ``_id``: a point read per conversation)."""
-        unknown = list(conversation_ids - membership.keys())
-        if not unknown:
-            return
-        cursor = self._conversations.find({"_id": {"$in": unknown}}, projection={"memberIds": 1})
-        members = {doc["_id"]: doc.get("memberIds", ()) for doc in await cursor.to_list()}
-        for conversation_id in unknown:
-            membership[conversation_id] = user_id in members.get(conversation_id, ())
+        reads = await asyncio.gather(*(one(conversation_id) for conversation_id in own))
+        return [doc for docs in reads for doc in docs]
+
+    async def _find(self, query: Document) -> list[Document]:
+        cursor = self._messages.find(query, projection=_PROJECTION, batch_size=BATCH_SIZE)
+        return await cursor.to_list()
