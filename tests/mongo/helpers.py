@@ -19,7 +19,8 @@ async def assert_no_half_written_send(storage: Storage, conversation_id: str) ->
     """Every seq 1..lastSeq has exactly one message, there is none beyond, and the
     conversation's lastMessage is the one with seq lastSeq."""
     last_seq, messages = await all_messages(storage, conversation_id)
-    assert [m.seq for m in messages] == list(range(1, last_seq + 1))
+    seqs = [m.seq for m in messages]
+    assert seqs == list(range(1, last_seq + 1)), f"seqs {seqs}, lastSeq {last_seq}"
     assert len({m.id for m in messages}) == len(messages)
     conversation = await storage.conversations.get(conversation_id)
     assert conversation is not None

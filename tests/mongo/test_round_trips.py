@@ -125,11 +125,12 @@ async def test_concurrent_sends_share_batches_of_constant_commands(
     assert all(r.created for r in results)
     # All 50 queue before the writer first runs: one batch, 10 conversations. In a
     # transaction they are rewritten whole, by one delete and one insert
-    # (message_batches.REWRITE_FROM); without one, one guarded update.
+    # (message_batches.REWRITE_FROM); without one, one guarded update per
+    # conversation (each guard must answer for its own conversation).
     if transactional:
         assert counter.commands == ["find", "delete", "insert", "insert", "commitTransaction"]
     else:
-        assert counter.commands == ["find", "update", "insert"]
+        assert counter.commands == ["find", *["update"] * 10, "insert"]
 
     counter.clear()
     own = [make.message(conversations[0].id, "u-a") for _ in range(5)]

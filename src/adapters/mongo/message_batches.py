@@ -104,8 +104,14 @@ def _recorded_seqs(messages: list[Message]) -> tuple[dict[str, list[int]], dict[
 
 
 def _conversation_update(before: Document, messages: list[Message]) -> UpdateOne:
-    """Advance ``before``'s lastSeq/lastMessage/lastActivityAt past ``messages`` (its
-    sends of this batch, in seq order), guarded by the lastSeq that was read.
+    """:func:`_guarded_update` as a bulk write operation."""
+    return UpdateOne(*_guarded_update(before, messages))
+
+
+def _guarded_update(before: Document, messages: list[Message]) -> tuple[Document, list[Document]]:
+    """The filter and pipeline that advance ``before``'s lastSeq/lastMessage/
+    lastActivityAt past ``messages`` (its sends of this batch, in seq order),
+    guarded by the lastSeq that was read.
 
     Filtered on ``_id`` alone (an index on every server; SecantusDB scans for
     ``{_id, lastSeq}``) with the guard inside the pipeline: if another process
@@ -124,7 +130,7 @@ def _conversation_update(before: Document, messages: list[Message]) -> UpdateOne
     def when_guarded(value: object, field: str) -> dict[str, Any]:
         return {"$cond": [guard, value, f"${field}"]}
 
-    return UpdateOne(
+    return (
         {"_id": before["_id"]},
         [
             {
@@ -196,11 +202,10 @@ def _rewritten(before: Document, messages: list[Message]) -> Document | None:
     return after
 
 
-def _update_for(before: Document, messages: list[Message], in_transaction: bool) -> UpdateOne:
-    """Plain operators in a transaction (its write conflicts are the guard), else the
-    guarded pipeline."""
-    plain = _plain_conversation_update(before, messages) if in_transaction else None
-    return plain or _conversation_update(before, messages)
+def _update_in_transaction(before: Document, messages: list[Message]) -> UpdateOne:
+    """Plain operators (the transaction's write conflicts are the guard), or the guarded
+    pipeline where plain operators cannot name the fields."""
+    return _plain_conversation_update(before, messages) or _conversation_update(before, messages)
 
 
 class MessageBatches:
@@ -339,33 +344,34 @@ class MessageBatches:
         session: AsyncClientSession | None,
     ) -> set[str]:
         """Move every conversation's lastSeq; the ids of those another process moved first."""
-        in_transaction = session is not None
-        if in_transaction:
+        if session is not None:
             docs = [_rewritten(found[cid], [m for _, m in sent]) for cid, sent in taken.items()]
             rewritten = [d for d in docs if d is not None]
             if len(rewritten) == len(docs):
                 await self._rewrite(rewritten, session)
                 return set()
-        updates = [
-            _update_for(found[cid], [m for _, m in sent], in_transaction)
-            for cid, sent in taken.items()
-        ]
-        result = await self._conversations.bulk_write(updates, session=session)
-        if result.modified_count == len(updates):
+            updates = [
+                _update_in_transaction(found[cid], [m for _, m in sent])
+                for cid, sent in taken.items()
+            ]
+            # A racing write is a write conflict here: the whole round is retried.
+            await self._conversations.bulk_write(updates, session=session)
             return set()
-        # Some guard failed (possible only without a transaction; with one the
-        # racing write is a write conflict and the whole round is retried): the
-        # conversations whose lastMessage is not ours were taken by someone else.
-        ours = {cid: sent[-1][1].id for cid, sent in taken.items()}
-        cursor = self._conversations.find(
-            {"_id": {"$in": list(ours)}}, {"lastMessage._id": 1}, session=session
+        # Without a transaction the guards decide, and each must answer for its own
+        # conversation: a bulk write only counts how many held, and a read after it
+        # cannot tell which (another process may have moved lastSeq again right after
+        # our write; taking that for a lost race sent the sends again under new seqs
+        # and left their first seqs as a gap). So one guarded update per conversation.
+        cids = list(taken)
+        results = await asyncio.gather(
+            *(
+                self._conversations.update_one(
+                    *_guarded_update(found[cid], [m for _, m in taken[cid]])
+                )
+                for cid in cids
+            )
         )
-        moved = {
-            doc["_id"]
-            async for doc in cursor
-            if (doc.get("lastMessage") or {}).get("_id") == ours[doc["_id"]]
-        }
-        return set(ours) - moved
+        return {cid for cid, result in zip(cids, results, strict=True) if not result.modified_count}
 
     async def _rewrite(self, docs: list[Document], session: AsyncClientSession | None) -> None:
         """Store the batch's conversations whole, in the transaction that read them.

@@ -31,8 +31,9 @@ One batch, in one transaction (:mod:`adapters.mongo.message_batches`):
    ``delete`` + one ``insert`` of three or more (``REWRITE_FROM``; cheaper for
    SecantusDB, whose cost is per statement and per index entry, than update
    operators: bench/RESULTS.md, issue 14 fourth pass). Without a transaction it
-   is an ``update`` with a pipeline that changes nothing if ``lastSeq`` moved
-   since the read. The same write records each sender's last seqs, from which a
+   is one ``update`` per conversation, with a pipeline that changes nothing if
+   ``lastSeq`` moved since the read (one each: a bulk write says only how many
+   guards held, not which). The same write records each sender's last seqs, from which a
    conversation list counts unread messages (:mod:`adapters.mongo.unread_counters`).
 3. ``insert`` (one ``insert_many``) of the messages.
 4. ``commitTransaction``.
@@ -44,7 +45,7 @@ summaries (:mod:`adapters.mongo.threads`: a ``bulk_write`` and a ``find``), afte
 the insert, so a replay (caught by the insert) never counts. A reaction is one
 conditional pipeline update of the message (:mod:`adapters.mongo.reactions`).
 
-Four commands per batch (five from three conversations in a transaction: the
+Four commands per batch in a transaction (five from three conversations: the
 delete and the insert of step 2), whatever its size, with or without
 clientMsgIds, a lone send included (it used to be three: one ``findAndModify`` instead of steps
 1 and 2, but SecantusDB runs every ``findAndModify`` as a scan of the whole
@@ -73,7 +74,8 @@ Without transactions (a standalone mongod), the same steps run one by one:
   last in the batch, ``lastMessage`` names a message that was not stored;
 - the guard of step 2 is what keeps seqs unique across processes: a
   conversation whose ``lastSeq`` moved in between is not written (its sends
-  go again, in the next round of the same batch);
+  go again, in the next round of the same batch); step 2 is one command per
+  conversation, so a batch is three commands plus one per conversation;
 - a failure or outage between steps 2 and 3 leaves gaps: ``lastSeq`` counts
   messages that do not exist and ``lastMessage`` names one. Seqs are still
   unique and increasing, but readers must tolerate missing seqs, and unread
