@@ -147,7 +147,8 @@ async def test_unread_counts_hold_for_sender_ids_that_cannot_name_a_field(
     shared: tuple[str, AsyncDatabase[Document], bool],
 ) -> None:
     # A batch whose sender ids hold "." or start with "$" takes the pipeline
-    # update; one of plain ids the plain operators: both keep the same counters.
+    # update; one of plain ids is rewritten whole in a transaction (the guarded
+    # pipeline without one): all keep the same counters.
     _, db, transactions = shared
     storage = mongo_storage(db, transactions=transactions)
     for senders in (("u.a", "$u-b", "u-c"), SENDERS):

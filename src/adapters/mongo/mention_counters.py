@@ -53,18 +53,9 @@ def mention_updates(mentioned: Mapping[str, Sequence[Any]]) -> dict[str, Any]:
     return {"mentionSeqs": {"$mergeObjects": [_stored(), {"$arrayToObject": [entries]}]}}
 
 
-def plain_mention_updates(mentioned: Mapping[str, Sequence[int]]) -> dict[str, Any]:
-    """The same record as :func:`mention_updates` as ``$push`` operations (user ids
-    must be usable as field names; merge them into the update's ``$push``)."""
-    return {
-        f"mentionSeqs.{user_id}": {"$each": list(seqs), "$slice": -MENTION_SEQS_KEPT}
-        for user_id, seqs in mentioned.items()
-    }
-
-
 def recorded_mentions(conversation: Document, mentioned: Mapping[str, Sequence[int]]) -> Document:
-    """The ``mentionSeqs`` field of ``conversation`` after :func:`plain_mention_updates`
-    (the same change, done here: for a batch that rewrites the whole document)."""
+    """The ``mentionSeqs`` field of ``conversation`` after :func:`mention_updates` (the
+    same change, done here: for a batch that rewrites the whole document)."""
     kept = dict(conversation.get("mentionSeqs") or {})
     for user_id, seqs in mentioned.items():
         kept[user_id] = [*kept.get(user_id, ()), *seqs][-MENTION_SEQS_KEPT:]

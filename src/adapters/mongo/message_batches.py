@@ -27,18 +27,10 @@ from adapters.mongo.documents import (
     stored_message_document,
     without_search_keys,
 )
-from adapters.mongo.mention_counters import (
-    mention_updates,
-    plain_mention_updates,
-    recorded_mentions,
-)
+from adapters.mongo.mention_counters import mention_updates, recorded_mentions
 from adapters.mongo.threads import record_replies
 from adapters.mongo.transactions import Transactions
-from adapters.mongo.unread_counters import (
-    counter_updates,
-    plain_counter_updates,
-    recorded_counters,
-)
+from adapters.mongo.unread_counters import counter_updates, recorded_counters
 from chatcore.errors import Conflict, NotFound, Unavailable
 from chatcore.models import AppendResult, Message, NewMessage
 
@@ -103,11 +95,6 @@ def _recorded_seqs(messages: list[Message]) -> tuple[dict[str, list[int]], dict[
     return own, mentioned
 
 
-def _conversation_update(before: Document, messages: list[Message]) -> UpdateOne:
-    """:func:`_guarded_update` as a bulk write operation."""
-    return UpdateOne(*_guarded_update(before, messages))
-
-
 def _guarded_update(before: Document, messages: list[Message]) -> tuple[Document, list[Document]]:
     """The filter and pipeline that advance ``before``'s lastSeq/lastMessage/
     lastActivityAt past ``messages`` (its sends of this batch, in seq order),
@@ -152,40 +139,11 @@ def _is_field_name(user_id: str) -> bool:
     return bool(user_id) and "." not in user_id and not user_id.startswith("$")
 
 
-def _plain_conversation_update(before: Document, messages: list[Message]) -> UpdateOne | None:
-    """The same change as :func:`_conversation_update` with plain update operators,
-    unguarded: for a transaction, where a concurrent write of the conversation
-    after step 1's read is a write conflict (the round is retried) and the unique
-    ``(conversationId, seq)`` index is the last line. None when a sender id
-    or a mentioned user's id cannot name a field (then the pipeline form is used).
-
-    Why: SecantusDB validates and evaluates an update pipeline in Python for every
-    document and diffs the result for its oplog; plain ``$set``/``$push``/``$min``
-    cost it about a third less CPU per conversation (bench/RESULTS.md, issue 14).
-    """
-    own, mentioned = _recorded_seqs(messages)
-    if not all(_is_field_name(u) for u in (*own, *mentioned)):
-        return None
-    last = messages[-1]
-    recorded = plain_counter_updates(before.get("lastSeq", 0), own)
-    recorded["$push"] |= plain_mention_updates(mentioned)
-    return UpdateOne(
-        {"_id": before["_id"]},
-        {
-            "$set": {
-                "lastSeq": last.seq,
-                "lastActivityAt": last.created_at,
-                "lastMessage": without_search_keys(message_to_document(last)),
-            },
-            **recorded,
-        },
-    )
-
-
 def _rewritten(before: Document, messages: list[Message]) -> Document | None:
-    """``before`` with the change of :func:`_plain_conversation_update` made here, for
-    a transaction that rewrites the whole document; None when that update cannot be
-    written with plain operators (then neither is this: the pipeline form is used)."""
+    """``before`` with the change of :func:`_guarded_update` made here, for a
+    transaction that rewrites the whole document (its write conflicts are the
+    guard); None when a sender's or a mentioned user's id cannot name a field of a
+    stored document (then the pipeline form is used)."""
     own, mentioned = _recorded_seqs(messages)
     if not all(_is_field_name(u) for u in (*own, *mentioned)):
         return None
@@ -200,12 +158,6 @@ def _rewritten(before: Document, messages: list[Message]) -> Document | None:
     if mentioned:
         after |= recorded_mentions(before, mentioned)
     return after
-
-
-def _update_in_transaction(before: Document, messages: list[Message]) -> UpdateOne:
-    """Plain operators (the transaction's write conflicts are the guard), or the guarded
-    pipeline where plain operators cannot name the fields."""
-    return _plain_conversation_update(before, messages) or _conversation_update(before, messages)
 
 
 class MessageBatches:
@@ -350,11 +302,12 @@ class MessageBatches:
             if len(rewritten) == len(docs):
                 await self._rewrite(rewritten, session)
                 return set()
+            # A user id that cannot name a field (rare): the pipeline form, whose
+            # guards all hold, since a racing write is a write conflict here.
             updates = [
-                _update_in_transaction(found[cid], [m for _, m in sent])
+                UpdateOne(*_guarded_update(found[cid], [m for _, m in sent]))
                 for cid, sent in taken.items()
             ]
-            # A racing write is a write conflict here: the whole round is retried.
             await self._conversations.bulk_write(updates, session=session)
             return set()
         # Without a transaction the guards decide, and each must answer for its own

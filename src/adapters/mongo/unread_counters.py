@@ -58,29 +58,18 @@ def counter_updates(read_seq: Any, own_seqs: Mapping[str, Sequence[Any]]) -> dic
     }
 
 
-def plain_counter_updates(read_seq: int, own_seqs: Mapping[str, Sequence[int]]) -> dict[str, Any]:
-    """The same change as :func:`counter_updates` as plain update operators (sender ids
-    must be usable as field names). ``$min`` sets ``ownSince`` only when it is
-    missing: once set it is a lastSeq read earlier, never above ``read_seq``."""
-    return {
-        "$min": {"ownSince": read_seq},
-        "$push": {
-            f"ownSeqs.{user_id}": {"$each": list(seqs), "$slice": -OWN_SEQS_KEPT}
-            for user_id, seqs in own_seqs.items()
-        },
-    }
-
-
 def recorded_counters(
     conversation: Document, read_seq: int, own_seqs: Mapping[str, Sequence[int]]
 ) -> Document:
-    """The counter fields of ``conversation`` after :func:`plain_counter_updates`
-    (the same change, done here: for a batch that rewrites the whole document)."""
+    """The counter fields of ``conversation`` after :func:`counter_updates` (the same
+    change, done here: for a batch that rewrites the whole document). ``ownSince`` is
+    set only when missing: once set it is a lastSeq read earlier, never above
+    ``read_seq``."""
     since = conversation.get("ownSince")
     kept = dict(conversation.get("ownSeqs") or {})
     for user_id, seqs in own_seqs.items():
         kept[user_id] = [*kept.get(user_id, ()), *seqs][-OWN_SEQS_KEPT:]
-    return {"ownSince": read_seq if since is None else min(since, read_seq), "ownSeqs": kept}
+    return {"ownSince": read_seq if since is None else since, "ownSeqs": kept}
 
 
 def unread_from_counters(conversation: Document, user_id: str, after: int) -> int | None:
