@@ -36,8 +36,8 @@ from pathlib import Path
 
 from adapters.mongo import MongoStore
 from bench import db_floor
-from bench.db_floor import child_pid, cpu_seconds
 from bench.mongo_store import _concurrent_rate, secantus_server
+from bench.procs import child_pid, cpu_seconds
 from chatcore.testing import factories as make
 
 SENDERS = 50

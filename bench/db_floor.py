@@ -52,6 +52,7 @@ from adapters.mongo.documents import (
 )
 from adapters.mongo.indexes import INDEXES
 from bench.mongo_store import secantus_server
+from bench.procs import child_pid, cpu_seconds
 from chatcore.testing import factories as make
 
 BATCH = 16  # sends per batch: what group commit forms at ~50 concurrent senders
@@ -61,24 +62,6 @@ Doc = dict[str, Any]
 # The conversations' unique index before issue 14's fourth pass (directKeys since).
 OLD_DIRECT = "directKey_unique"
 OLD_DIRECT_MODEL = IndexModel([("directKey", 1)], name=OLD_DIRECT, unique=True, sparse=True)
-
-
-def child_pid(name: str) -> int:
-    """The pid of this process's child running ``name`` (the database)."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            command, rest = stat.read_text().rsplit(")", 1)
-        except OSError:
-            continue
-        if int(rest.split()[1]) == os.getpid() and name in command:
-            return int(stat.parent.name)
-    raise RuntimeError(f"no child process {name}")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` (and its threads) so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _messages(conversation_id: str, first_seq: int, n: int) -> list[Doc]:

@@ -167,6 +167,24 @@ def group_cpu_seconds(pgid: int) -> float:
     return total / CLK_TCK
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def child_pid(name: str) -> int:
+    """The pid of this process's child whose command is ``name`` (e.g. the database)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            command, rest = stat.read_text().rsplit(")", 1)
+        except OSError:
+            continue
+        if int(rest.split()[1]) == os.getpid() and name in command:
+            return int(stat.parent.name)
+    raise RuntimeError(f"no child process {name}")
+
+
 def rss_mib(pid: int) -> float:
     """VmRSS of ``pid`` in MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -49,6 +49,7 @@ from typing import Any
 import httpx
 import socketio
 
+from bench.procs import cpu_seconds
 from entrypoints.settings import rate_limits_off_env
 
 REPO = Path(__file__).resolve().parent.parent
@@ -59,7 +60,6 @@ WARMUP_SECONDS = 1.0
 DRAIN_SECONDS = 5.0
 ACK_TIMEOUT = 10.0
 START_TIMEOUT = 60.0
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # -- the server process (hidden `serve` mode) -------------------------------------------
@@ -115,10 +115,9 @@ def _cpu_seconds(pid: int | None) -> float:
     if pid is None:
         return 0.0
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return cpu_seconds(pid)
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 @contextlib.asynccontextmanager

@@ -25,6 +25,7 @@ from adapters.mongo.documents import (
     conversation_to_document,
     message_to_document,
 )
+from adapters.mongo.errors import DUPLICATE_KEY
 from adapters.mongo.search import MongoMessageSearch
 from chatcore.models import Conversation, ConversationType, Message
 from chatcore.search import SearchPosition, query_words, words
@@ -84,7 +85,7 @@ async def _seed(
                 [conversation_to_document(c) for c in chunk], ordered=False
             )
         except BulkWriteError as error:
-            if any(e["code"] != 11000 for e in error.details["writeErrors"]):
+            if any(e["code"] != DUPLICATE_KEY for e in error.details["writeErrors"]):
                 raise
     if messages:
         await db[MESSAGES].insert_many([message_to_document(m) for m in messages])

@@ -82,6 +82,10 @@ def is_outage(exc: BaseException) -> bool:
     return isinstance(exc, PyMongoError) and exc.timeout
 
 
+# The server's code for a unique index refusing a write (also per write of a bulk).
+DUPLICATE_KEY: Final = 11000
+
+
 def duplicate_key_fields(exc: DuplicateKeyError) -> frozenset[str]:
     """The fields of the unique index that ``exc`` reports a clash on (empty if unknown)."""
     details: Mapping[str, Any] = exc.details or {}

@@ -47,13 +47,12 @@ from adapters.mongo.documents import (
     Document,
     index_fields,
 )
-from adapters.mongo.errors import translate_errors
+from adapters.mongo.errors import DUPLICATE_KEY, translate_errors
 
 META: Final = "meta"
 STATE_ID: Final = "indexFields"
 BATCH: Final = 500
 OLD_DIRECT_INDEX: Final = "directKey_unique"
-_DUPLICATE_KEY: Final = 11000
 
 OBSOLETE_INDEXES: Final = {
     CONVERSATIONS: ("id_memberIds",),
@@ -151,6 +150,6 @@ async def _insert_new(db: AsyncDatabase[Document], inserts: list[InsertOne[Docum
         return (await db[DIRECT_KEYS].bulk_write(inserts, ordered=False)).inserted_count
     except BulkWriteError as exc:
         errors = exc.details.get("writeErrors", [])
-        if any(e.get("code") != _DUPLICATE_KEY for e in errors):
+        if any(e.get("code") != DUPLICATE_KEY for e in errors):
             raise
         return int(exc.details.get("nInserted", 0))

@@ -27,6 +27,7 @@ from adapters.mongo.documents import (
     stored_message_document,
     without_search_keys,
 )
+from adapters.mongo.errors import DUPLICATE_KEY
 from adapters.mongo.mention_counters import mention_updates, recorded_mentions
 from adapters.mongo.threads import record_replies
 from adapters.mongo.transactions import Transactions
@@ -38,7 +39,6 @@ Outcome = AppendResult | Exception
 # From this many conversations in one batch, they are rewritten by one delete + one
 # insert instead of a replace each (MessageBatches._rewrite).
 REWRITE_FROM = 3
-_DUPLICATE_KEY = 11000
 _ReplayKey = tuple[str, str, str]  # (conversationId, senderId, clientMsgId)
 # conversationId -> (position in the batch, message with its seq), in seq order
 _Taken = dict[str, list[tuple[int, Message]]]
@@ -363,7 +363,7 @@ class MessageBatches:
             replays = {
                 sends[e["index"]][0]
                 for e in errors
-                if e.get("code") == _DUPLICATE_KEY and _is_idempotency_key(e.get("keyPattern"))
+                if e.get("code") == DUPLICATE_KEY and _is_idempotency_key(e.get("keyPattern"))
             }
             if len(replays) < len(errors) or not replays:
                 raise
