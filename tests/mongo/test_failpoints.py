@@ -172,6 +172,44 @@ async def test_a_connection_lost_at_commit_stores_the_batch_once(
         assert len(await assert_no_half_written_send(storage, room)) == 3 + 4
 
 
+@pytest.mark.parametrize("keyed", [True, False], ids=["clientMsgId", "no-clientMsgId"])
+async def test_a_commit_applied_but_answered_as_lost_is_acknowledged_once_as_created(
+    client: AsyncMongoClient[Document], db: AsyncDatabase[Document], keyed: bool
+) -> None:
+    # What a database killed right after a durable commit does to the driver: the
+    # commit is applied, but the answer (to pymongo's retry of it, on the restarted
+    # server) says the transaction is gone and may be run again. The retry finds
+    # the batch's own messages stored: they are its sends' messages, created by
+    # this very request (201 and delivered live, not a 200 replay nor a 500).
+    storage = mongo_storage(db, transactions=True)
+    rooms = [await _conversation_with_messages(storage) for _ in range(3)]
+    [root] = await storage.messages.range(rooms[0], 1, 1)
+    sends = [
+        make.message(rooms[i % 3], "u-a", f"b{i}", f"k-{i}" if keyed else None) for i in range(11)
+    ]
+    sends.append(make.message(rooms[0], "u-b", "a reply", thread_id=root.id))
+
+    await fail_next(
+        client,
+        1,
+        "commitTransaction",
+        writeConcernError={"code": 251, "errmsg": "transaction gone"},
+        errorLabels=["TransientTransactionError"],
+    )
+    results = await asyncio.gather(*(storage.messages.append(new) for new in sends))
+
+    assert [r.created for r in results] == [True] * 12
+    assert [r.message.id for r in results] == [new.id for new in sends]
+    reply = results[-1]
+    assert reply.thread_root is not None  # its root's new summary goes out too
+    assert (reply.thread_root.id, reply.thread_root.thread.reply_count) == (root.id, 1)
+    for room in rooms:
+        stored = await assert_no_half_written_send(storage, room)
+        mine = {r.message.id: r.message for r in results if r.message.conversation_id == room}
+        # Each send stored once, with the seq it was answered with.
+        assert {m.id: m for m in stored[3:]} == mine
+
+
 async def test_a_database_killed_mid_batch_leaves_no_batch_half_written(
     private_server: ServerFactory,
 ) -> None:

@@ -62,11 +62,17 @@ class _Round:
     replays: set[int]  # their clientMsgId is already stored (without a transaction)
 
 
-def _is_idempotency_key(key_pattern: Document | None) -> bool:
-    """Whether a duplicate key error is on the idempotency index (or, while a database
-    from before it is being migrated, on the old clientMsgId index)."""
-    fields = key_pattern or {}
-    return IDEMPOTENCY_KEY in fields or "clientMsgId" in fields
+def _is_stored_already(error: Document) -> bool:
+    """Whether an insert's write error says its message is stored already: a
+    duplicate on the idempotency index (or, while a database from before it is being
+    migrated, the old clientMsgId index), i.e. an idempotent replay, or on ``_id``,
+    which only this send's own earlier attempt can have written (ids are new per
+    send): a commit that was applied but answered as failed (the database died
+    right after it), after which the transaction was run again."""
+    fields = error.get("keyPattern") or {}
+    return error.get("code") == DUPLICATE_KEY and (
+        "_id" in fields or IDEMPOTENCY_KEY in fields or "clientMsgId" in fields
+    )
 
 
 def _replay_key(new: NewMessage) -> _ReplayKey | None:
@@ -360,11 +366,7 @@ class MessageBatches:
             )
         except BulkWriteError as exc:
             errors = exc.details.get("writeErrors", [])
-            replays = {
-                sends[e["index"]][0]
-                for e in errors
-                if e.get("code") == DUPLICATE_KEY and _is_idempotency_key(e.get("keyPattern"))
-            }
+            replays = {sends[e["index"]][0] for e in errors if _is_stored_already(e)}
             if len(replays) < len(errors) or not replays:
                 raise
             if session is not None:
@@ -377,33 +379,56 @@ class MessageBatches:
         (or NotFound for it alone), None if it is not a replay."""
         if new.client_msg_id is None:
             return None
-        try:
-            return await self._find_replay(new)
-        except NotFound as exc:
-            return exc
+        return await self._stored(new)
 
     async def _stored_replay(self, new: NewMessage) -> Outcome:
-        replay = await self._lookup(new)
+        """The answer to a send whose insert found its message stored already."""
+        replay = await self._stored(new)
         if replay is None:  # pragma: no cover - messages are never removed
             return Conflict("message changed concurrently")
         return replay
 
-    async def _find_replay(self, new: NewMessage) -> AppendResult | None:
-        """The message stored earlier under ``new``'s clientMsgId, with the conversation
-        (NotFound if the sender is no longer a member); None if there is none."""
-        if new.client_msg_id is None:  # pragma: no cover - _lookup checked it
-            return None
-        key = idempotency_key(new.conversation_id, new.sender_id, new.client_msg_id)
-        message_doc = await self._messages.find_one({IDEMPOTENCY_KEY: key})
+    async def _stored(self, new: NewMessage) -> Outcome | None:
+        try:
+            return await self._find_stored(new)
+        except NotFound as exc:
+            return exc
+
+    async def _find_stored(self, new: NewMessage) -> AppendResult | None:
+        """The message stored earlier for ``new`` (under its clientMsgId, or its own id),
+        with the conversation (NotFound if the sender is no longer a member); None if
+        there is none.
+
+        ``created`` says whether that message is ``new`` itself: stored by an earlier
+        attempt of this batch whose commit was applied but answered as failed. Its
+        send is then answered as any new message (and delivered live), with its
+        thread root's summary if it is a reply; any other is an idempotent replay.
+        """
+        if new.client_msg_id is None:
+            query = {"_id": new.id}
+        else:
+            query = {
+                IDEMPOTENCY_KEY: idempotency_key(
+                    new.conversation_id, new.sender_id, new.client_msg_id
+                )
+            }
+        message_doc = await self._messages.find_one(query)
         if message_doc is None:
             return None
         conversation_doc = await self._conversations.find_one({"_id": new.conversation_id})
         if conversation_doc is None or not is_member(conversation_doc, new.sender_id):
             raise NotFound("conversation not found")
+        message = document_to_message(message_doc)
+        created = message.id == new.id
+        root = None
+        if created and message.thread_id is not None:
+            root_doc = await self._messages.find_one({"_id": message.thread_id})
+            root = document_to_message(root_doc) if root_doc is not None else None
         return AppendResult(
-            message=document_to_message(message_doc),
+            message=message,
             conversation=document_to_conversation(conversation_doc),
-            created=False,
+            created=created,
+            thread_root=root,
         )
 
 

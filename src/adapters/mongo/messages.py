@@ -64,6 +64,13 @@ command to save a little on rare replays, and only the index is safe against
 two identical sends racing from two processes. A failure anywhere (outage,
 crash, timeout) aborts the transaction and fails every send of the batch with
 Unavailable: there is never a seq without its message or the reverse.
+A commit can also be applied and still answered as failed: the database dies
+right after a durable commit, and pymongo's retry of the commit, on the restarted
+server, is told the transaction is gone and may be run again. The batch's next
+round then finds its own messages stored (a duplicate of a message's ``_id``, new
+per send, or of its ``idem`` key with that same ``_id``): those sends are answered
+with their stored message as new (``created`` True, delivered live; a reply with
+its root's summary), never as a replay of themselves and never as an error.
 
 Without transactions (a standalone mongod), the same steps run one by one:
 
