@@ -172,15 +172,25 @@ async def test_a_connection_lost_at_commit_stores_the_batch_once(
         assert len(await assert_no_half_written_send(storage, room)) == 3 + 4
 
 
+async def _answer_next_commit_as_lost(client: AsyncMongoClient[Document]) -> None:
+    """What a database killed right after a durable commit does to the driver: the
+    next commit is applied, but the answer (as to pymongo's retry of it on the
+    restarted server) says the transaction is gone and may be run again."""
+    await fail_next(
+        client,
+        1,
+        "commitTransaction",
+        writeConcernError={"code": 251, "errmsg": "transaction gone"},
+        errorLabels=["TransientTransactionError"],
+    )
+
+
 @pytest.mark.parametrize("keyed", [True, False], ids=["clientMsgId", "no-clientMsgId"])
 async def test_a_commit_applied_but_answered_as_lost_is_acknowledged_once_as_created(
     client: AsyncMongoClient[Document], db: AsyncDatabase[Document], keyed: bool
 ) -> None:
-    # What a database killed right after a durable commit does to the driver: the
-    # commit is applied, but the answer (to pymongo's retry of it, on the restarted
-    # server) says the transaction is gone and may be run again. The retry finds
-    # the batch's own messages stored: they are its sends' messages, created by
-    # this very request (201 and delivered live, not a 200 replay nor a 500).
+    # The batch runs again and finds its own messages stored: they were created by
+    # these very sends (201 and delivered live, not a 200 replay nor a 500).
     storage = mongo_storage(db, transactions=True)
     rooms = [await _conversation_with_messages(storage) for _ in range(3)]
     [root] = await storage.messages.range(rooms[0], 1, 1)
@@ -189,13 +199,7 @@ async def test_a_commit_applied_but_answered_as_lost_is_acknowledged_once_as_cre
     ]
     sends.append(make.message(rooms[0], "u-b", "a reply", thread_id=root.id))
 
-    await fail_next(
-        client,
-        1,
-        "commitTransaction",
-        writeConcernError={"code": 251, "errmsg": "transaction gone"},
-        errorLabels=["TransientTransactionError"],
-    )
+    await _answer_next_commit_as_lost(client)
     results = await asyncio.gather(*(storage.messages.append(new) for new in sends))
 
     assert [r.created for r in results] == [True] * 12
@@ -208,6 +212,22 @@ async def test_a_commit_applied_but_answered_as_lost_is_acknowledged_once_as_cre
         mine = {r.message.id: r.message for r in results if r.message.conversation_id == room}
         # Each send stored once, with the seq it was answered with.
         assert {m.id: m for m in stored[3:]} == mine
+
+
+async def test_a_direct_conversation_whose_commit_is_answered_as_lost_is_created_once(
+    client: AsyncMongoClient[Document], db: AsyncDatabase[Document]
+) -> None:
+    storage = mongo_storage(db, transactions=True)
+    first, second = make.direct("u-a", "u-b"), make.direct("u-a", "u-c")
+
+    await _answer_next_commit_as_lost(client)
+    got = await storage.conversations.get_or_create_direct(first)
+    await _answer_next_commit_as_lost(client)
+    await storage.conversations.create(second)  # not a Conflict with itself
+
+    assert got == (first, True)
+    assert await storage.conversations.find_direct("u-a", "u-b") == first
+    assert await storage.conversations.find_direct("u-c", "u-a") == second
 
 
 async def test_a_database_killed_mid_batch_leaves_no_batch_half_written(

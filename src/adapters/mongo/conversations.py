@@ -127,7 +127,9 @@ class MongoConversationRepository(ConversationRepository, TimeBound):
                 {"_id": found["conversationId"]}, session=session
             )
             if existing is not None:
-                return document_to_conversation(existing), False
+                # Ours if it has our id: an earlier attempt of this call whose commit
+                # was applied but answered as failed (the transaction ran again).
+                return document_to_conversation(existing), existing["_id"] == conversation.id
             if not take_over:
                 raise Conflict("direct conversation changed concurrently")
             # Its creator stopped (or is) between its two inserts (no transactions):
