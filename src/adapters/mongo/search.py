@@ -374,31 +374,57 @@ class MongoMessageSearch(MessageSearch, TimeBound):
     async def _everywhere(
         self, page: _Page, user_id: str, newest: Document, anchor: datetime
     ) -> list[Message]:
-        window = FIRST_WINDOW
-        lower = _reach_back(anchor, window)
+        lower = _reach_back(anchor, FIRST_WINDOW)
         # The first window across conversations, every message of it: the words are
         # checked here, and it shows what each plan would cost (see the module docs).
         first = await self._find({"createdAt": _time_range(newest, lower, anchor)})
         counts = _word_counts(page.wanted, first)
-        counted = FIRST_WINDOW  # the time the counts span (windows across conversations)
         word = _cheapest(counts)
-        if lower is None or counts[word] * (HORIZON / counted) <= SMALL_READ:
-            # A rare word (or the windows reached 1970): its older matches at once,
-            # and the membership of all the candidates' conversations in one read.
-            rest = [] if lower is None else await self._find(_older_matches(word, lower))
-            candidates = first + rest
-            membership = _Membership(self._conversations, user_id, None)
-            await membership.learn(
-                {doc["conversationId"] for doc in candidates if doc_matches(doc, page.wanted)}
-            )
-            await page.add(candidates, membership)
-            return page.result()
+        word_cost = counts[word] * (HORIZON / FIRST_WINDOW)  # its older matches, estimated
+        if lower is None or word_cost <= SMALL_READ:
+            # A rare word (or the windows reached 1970).
+            return await self._rare_word(page, user_id, first, word, lower)
         # A common word: the windows go on, per conversation when the user has few.
         own = await self._own_conversations(user_id, anchor)
         if own is None:
             return await self._global_windows(page, user_id, first, counts, anchor, lower)
         if not own.ids:
             return []
+        return await self._own_windows(page, user_id, own, first, (word, word_cost), anchor, lower)
+
+    async def _rare_word(
+        self,
+        page: _Page,
+        user_id: str,
+        first: list[Document],
+        word: str,
+        lower: datetime | None,
+    ) -> list[Message]:
+        """``word``'s matches older than the first window at once, and the membership
+        of all the candidates' conversations in one read."""
+        rest = [] if lower is None else await self._find(_older_matches(word, lower))
+        candidates = first + rest
+        membership = _Membership(self._conversations, user_id, None)
+        await membership.learn(
+            {doc["conversationId"] for doc in candidates if doc_matches(doc, page.wanted)}
+        )
+        await page.add(candidates, membership)
+        return page.result()
+
+    async def _own_windows(
+        self,
+        page: _Page,
+        user_id: str,
+        own: _Own,
+        first: list[Document],
+        cheapest: tuple[str, float],
+        anchor: datetime,
+        lower: datetime,
+    ) -> list[Message]:
+        """A common word for a user in few conversations: windows per conversation of
+        the user, until the page is full or the cheapest word's older matches
+        (``cheapest``: the word and their estimated number) cost less to read."""
+        word, word_cost = cheapest
         membership = _Membership(self._conversations, user_id, own.ids)
         await page.add(first, membership)
         # The share of messages that match, whoever's they are: with the user's
@@ -418,17 +444,15 @@ class MongoMessageSearch(MessageSearch, TimeBound):
             before = hits
             window = _own_window(window, page.limit - hits, rate)
             windows_read = own.rate * window.total_seconds() + len(own.ids) * READ_COST
-            if counts[word] * (HORIZON / counted) <= windows_read:
+            if word_cost <= windows_read:
+                await page.add(await self._find(_older_matches(word, lower)), membership)
                 break
             older = _reach_back(lower, window)
             docs = await self._per_conversation(own.ids, _time_range({"$lt": lower}, older, anchor))
             await page.add(docs, membership)
             if older is None:
-                return page.result()
+                break  # the windows reached 1970 (the last one unbounded below)
             lower = older
-        else:
-            return page.result()
-        await page.add(await self._find(_older_matches(word, lower)), membership)
         return page.result()
 
     async def _global_windows(
