@@ -231,6 +231,16 @@ def _older_matches(word: str, lower: datetime) -> Document:
 
 
 @frozen
+class _FirstWindow:
+    """The first window across conversations, of a common word: its messages, the
+    instant the search reaches back from (the cursor or now), the window's start."""
+
+    docs: list[Document]
+    anchor: datetime
+    lower: datetime
+
+
+@frozen
 class _Own:
     """The conversations of a user who has few, and how many messages they get per
     second over their lifetimes (their ``lastSeq`` since their creation)."""
@@ -385,12 +395,13 @@ class MongoMessageSearch(MessageSearch, TimeBound):
             # A rare word (or the windows reached 1970).
             return await self._rare_word(page, user_id, first, word, lower)
         # A common word: the windows go on, per conversation when the user has few.
+        start = _FirstWindow(first, anchor, lower)
         own = await self._own_conversations(user_id, anchor)
         if own is None:
-            return await self._global_windows(page, user_id, first, counts, anchor, lower)
+            return await self._global_windows(page, user_id, start, counts)
         if not own.ids:
             return []
-        return await self._own_windows(page, user_id, own, first, (word, word_cost), anchor, lower)
+        return await self._own_windows(page, user_id, own, start, (word, word_cost))
 
     async def _rare_word(
         self,
@@ -416,20 +427,19 @@ class MongoMessageSearch(MessageSearch, TimeBound):
         page: _Page,
         user_id: str,
         own: _Own,
-        first: list[Document],
+        start: _FirstWindow,
         cheapest: tuple[str, float],
-        anchor: datetime,
-        lower: datetime,
     ) -> list[Message]:
         """A common word for a user in few conversations: windows per conversation of
         the user, until the page is full or the cheapest word's older matches
         (``cheapest``: the word and their estimated number) cost less to read."""
         word, word_cost = cheapest
+        anchor, lower = start.anchor, start.lower
         membership = _Membership(self._conversations, user_id, own.ids)
-        await page.add(first, membership)
+        await page.add(start.docs, membership)
         # The share of messages that match, whoever's they are: with the user's
         # message rate, how far back the windows have to reach.
-        share = sum(doc_matches(doc, page.wanted) for doc in first) / max(len(first), 1)
+        share = sum(doc_matches(doc, page.wanted) for doc in start.docs) / max(len(start.docs), 1)
         window = FIRST_WINDOW
         before: int | None = None  # hits before the last round (None: no round yet)
         while not page.full:
@@ -459,16 +469,16 @@ class MongoMessageSearch(MessageSearch, TimeBound):
         self,
         page: _Page,
         user_id: str,
-        first: list[Document],
+        start: _FirstWindow,
         counts: dict[str, int],
-        anchor: datetime,
-        lower: datetime,
     ) -> list[Message]:
         """A common word for a user in many conversations: windows across
         conversations, every message of each, until the page is full or the word
-        index becomes the cheaper way to the rest."""
+        index becomes the cheaper way to the rest (``counts``: each word's matches
+        in the first window)."""
+        anchor, lower = start.anchor, start.lower
         membership = _Membership(self._conversations, user_id, None)
-        await page.add(first, membership)
+        await page.add(start.docs, membership)
         window = FIRST_WINDOW
         counted = FIRST_WINDOW
         while not page.full:
