@@ -52,7 +52,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from pymongo import MongoClient
 
 log = logging.getLogger("chatcore")
 
@@ -73,8 +76,13 @@ _RESTART_READY_TIMEOUT: Final = 60.0
 # A clean stop takes ~3 s; one that hangs (e.g. after a stall) is killed, which loses
 # nothing acknowledged: every commit is on disk (--sync-on-commit).
 _STOP_SECONDS: Final = 5.0
-# How often the supervisor reads the child's resident size (a /proc read).
-_RSS_CHECK_SECONDS: Final = 2.0
+# How often the supervisor checks the child: its resident size (a /proc read) and
+# whether its storage answers (one listDatabases).
+_CHECK_SECONDS: Final = 2.0
+# Checks in a row that must find the storage failed before the child is restarted.
+_FAILED_CHECKS: Final = 2
+# pymongo's code for a server's InternalError.
+_INTERNAL_ERROR: Final = 1
 _SIZE_UNITS: Final = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
 _CONFIG_TEMPLATE: Final = """\
@@ -167,7 +175,7 @@ class EmbeddedDatabase:
         sync_on_commit: bool = True,
         cache_size: str = DEFAULT_CACHE_SIZE,
         max_rss: int | None = None,
-        rss_check_seconds: float = _RSS_CHECK_SECONDS,
+        check_seconds: float = _CHECK_SECONDS,
     ) -> None:
         self.data_dir = data_dir
         self.host = host
@@ -175,7 +183,7 @@ class EmbeddedDatabase:
         self.cache_size = cache_size
         # Recycle the supervised child above this resident size (bytes; None: never).
         self.max_rss = max_rss or None
-        self.rss_check_seconds = rss_check_seconds
+        self.check_seconds = check_seconds
         self.recycles = 0
         self._recycle_started = 0.0  # monotonic time the last recycle began
         self.storage_path = data_dir / "db"
@@ -328,41 +336,77 @@ class EmbeddedDatabase:
             self._watcher.start()
 
     def _watch(self) -> None:
-        failures = 0
-        while not self._stopping.is_set():
-            with self._guard:
-                process = self._process
-            if process is None:
-                return
-            started = time.monotonic()
-            code = self._wait_or_recycle(process)  # reaps it: no zombie
-            if self._stopping.is_set():
-                return
-            if code is None:  # recycled: stopped cleanly on purpose, back at once
-                self._restart(recycled=True)
-                continue
-            if time.monotonic() - started > _STABLE_SECONDS:
-                failures = 0
-            delay = _RESTART_DELAYS[min(failures, len(_RESTART_DELAYS) - 1)]
-            failures += 1
-            log.error(
-                "the embedded database (pid %s) exited with status %s; restarting it in %.1f s",
-                process.pid,
-                code,
-                delay,
-            )
-            if self._stopping.wait(delay):
-                return
-            self._restart()
+        # Imported here for the same reason as in _wait_until_ready.
+        from pymongo import MongoClient
 
-    def _wait_or_recycle(self, process: subprocess.Popen[bytes]) -> int | None:
-        """Wait until ``process`` exits and return its status; or, once its resident
-        size passes ``max_rss``, stop it cleanly and return None."""
+        failures = 0
+        # The storage check's own client: short timeouts, and it reconnects by itself
+        # to a restarted child (the same port).
+        probe: MongoClient[dict[str, object]] = MongoClient(
+            self.uri,
+            serverSelectionTimeoutMS=500,
+            connectTimeoutMS=500,
+            socketTimeoutMS=1000,
+        )
+        with probe:
+            while not self._stopping.is_set():
+                with self._guard:
+                    process = self._process
+                if process is None:
+                    return
+                started = time.monotonic()
+                code = self._wait_or_recycle(process, probe)  # reaps it: no zombie
+                if self._stopping.is_set():
+                    return
+                if code is None:  # recycled: stopped cleanly on purpose, back at once
+                    self._restart(recycled=True)
+                    continue
+                if time.monotonic() - started > _STABLE_SECONDS:
+                    failures = 0
+                delay = _RESTART_DELAYS[min(failures, len(_RESTART_DELAYS) - 1)]
+                failures += 1
+                log.error(
+                    "the embedded database (pid %s) exited with status %s; restarting it in %.1f s",
+                    process.pid,
+                    code,
+                    delay,
+                )
+                if self._stopping.wait(delay):
+                    return
+                self._restart()
+
+    def _wait_or_recycle(
+        self, process: subprocess.Popen[bytes], probe: MongoClient[dict[str, object]]
+    ) -> int | None:
+        """Wait until ``process`` exits and return its status, checking it every
+        ``check_seconds`` meanwhile: once its storage has failed (see
+        :func:`_storage_failed`) for ``_FAILED_CHECKS`` checks in a row, kill it and
+        return its status (a crash: the watcher restarts it with the back-off); once
+        its resident size passes ``max_rss``, stop it cleanly and return None."""
+        failed_checks = 0
         while True:
             try:
-                return process.wait(self.rss_check_seconds if self.max_rss else None)
+                return process.wait(self.check_seconds)
             except subprocess.TimeoutExpired:
                 pass
+            failed = _storage_failed(probe)
+            failed_checks = failed_checks + 1 if failed is not None else 0
+            if failed is not None and failed_checks >= _FAILED_CHECKS:
+                with self._guard:
+                    if self._stopping.is_set():
+                        continue  # stop() has it: the next wait returns its status
+                    log.error(
+                        "the embedded database (pid %s) answers, but its storage has "
+                        "failed (%s; a full disk? see %s): restarting it; requests get "
+                        "503 until it is back",
+                        process.pid,
+                        failed,
+                        self.log_path,
+                    )
+                    # Killed: a storage engine that panicked may not stop cleanly, and
+                    # nothing acknowledged is lost (--sync-on-commit).
+                    process.kill()
+                return process.wait()
             rss = resident_bytes(process.pid)
             if self.max_rss is None or rss is None or rss <= self.max_rss:
                 continue
@@ -464,6 +508,28 @@ class EmbeddedDatabase:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _storage_failed(probe: MongoClient[dict[str, object]]) -> str | None:
+    """Why the child's storage has failed, or None if it answers (or cannot be asked).
+
+    A child whose storage engine panicked (WiredTiger's WT_PANIC: a full disk, an
+    I/O error) stays up and answers ``ping``, but every command that touches
+    storage fails with ``InternalError``, for good: only a restart ends it. A child
+    that does not answer at all (stalled, starting, stopping) is not judged here:
+    a stall may end by itself, and a dead child is seen exiting.
+    """
+    from pymongo.errors import OperationFailure, PyMongoError
+
+    try:
+        probe.admin.command("listDatabases", nameOnly=True)
+    except OperationFailure as exc:
+        if exc.code == _INTERNAL_ERROR:
+            return f"InternalError: {(exc.details or {}).get('errmsg', exc)}"
+        return None
+    except PyMongoError:
+        return None
+    return None
 
 
 def _terminate(process: subprocess.Popen[bytes]) -> None:

@@ -13,7 +13,7 @@ import contextlib
 import re
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +55,11 @@ def slowest_logged(log: str) -> float:
     return max(float(ms) / 1000 for ms in re.findall(r" duration_ms=([\d.]+)", log))
 
 
-def fault_server(tmp_path: Path, name: str = "serve", **settings: str) -> ServeProcess:
-    """A started (not yet ready) `chatcore serve` with the fault tests' timeout."""
+def fault_server(
+    tmp_path: Path, name: str = "serve", wrap: Sequence[str] = (), **settings: str
+) -> ServeProcess:
+    """A started (not yet ready) `chatcore serve` with the fault tests' timeout
+    (``wrap``: see :func:`support.serve.start_serve`)."""
     env = clean_env(
         CHATCORE_MONGODB_TIMEOUT_MS=str(TIMEOUT_MS),
         # The load here is the point: rate limits (their own tests) would answer 429.
@@ -64,7 +67,9 @@ def fault_server(tmp_path: Path, name: str = "serve", **settings: str) -> ServeP
         CHATCORE_RATE_API="off",
         **settings,
     )
-    server = ServeProcess(tmp_path / "data", free_port(), tmp_path / f"{name}.log", env=env)
+    server = ServeProcess(
+        tmp_path / "data", free_port(), tmp_path / f"{name}.log", env=env, wrap=wrap
+    )
     server.start()
     return server
 
@@ -116,9 +121,10 @@ class Scene:
         """The server's log of the requests after the scene's set-up."""
         return self.server.log[self.log_mark :]
 
-    def load(self) -> SendLoad:
-        """Alice's sends to the conversation (start them with ``running()``)."""
-        return SendLoad(self.http, self.alice, self.conversation_id)
+    def load(self, body_chars: int = 0) -> SendLoad:
+        """Alice's sends to the conversation (start them with ``running()``); bodies
+        padded to ``body_chars`` characters."""
+        return SendLoad(self.http, self.alice, self.conversation_id, body_chars)
 
     def reads(self) -> ReadLoad:
         """Bob reading the conversation's latest messages and his profile."""
@@ -135,10 +141,10 @@ class Scene:
 
 
 @contextlib.asynccontextmanager
-async def scene(tmp_path: Path, **settings: str) -> AsyncIterator[Scene]:
+async def scene(tmp_path: Path, wrap: Sequence[str] = (), **settings: str) -> AsyncIterator[Scene]:
     """A :class:`Scene` on a fresh `chatcore serve` (with ``settings`` in its
-    environment), killed afterwards."""
-    server = fault_server(tmp_path, **settings)
+    environment; ``wrap``: see :func:`support.serve.start_serve`), killed afterwards."""
+    server = fault_server(tmp_path, wrap=wrap, **settings)
     try:
         server.wait_healthy()
         async with httpx.AsyncClient(base_url=server.url, timeout=30.0) as http:
@@ -157,6 +163,7 @@ class SendLoad:
     http: httpx.AsyncClient
     sender: Account
     conversation_id: str
+    body_chars: int = 0  # bodies padded to this many characters
     acked: dict[str, int] = field(factory=dict)  # clientMsgId -> seq, of 201 answers
     outcomes: Counter[int | str] = field(factory=Counter)  # status code or "transport"
     # (monotonic time, status) of every answer, to find when sends worked again.
@@ -171,7 +178,10 @@ class SendLoad:
         try:
             answer = await self.http.post(
                 f"/api/conversations/{self.conversation_id}/messages",
-                json={"body": client_msg_id, "clientMsgId": client_msg_id},
+                json={
+                    "body": client_msg_id.ljust(self.body_chars, "x"),
+                    "clientMsgId": client_msg_id,
+                },
                 headers=self.sender.headers,
             )
         except httpx.TransportError:

@@ -32,6 +32,7 @@ from faultkit import (
     scene,
     slowest_logged,
 )
+from small_disk import SmallDisk, unavailable_reason
 
 from support.serve import alive
 from support.waiting import wait_until
@@ -179,3 +180,62 @@ async def test_the_database_over_its_memory_limit_is_restarted_and_loses_nothing
         f"first 201 after the restart {min(t for t in oks if t > recycled_at) - recycled_at:.2f} s "
         f"after it was back"
     )
+
+
+async def test_a_full_disk_is_503_and_ends_when_space_is_freed(tmp_path: Path) -> None:
+    # The data directory on a 64 MiB disk of its own, filled under a load of large
+    # sends: the database's storage engine panics (SecantusDB then answers every
+    # storage command with InternalError, but ping), so the sends and reads that
+    # meet it get 503, /readyz says 503, and the supervisor restarts the child,
+    # again with its back-off while the disk stays full. Once the space is freed,
+    # sends work again by themselves, and every acknowledged one is stored.
+    reason = unavailable_reason(tmp_path / "probe")
+    if reason is not None:
+        pytest.skip(reason)
+    disk = SmallDisk(tmp_path / "data", "64m")
+    async with scene(tmp_path, wrap=disk.wrap) as chat:
+        server_pid = chat.server.pid
+        load, reads = chat.load(body_chars=4000), chat.reads()
+        async with load.running(senders=4), reads.running():
+            await load.wait_acked(20)
+            done = asyncio.Event()
+            probes = asyncio.create_task(_poll_probes(chat.server.url, done))
+            ballast = disk.fill(server_pid)
+            full_at = time.monotonic()
+            # The storage fails once the database needs a block it cannot have.
+            await wait_until(lambda: load.outcomes[503] >= 20, within=120)
+            failed_at = time.monotonic()
+            await wait_until(lambda: "its storage has failed" in chat.server.log, within=60)
+            restarted_at = time.monotonic()  # killed, and started again
+            # A start fails while the disk is full (the server stays up, and tries again).
+            await wait_until(lambda: bool(_failed_start(chat.server.log)), within=60)
+            acked_while_full = len(load.acked)
+            disk.empty(server_pid)
+            freed_at = time.monotonic()
+            await load.wait_acked(20, within=90)  # sends work again, by themselves
+            back_at = min(t for t, o in load.answers if o == 201 and t > freed_at)
+            done.set()
+            ready, healthy = await probes
+        stored = await chat.stored()
+        log = chat.logged_since_setup()
+
+    assert load.acked.items() <= stored.items()  # every acknowledged send, same seq
+    assert sorted(stored.values()) == list(range(1, len(stored) + 1))  # no gap
+    assert set(load.outcomes) <= {201, 503}, load.outcomes  # never a 500
+    assert set(reads.outcomes) <= {200, 503}, reads.outcomes
+    assert 503 in ready, "readyz never said the storage had failed"
+    assert healthy == {200}  # process alive, by design
+    assert len(chat.server.database_pids()) == 2  # back once the space was free
+    print(
+        f"\nfull disk: ballast {ballast / 2**20:.1f} MiB; 20 x 503 "
+        f"{failed_at - full_at:.1f} s "
+        f"after the disk was full, killed {restarted_at - failed_at:.1f} s later; "
+        f"{len(load.acked) - acked_while_full} acked after freeing, the first "
+        f"{back_at - freed_at:.1f} s after; {load.outcomes}; reads {reads.outcomes}; "
+        f"database pids {chat.server.database_pids()}, {len(_failed_start(log))} failed starts"
+    )
+
+
+def _failed_start(log: str) -> list[str]:
+    """The supervisor's lines about a database child that exited by itself with an error."""
+    return re.findall(r"embedded database \(pid \d+\) exited with status [1-9]", log)

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -33,12 +34,16 @@ def start_serve(
     env: dict[str, str],
     cwd: Path,
     chatcore: Path = CHATCORE,
+    wrap: Sequence[str] = (),
 ) -> subprocess.Popen[bytes]:
     """Start ``chatcore serve`` on 127.0.0.1:``port`` with ``data_dir``, its output
-    appended to ``log_path``; ``cwd`` should hold no stray .env of the repository."""
+    appended to ``log_path``; ``cwd`` should hold no stray .env of the repository.
+    ``wrap``: a command that runs the server's command line given after it (with
+    ``exec``, so that the process started is the server's)."""
     with log_path.open("ab") as log:
         return subprocess.Popen(
             [
+                *wrap,
                 str(chatcore),
                 *("serve", "--host", "127.0.0.1", "--port", str(port)),
                 *("--data-dir", str(data_dir)),
@@ -87,12 +92,14 @@ class ServeProcess:
         env: dict[str, str] | None = None,
         *,
         chatcore: Path = CHATCORE,
+        wrap: Sequence[str] = (),
     ) -> None:
         self.data_dir = data_dir
         self.port = port
         self.log_path = log_path
         self.env = env or clean_env()
         self.chatcore = chatcore
+        self.wrap = wrap
         self.url = f"http://127.0.0.1:{port}"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -104,7 +111,13 @@ class ServeProcess:
             env=self.env,
             cwd=self.data_dir.parent,
             chatcore=self.chatcore,
+            wrap=self.wrap,
         )
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, "not started"
+        return self.process.pid
 
     @property
     def log(self) -> str:

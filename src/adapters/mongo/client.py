@@ -19,6 +19,7 @@ from attrs import frozen
 from pymongo import AsyncMongoClient
 from pymongo.monitoring import CommandListener
 
+from adapters.mongo.cancellation import use_same_task_condition_waits
 from adapters.mongo.documents import Document
 
 _HEARTBEAT_MS = 1000
@@ -54,6 +55,7 @@ def create_client(
     ``command_listeners`` see every command sent (used to count round trips).
     """
     timeouts = timeouts or MongoTimeouts()
+    use_same_task_condition_waits()  # or a cancelled call can wedge the client for good
     return AsyncMongoClient(
         uri,
         tz_aware=True,

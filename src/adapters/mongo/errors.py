@@ -5,8 +5,9 @@ Every repository method runs inside :func:`translate_errors` (usually through th
 
 - ``DuplicateKeyError`` -> :class:`~chatcore.errors.Conflict` (repositories that
   expect a particular duplicate, e.g. an idempotent replay, catch it first);
-- the server cannot be reached, is stepping down or shutting down, or does not
-  answer in time -> :class:`~chatcore.errors.Unavailable`;
+- the server cannot be reached, is stepping down or shutting down, does not
+  answer in time, or fails in itself (``InternalError``: a storage engine that
+  panicked, e.g. on a full disk) -> :class:`~chatcore.errors.Unavailable`;
 - anything else the driver raises -> :class:`StorageFailed` (an internal error).
 
 Each call of a :class:`TimeBound` repository also answers within its
@@ -49,6 +50,11 @@ T = TypeVar("T")
 # shutting down, not (or no longer) primary, or out of time.
 _UNAVAILABLE_CODES: Final = frozenset(
     {
+        # InternalError: the database failed in itself, not on the request. It is what
+        # SecantusDB answers to every command once its storage engine has panicked
+        # (WiredTiger's WT_PANIC, e.g. on a full disk), where mongod would exit; the
+        # embedded database's supervisor restarts such a child (entrypoints.embedded_db).
+        1,
         6,  # HostUnreachable
         7,  # HostNotFound
         50,  # MaxTimeMSExpired

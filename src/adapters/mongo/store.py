@@ -11,7 +11,7 @@ from pymongo.monitoring import CommandListener
 
 from adapters.mongo.client import MongoTimeouts, create_client
 from adapters.mongo.conversations import MongoConversationRepository
-from adapters.mongo.documents import Document
+from adapters.mongo.documents import CONVERSATIONS, Document
 from adapters.mongo.errors import translate_errors
 from adapters.mongo.indexes import ensure_indexes
 from adapters.mongo.messages import MongoMessageRepository
@@ -114,17 +114,21 @@ class MongoStore:
         return self._storage
 
     async def ping(self) -> None:
-        """Raise Unavailable unless the server answers (readiness probe).
+        """Raise Unavailable unless the server answers from its storage (readiness probe).
 
         Known down (the driver saw its connections fail, or its monitor found no
         primary) is answered at once, without waiting a server-selection timeout
-        for the server to come back: the probe tells the truth now."""
-        if self._client is None:
+        for the server to come back: the probe tells the truth now. Otherwise one
+        read by ``_id`` (of a conversation that does not exist): a ``ping`` alone is
+        answered by a server whose storage engine has failed (SecantusDB after a
+        WiredTiger panic, e.g. on a full disk, answers every read and write with
+        ``InternalError`` but ``ping``)."""
+        if self._client is None or self._db is None:
             raise RuntimeError("MongoStore is not open")
         if not self._client.topology_description.has_writable_server():
             raise Unavailable("storage is unavailable")
         with translate_errors():
-            await self._client.admin.command("ping")
+            await self._db[CONVERSATIONS].find_one({"_id": ""}, {"_id": 1})
 
     async def close(self) -> None:
         """Close the client (idempotent)."""
