@@ -13,7 +13,11 @@ see :func:`_die_with_parent` for why not SIGTERM).
 Supervised: once :meth:`supervise` is called, a watcher thread reaps the child
 when it dies (no zombie) and starts it again on the same port and storage,
 with a back-off, until :meth:`stop`. Meanwhile requests get 503 and ``/readyz``
-says 503; the pymongo client reconnects by itself once the child answers.
+says 503; the pymongo client reconnects by itself once the child answers. A
+child that is up but whose storage has failed (WiredTiger panicked, e.g. on a
+full disk: every storage command answers ``InternalError``, for good) is found
+by a check every few seconds, killed and restarted the same way; its starts
+fail while the disk stays full, and succeed once space is free.
 
 Recycled above ``max_rss``: SecantusDB 0.7.0b3 grows with every transaction and
 nothing of it bounds that (bench/RESULTS.md, "The embedded database's memory"),

@@ -6,8 +6,10 @@ automatic restart; /readyz is 503 meanwhile, /healthz stays 200), and
 SIGSTOP/SIGCONT for longer than CHATCORE_MONGODB_TIMEOUT_MS (no send or read
 waits longer than the timeout plus faultkit's margins for its answer; sends to the
 conversation that had a send in flight work again within one timeout of
-SIGCONT). No send may get a 500 in either. And the database recycled for its
+SIGCONT). No send may get a 500 in either. The database recycled for its
 memory (CHATCORE_EMBEDDED_MAX_RSS) under the same load: nothing acknowledged lost.
+And a full disk (a tmpfs of its own, filled): 503s, the child restarted, sends
+working again by themselves once space is freed.
 """
 
 from __future__ import annotations
