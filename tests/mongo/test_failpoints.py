@@ -12,11 +12,13 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from adapters.mongo import StorageFailed, create_client, ensure_indexes, mongo_storage
+from adapters.mongo.commands import CommandCounter
 from adapters.mongo.documents import Document
 from chatcore.chat import Storage
 from chatcore.errors import Unavailable
 from chatcore.testing import factories as make
 from support.mongo import unique_database_name
+from support.waiting import wait_until
 
 from .conftest import ServerFactory, fail_next, failpoint_client
 from .helpers import assert_no_half_written_send
@@ -230,6 +232,28 @@ async def test_a_direct_conversation_whose_commit_is_answered_as_lost_is_created
     assert await storage.conversations.find_direct("u-c", "u-a") == second
 
 
+@pytest.mark.parametrize("add", [True, False], ids=["add", "remove"])
+async def test_a_reaction_whose_commit_is_answered_as_lost_is_still_a_change(
+    client: AsyncMongoClient[Document], db: AsyncDatabase[Document], add: bool
+) -> None:
+    # The rerun finds the reaction as asked already: it is this call's own change
+    # (reported as one, so the members hear of it), not "nothing changed".
+    storage = mongo_storage(db, transactions=True)
+    room = await _conversation_with_messages(storage)
+    [message] = await storage.messages.range(room, 1, 1)
+    if not add:
+        await storage.messages.react(room, message.id, "u-b", "👍", add=True)
+
+    await _answer_next_commit_as_lost(client)
+    reacted, changed = await storage.messages.react(room, message.id, "u-b", "👍", add=add)
+    again, changed_again = await storage.messages.react(room, message.id, "u-b", "👍", add=add)
+
+    assert changed
+    assert reacted.reactions == again.reactions
+    assert not changed_again  # an ordinary repeat is still no change
+    assert [(r.emoji, r.user_ids) for r in again.reactions] == ([("👍", ("u-b",))] if add else [])
+
+
 async def test_a_database_killed_mid_batch_leaves_no_batch_half_written(
     private_server: ServerFactory,
 ) -> None:
@@ -275,7 +299,10 @@ async def test_a_batch_whose_conversation_moves_under_it_goes_again_after_the_ot
     # find and its update: the update of that conversation must not take effect.
     db = client[unique_database_name()]
     await ensure_indexes(db)
-    slow_client = create_client(fail_server.uri, app_name="slow-racer")
+    sent_by_slow = CommandCounter()
+    slow_client = create_client(
+        fail_server.uri, app_name="slow-racer", command_listeners=[sent_by_slow]
+    )
     try:
         slow = mongo_storage(slow_client[db.name], transactions=transactional)
         fast = mongo_storage(db, transactions=transactional)
@@ -288,7 +315,8 @@ async def test_a_batch_whose_conversation_moves_under_it_goes_again_after_the_ot
                 "data": {
                     "failCommands": ["update"],
                     "blockConnection": True,
-                    "blockTimeMS": 400,
+                    # Long enough for the racer's whole send, on a loaded machine too.
+                    "blockTimeMS": 1500,
                     "appName": "slow-racer",
                 },
             }
@@ -298,7 +326,7 @@ async def test_a_batch_whose_conversation_moves_under_it_goes_again_after_the_ot
             slow.messages.append(make.message(contested.id, "u-a", "slow")),
             slow.messages.append(make.message(quiet.id, "u-a", "slow")),
         )
-        await asyncio.sleep(0.15)
+        await wait_until(lambda: "update" in sent_by_slow.commands)  # now held up
         racer = await fast.messages.append(make.message(contested.id, "u-b", "fast"))
         slow_contested, slow_quiet = await batch
 

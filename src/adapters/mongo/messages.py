@@ -127,7 +127,7 @@ from adapters.mongo.message_batches import MessageBatches
 from adapters.mongo.reactions import react_pipeline
 from adapters.mongo.server import ServerInfo
 from adapters.mongo.threads import find_replies
-from adapters.mongo.transactions import Transactions
+from adapters.mongo.transactions import Transactions, after_uncertain_commit
 from adapters.mongo.unread_counters import COUNTER_FIELDS, unread_from_counters
 from chatcore.errors import Conflict, NotFound, Unavailable
 from chatcore.models import AppendResult, Message, NewMessage
@@ -156,6 +156,11 @@ def _checked(new: NewMessage) -> NewMessage:
     if new.mentions:
         values.texts(new.mentions, "mentions")
     return new
+
+
+def _holds(message: Message, user_id: str, emoji: str) -> bool:
+    """Whether ``message`` holds ``user_id``'s ``emoji`` reaction."""
+    return any(r.emoji == emoji and user_id in r.user_ids for r in message.reactions)
 
 
 def _windows(after_seq: Mapping[str, int]) -> dict[str, int]:
@@ -308,7 +313,11 @@ class MongoMessageRepository(MessageRepository, TimeBound):
             if doc is None or doc["conversationId"] != conversation_id:
                 raise NotFound("message not found")
             message = document_to_message(doc)
-            if result.modified_count > 0:
+            if result.modified_count > 0 or (
+                # This very change, by an earlier attempt whose commit was answered
+                # as failed: still this call's change (its members hear of it).
+                after_uncertain_commit() and _holds(message, user_id, emoji) == add
+            ):
                 await self._keep_last_message(conversation_id, doc, session)
                 return message, True
             if message.is_deleted:

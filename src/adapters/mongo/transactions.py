@@ -54,6 +54,21 @@ DEFAULT_TIME_LIMIT: Final = 10.0
 
 Body = Callable[[AsyncClientSession | None], Awaitable[T]]
 
+# True while a body runs again after an attempt whose commit failed in a way that
+# may still have applied it (see after_uncertain_commit).
+_AFTER_UNCERTAIN_COMMIT: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "after_uncertain_commit", default=False
+)
+
+
+def after_uncertain_commit() -> bool:
+    """Inside a body of :meth:`Transactions.run`: whether an earlier attempt's commit
+    failed and may have been applied nonetheless (the database died right after a
+    durable commit, and its retry was told the transaction is gone). The writes of
+    that attempt may then be there already: a body that reports whether it changed
+    something should count a state that is already as it asks as its own change."""
+    return _AFTER_UNCERTAIN_COMMIT.get()
+
 
 def _retryable(exc: BaseException, label: str, deadline: float) -> bool:
     return (
@@ -203,14 +218,22 @@ class Transactions:
         deadline = time.monotonic() + limit
         async with self._client.start_session() as session:
             attempt = 0
+            uncertain = False  # an earlier attempt's commit failed: it may have applied
             while True:
                 attempt += 1
                 await session.start_transaction()
+                committing = False
                 try:
-                    result = await body(session)
+                    token = _AFTER_UNCERTAIN_COMMIT.set(uncertain)
+                    try:
+                        result = await body(session)
+                    finally:
+                        _AFTER_UNCERTAIN_COMMIT.reset(token)
+                    committing = True
                     await self._commit(session, deadline)
                     return result
                 except BaseException as exc:
+                    uncertain = uncertain or committing
                     await self._abandon(session, exc)
                     if _retryable(exc, TRANSIENT, deadline):
                         await _backoff(attempt)
