@@ -54,6 +54,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Final
@@ -87,6 +88,14 @@ _CHECK_SECONDS: Final = 2.0
 _FAILED_CHECKS: Final = 2
 # pymongo's code for a server's InternalError.
 _INTERNAL_ERROR: Final = 1
+_STORAGE_FAILED: Final = (
+    "the embedded database (pid %s) answers, but its storage has failed (%s; a full "
+    "disk? see %s): restarting it; requests get 503 until it is back"
+)
+_OVER_LIMIT: Final = (
+    "the embedded database (pid %s) uses %s, over its limit of %s "
+    "(CHATCORE_EMBEDDED_MAX_RSS): restarting it; requests get 503 until it is back"
+)
 _SIZE_UNITS: Final = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
 _CONFIG_TEMPLATE: Final = """\
@@ -395,49 +404,51 @@ class EmbeddedDatabase:
                 pass
             failed = _storage_failed(probe)
             failed_checks = failed_checks + 1 if failed is not None else 0
-            if failed is not None and failed_checks >= _FAILED_CHECKS:
-                with self._guard:
-                    if self._stopping.is_set():
-                        continue  # stop() has it: the next wait returns its status
-                    log.error(
-                        "the embedded database (pid %s) answers, but its storage has "
-                        "failed (%s; a full disk? see %s): restarting it; requests get "
-                        "503 until it is back",
-                        process.pid,
-                        failed,
-                        self.log_path,
-                    )
-                    # Killed: a storage engine that panicked may not stop cleanly, and
-                    # nothing acknowledged is lost (--sync-on-commit).
-                    process.kill()
-                return process.wait()
             rss = resident_bytes(process.pid)
-            if self.max_rss is None or rss is None or rss <= self.max_rss:
-                continue
-            with self._guard:
-                if self._stopping.is_set():
-                    continue  # stop() has it: the next wait returns its status
-                log.warning(
-                    "the embedded database (pid %s) uses %s, over its limit of %s "
-                    "(CHATCORE_EMBEDDED_MAX_RSS): restarting it; requests get 503 "
-                    "until it is back",
-                    process.pid,
-                    _mib(rss),
-                    _mib(self.max_rss),
-                )
-                _terminate(process)
-            self._recycle_started = time.monotonic()
-            try:
-                process.wait(_STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                process.kill()  # loses nothing acknowledged: --sync-on-commit
-                process.wait()
-            log.info(
-                "the embedded database (pid %s) stopped in %.1f s",
-                process.pid,
-                time.monotonic() - self._recycle_started,
-            )
-            return None
+            if failed is not None and failed_checks >= _FAILED_CHECKS:
+                # Killed: a storage engine that panicked may not stop cleanly, and
+                # nothing acknowledged is lost (--sync-on-commit).
+                failure = (failed, self.log_path)
+                if self._end(process, process.kill, logging.ERROR, _STORAGE_FAILED, *failure):
+                    return process.wait()
+            elif self.max_rss is not None and rss is not None and rss > self.max_rss:
+                self._recycle_started = time.monotonic()
+                sizes = (_mib(rss), _mib(self.max_rss))
+                if self._end(
+                    process, partial(_terminate, process), logging.WARNING, _OVER_LIMIT, *sizes
+                ):
+                    self._wait_stopped(process)
+                    return None
+
+    def _end(
+        self,
+        process: subprocess.Popen[bytes],
+        how: Callable[[], None],
+        level: int,
+        why: str,
+        *args: object,
+    ) -> bool:
+        """Log ``why`` (of the child's pid and ``args``) and end ``process`` with
+        ``how``; False if :meth:`stop` has it already (its next wait returns)."""
+        with self._guard:
+            if self._stopping.is_set():
+                return False
+            log.log(level, why, process.pid, *args)
+            how()
+            return True
+
+    def _wait_stopped(self, process: subprocess.Popen[bytes]) -> None:
+        """Wait for a child stopped for its memory (killed if it takes too long)."""
+        try:
+            process.wait(_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()  # loses nothing acknowledged: --sync-on-commit
+            process.wait()
+        log.info(
+            "the embedded database (pid %s) stopped in %.1f s",
+            process.pid,
+            time.monotonic() - self._recycle_started,
+        )
 
     def _restart(self, *, recycled: bool = False) -> None:
         with self._guard:
