@@ -86,8 +86,6 @@ _STOP_SECONDS: Final = 5.0
 _CHECK_SECONDS: Final = 2.0
 # Checks in a row that must find the storage failed before the child is restarted.
 _FAILED_CHECKS: Final = 2
-# pymongo's code for a server's InternalError.
-_INTERNAL_ERROR: Final = 1
 _STORAGE_FAILED: Final = (
     "the embedded database (pid %s) answers, but its storage has failed (%s; a full "
     "disk? see %s): restarting it; requests get 503 until it is back"
@@ -536,10 +534,12 @@ def _storage_failed(probe: MongoClient[dict[str, object]]) -> str | None:
     """
     from pymongo.errors import OperationFailure, PyMongoError
 
+    from adapters.mongo.errors import INTERNAL_ERROR
+
     try:
         probe.admin.command("listDatabases", nameOnly=True)
     except OperationFailure as exc:
-        if exc.code == _INTERNAL_ERROR:
+        if exc.code == INTERNAL_ERROR:
             return f"InternalError: {(exc.details or {}).get('errmsg', exc)}"
         return None
     except PyMongoError:

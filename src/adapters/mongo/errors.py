@@ -46,15 +46,17 @@ from chatcore.errors import ChatError, Conflict, Unavailable
 P = ParamSpec("P")
 T = TypeVar("T")
 
+# InternalError: the database failed in itself, not on the request. It is what
+# SecantusDB answers to every command once its storage engine has panicked
+# (WiredTiger's WT_PANIC, e.g. on a full disk), where mongod would exit; the
+# embedded database's supervisor restarts such a child (entrypoints.embedded_db).
+INTERNAL_ERROR: Final = 1
+
 # Server error codes that mean "not now" rather than "never": the node is down,
 # shutting down, not (or no longer) primary, or out of time.
 _UNAVAILABLE_CODES: Final = frozenset(
     {
-        # InternalError: the database failed in itself, not on the request. It is what
-        # SecantusDB answers to every command once its storage engine has panicked
-        # (WiredTiger's WT_PANIC, e.g. on a full disk), where mongod would exit; the
-        # embedded database's supervisor restarts such a child (entrypoints.embedded_db).
-        1,
+        INTERNAL_ERROR,
         6,  # HostUnreachable
         7,  # HostNotFound
         50,  # MaxTimeMSExpired

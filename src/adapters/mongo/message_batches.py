@@ -205,8 +205,9 @@ class MessageBatches:
         replays: set[int] = set()
         if not await self._transactions.enabled():
             # Without a transaction a replay must be found before it takes a seq.
-            found = await asyncio.gather(*(self._lookup(batch[i]) for i in pending))
-            outcomes.update((i, r) for i, r in zip(pending, found, strict=True) if r is not None)
+            keyed = [i for i in pending if batch[i].client_msg_id is not None]
+            found = await asyncio.gather(*(self._stored(batch[i]) for i in keyed))
+            outcomes.update((i, r) for i, r in zip(keyed, found, strict=True) if r is not None)
             pending = [i for i in pending if i not in outcomes]
         if deadline is None:
             deadline = time.monotonic() + self._time_limit
@@ -374,13 +375,6 @@ class MessageBatches:
             return replays
         return set()
 
-    async def _lookup(self, new: NewMessage) -> Outcome | None:
-        """Without a transaction, before a seq is taken: the stored replay of ``new``
-        (or NotFound for it alone), None if it is not a replay."""
-        if new.client_msg_id is None:
-            return None
-        return await self._stored(new)
-
     async def _stored_replay(self, new: NewMessage) -> Outcome:
         """The answer to a send whose insert found its message stored already."""
         replay = await self._stored(new)
@@ -389,6 +383,7 @@ class MessageBatches:
         return replay
 
     async def _stored(self, new: NewMessage) -> Outcome | None:
+        """:meth:`_find_stored`, with its NotFound as the outcome of ``new`` alone."""
         try:
             return await self._find_stored(new)
         except NotFound as exc:

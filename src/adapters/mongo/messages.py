@@ -158,11 +158,6 @@ def _checked(new: NewMessage) -> NewMessage:
     return new
 
 
-def _holds(message: Message, user_id: str, emoji: str) -> bool:
-    """Whether ``message`` holds ``user_id``'s ``emoji`` reaction."""
-    return any(r.emoji == emoji and user_id in r.user_ids for r in message.reactions)
-
-
 def _windows(after_seq: Mapping[str, int]) -> dict[str, int]:
     """``{conversationId: seq}`` with both checked (they go into filters)."""
     return {
@@ -203,6 +198,7 @@ class MongoMessageRepository(MessageRepository, TimeBound):
         db: AsyncDatabase[Document],
         server: ServerInfo,
         *,
+        transactions: Transactions | None = None,
         max_batch: int = MAX_BATCH,
         max_in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
@@ -210,7 +206,8 @@ class MongoMessageRepository(MessageRepository, TimeBound):
         self._messages = db[MESSAGES]
         self._conversations = db[CONVERSATIONS]
         self._server = server
-        self._transactions = Transactions(server)
+        # mongo_storage shares one with the conversations (one session reaper).
+        self._transactions = transactions or Transactions(server)
         self._conversation_locks = KeyedLocks()
         batches = MessageBatches(self._messages, self._conversations, self._transactions)
         self._sends: GroupCommit[NewMessage, AppendResult] = GroupCommit(
@@ -313,19 +310,18 @@ class MongoMessageRepository(MessageRepository, TimeBound):
             if doc is None or doc["conversationId"] != conversation_id:
                 raise NotFound("message not found")
             message = document_to_message(doc)
-            if result.modified_count > 0 or (
-                # This very change, by an earlier attempt whose commit was answered
-                # as failed: still this call's change (its members hear of it).
-                after_uncertain_commit() and _holds(message, user_id, emoji) == add
-            ):
+            if result.modified_count > 0:
                 await self._keep_last_message(conversation_id, doc, session)
                 return message, True
             if message.is_deleted:
                 raise Conflict("a deleted message takes no reactions")
-            # Unchanged: already so (False), or the emoji cap refused it (the rule's
-            # Conflict, raised by toggled_reaction on the state read).
+            # Unchanged: already so, or the emoji cap refused it (the rule's
+            # Conflict, raised by toggled_reaction on the state read). Already so
+            # after an attempt whose commit was answered as failed is most likely that
+            # attempt's change, so this call's: its members hear of it (its write,
+            # lastMessage included, is committed; a repeat of another's is harmless).
             toggled_reaction(message.reactions, user_id, emoji, add=add)
-            return message, False
+            return message, after_uncertain_commit()
 
         async with self._conversation_locks.hold(conversation_id):
             return await self._transactions.run(body)

@@ -39,10 +39,11 @@ def mongo_storage(
     where "recent" starts (the system clock by default).
     """
     server = ServerInfo(db.client, transactions=transactions)
+    atomic = Transactions(server)  # one for all: one session reaper
     return Storage(
         users=MongoUserRepository(db),
-        conversations=MongoConversationRepository(db, Transactions(server)),
-        messages=MongoMessageRepository(db, server),
+        conversations=MongoConversationRepository(db, atomic),
+        messages=MongoMessageRepository(db, server, transactions=atomic),
         receipts=MongoReceiptRepository(db),
         refresh_tokens=MongoRefreshTokenRepository(db),
         search=MongoMessageSearch(db, clock or SystemClock()),
